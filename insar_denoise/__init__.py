@@ -5,6 +5,7 @@ Method: Rouet-Leduc, Jolivet, Dalaison, Johnson & Hulbert (2021), Nature Communi
 
 from __future__ import annotations
 
+import insar_denoise.accessor  # noqa: F401  registers ds.insar
 from insar_denoise._version import __version__
 from insar_denoise.errors import InsarDenoiseError
 

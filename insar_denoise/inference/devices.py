@@ -1,0 +1,85 @@
+"""Device choice, CPU threads and a batch size that fits in memory."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from insar_denoise.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Bytes of activations per input value of a tile, a deliberately generous guess for a small
+# convolutional network (about 32 float32 feature maps alive per input date-pixel).
+BYTES_PER_INPUT_VALUE = 32 * 4
+MAX_BATCH = 64
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:i]"``.
+
+    Raises
+    ------
+    ConfigError
+        If CUDA is asked for but not available, or the name is unknown.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for but CUDA is not available; use cpu")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def configure_threads() -> int:
+    """Give torch every CPU core unless the user set ``OMP_NUM_THREADS``; return the count."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)
+    return torch.get_num_threads()
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device`` in bytes (CUDA: driver query; CPU: available RAM)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024**3
+
+
+def fit_batch_size(
+    tile_shape: tuple[int, int], window: int, device: torch.device, fraction: float = 0.25
+) -> int:
+    """Tiles per model call that fit in ``fraction`` of the free memory of ``device``.
+
+    Parameters
+    ----------
+    tile_shape : ``(h, w)`` of one tile in pixels.
+    window : dates per tile.
+    device : where the model runs.
+    fraction : share of the free memory to use (default 0.25).
+
+    Returns
+    -------
+    Batch size between 1 and 64.
+    """
+    per_item = tile_shape[0] * tile_shape[1] * (window + 1) * BYTES_PER_INPUT_VALUE
+    size = int(fraction * free_memory_bytes(device) // max(per_item, 1))
+    size = max(1, min(MAX_BATCH, size))
+    log.debug("batch size %d for tiles %s x %d dates on %s", size, tile_shape, window, device)
+    return size

@@ -1,0 +1,294 @@
+"""``denoise_dataset``: a whole canonical Dataset through the model (or a classical baseline).
+
+The scene is cut into blocks (:mod:`.tiling`), each a dask task that reads its core plus
+context, denoises it (:class:`.runner.BlockDenoiser` or :class:`ClassicalBlock`) and returns
+its core; the blocks are assembled with ``dask.array.block``. Nothing is computed until the
+result is (e.g. when written), and memory is bounded by the block size times the number of
+dask workers. A numpy-backed input is computed before returning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  registers ds.rio
+import xarray as xr
+
+from insar_denoise import baselines
+from insar_denoise._version import __version__
+from insar_denoise.errors import ConfigError, InputError
+from insar_denoise.inference.tiling import Block, count_tiles, iter_blocks, pad_block, round_up
+from insar_denoise.inference.windows import DEFAULT_LAMBDA, combination_matrix, window_starts
+
+log = logging.getLogger(__name__)
+
+CLASSICAL_METHODS = baselines.METHODS
+METHODS = ("model", *CLASSICAL_METHODS)
+
+
+def times_in_days(time: xr.DataArray | np.ndarray) -> np.ndarray:
+    """Acquisition times as float64 days since the first date (datetime64 or numbers)."""
+    t = np.asarray(time)
+    if np.issubdtype(t.dtype, np.datetime64):
+        return ((t - t[0]) / np.timedelta64(1, "D")).astype(np.float64)
+    return t.astype(np.float64) - float(t[0])
+
+
+def _as_dask(values: Any, chunks: tuple[int, ...]) -> da.Array:
+    if isinstance(values, da.Array):
+        return values
+    return da.from_array(np.asarray(values), chunks=chunks)
+
+
+def _check_dataset(ds: xr.Dataset, need_dem: bool) -> None:
+    if "displacement" not in ds:
+        raise InputError("the dataset has no 'displacement' variable (time, y, x) in mm")
+    if set(ds["displacement"].dims) != {"time", "y", "x"}:
+        raise InputError(f"displacement must have dims (time, y, x), got {ds.displacement.dims}")
+    if need_dem and "dem" not in ds:
+        raise InputError("the dataset has no 'dem' variable (y, x) in m, needed by this method")
+    if ds.sizes["time"] < 2:
+        raise InputError(f"need at least 2 dates, got {ds.sizes['time']}")
+
+
+class ClassicalBlock:
+    """Block function of a classical baseline (:func:`insar_denoise.baselines.classical_series`).
+
+    The elevation fit uses the whole-scene coefficients, and the Gaussian filter sees NaN
+    outside the scene, so block-wise results equal a whole-scene run.
+    """
+
+    def __init__(self, method: str, times_days: np.ndarray, sigma_px: float) -> None:
+        self.method, self.times_days, self.sigma_px = method, times_days, sigma_px
+
+    def __call__(self, disp, dem, valid, block: Block, sums=None) -> np.ndarray:
+        disp = np.asarray(disp, dtype=np.float64)
+        ok = np.isfinite(disp).all(0)
+        if valid is not None:
+            ok &= np.asarray(valid, dtype=bool)
+        disp = pad_block(np.where(ok[None], disp, np.nan), block.pad_y, block.pad_x, "nan")
+        if dem is not None:
+            dem = pad_block(np.asarray(dem, np.float64), block.pad_y, block.pad_x, "nan")
+        coef = None if sums is None else baselines.elevation_coefficients_from_sums(*sums)
+        series = baselines.classical_series(
+            self.method, disp, dem, self.times_days, self.sigma_px, coefficients=coef
+        )
+        core = block.core_in_extended
+        out = series[:, core[0], core[1]].astype(np.float32)
+        out[:, ~pad_block(ok, block.pad_y, block.pad_x)[core]] = np.nan
+        return out
+
+
+def _elevation_sums(disp: da.Array, dem: da.Array, ok: da.Array) -> list[da.Array]:
+    """Lazy per-date sums (count, h, d, h^2, h d) over valid pixels for the elevation fit."""
+    mask = da.isfinite(disp) & da.isfinite(dem)[None] & ok[None]
+    d0 = da.where(mask, disp, 0.0).astype(np.float64)
+    h0 = da.where(mask, dem[None], 0.0).astype(np.float64)
+    return [s.sum(axis=(1, 2)) for s in (mask.astype(np.float64), h0, d0, h0 * h0, h0 * d0)]
+
+
+def _assemble(
+    fn: Callable,
+    disp: da.Array,
+    dem: da.Array | None,
+    valid: da.Array | None,
+    chunk: int,
+    depth: int,
+    extra: tuple = (),
+) -> da.Array:
+    """Run ``fn(disp, dem, valid, block, *extra)`` on every block; return the (T, H, W) mosaic."""
+    n_dates, h, w = disp.shape
+    rows = []
+    for row in iter_blocks((h, w), chunk, depth):
+        parts = []
+        for b in row:
+            sy, sx = slice(*b.read_y), slice(*b.read_x)
+            args = (
+                disp[:, sy, sx],
+                None if dem is None else dem[sy, sx],
+                None if valid is None else valid[sy, sx],
+                b,
+                *extra,
+            )
+            out = dask.delayed(fn, pure=False)(*args)
+            parts.append(da.from_delayed(out, shape=(n_dates, *b.core_shape), dtype=np.float32))
+        rows.append(parts)
+    return da.block(rows)
+
+
+def denoise_dataset(
+    ds: xr.Dataset,
+    model: Any = None,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    window: int | None = None,
+    stride: int = 1,
+    device: str = "auto",
+    batch_size: int | None = None,
+    method: str = "model",
+    progress: bool = True,
+    return_noise: bool = True,
+    chunk: int | None = None,
+    sigma_px: float = 2.0,
+    lam: float = DEFAULT_LAMBDA,
+) -> xr.Dataset:
+    """Denoise a canonical Dataset: cumulative deformation and a denoised series.
+
+    Parameters
+    ----------
+    ds : canonical Dataset with ``displacement(time, y, x)`` mm relative to the first date,
+        ``dem(y, x)`` m and optional ``valid(y, x)`` bool; numpy- or dask-backed.
+    model : None (the packaged ``"default"``), a name or path for
+        ``insar_denoise.models.load_model``, a ``LoadedModel``, a torch module or an
+        :class:`~insar_denoise.inference.runner.InferenceModel`. Ignored by classical methods.
+    tile : tile side in pixels (default: model ``default_tile``), rounded up to a multiple
+        of the model's ``tile_multiple``.
+    overlap : overlap between tiles and context around blocks in pixels (default: model
+        ``default_overlap``); should cover the receptive field.
+    window : dates per window; must equal the model's window if given (default: model's).
+    stride : step between window starts in dates (default 1).
+    device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    batch_size : tiles per model call (default: fitted to free memory).
+    method : ``"model"`` or a classical baseline ``raw|elevation|filter|stack|best``.
+    progress : show a tqdm bar of tiles done (model method).
+    return_noise : also return ``noise`` = input displacement (referred to its first date)
+        minus the denoised series.
+    chunk : block core side in pixels (default: about 4 x 4 tiles per block).
+    sigma_px : Gaussian filter sigma in pixels for ``filter`` and ``best``.
+    lam : second-difference regularisation weight of the window combination (see
+        :mod:`insar_denoise.inference.windows`).
+
+    Returns
+    -------
+    Dataset with ``cumulative(y, x)`` (last minus first date), ``deformation(time, y, x)``
+    and, if asked, ``noise(time, y, x)``, all float32 mm and NaN where the input is invalid;
+    coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
+    Dask-backed if ``ds`` is.
+
+    Raises
+    ------
+    InputError
+        Missing variables, wrong dims, or fewer dates than the model window.
+    ConfigError
+        Unknown method, bad tile/overlap/window.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_dataset(ds, need_dem=method in ("model", "elevation", "filter", "best"))
+    src = ds["displacement"].transpose("time", "y", "x")
+    lazy = isinstance(src.data, da.Array)
+    n_dates, h, w = src.shape
+    days = times_in_days(ds["time"].values)
+    attrs: dict[str, Any] = {"insar_denoise_method": method, "insar_denoise_version": __version__}
+
+    if method == "model":
+        from insar_denoise.inference.devices import (
+            configure_threads,
+            fit_batch_size,
+            resolve_device,
+        )
+        from insar_denoise.inference.runner import BlockDenoiser, Progress, prepare_model
+
+        dev = resolve_device(device)
+        configure_threads()
+        wrapped = prepare_model(model, dev)
+        meta = wrapped.metadata
+        n = wrapped.window
+        if window is not None and int(window) != n:
+            raise ConfigError(f"window={window} but the model was trained for N={n} dates")
+        starts = window_starts(n_dates, n, stride)
+        matrix = combination_matrix(n_dates, n, starts, days, lam)
+        multiple = int(meta["tile_multiple"])
+        tile = round_up(int(tile or meta["default_tile"]), multiple)
+        overlap = int(meta["default_overlap"] if overlap is None else overlap)
+        if not 0 <= overlap < tile:
+            raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
+        if 2 * overlap < int(meta["receptive_field_px"]) // 2:
+            log.warning(
+                "overlap %d px is small for a receptive field of %s px",
+                overlap,
+                meta["receptive_field_px"],
+            )
+        chunk = int(chunk or max(tile, 3 * (tile - overlap) + tile - 2 * overlap))
+        batch_size = batch_size or fit_batch_size((tile, tile), n, dev)
+        bar = Progress(count_tiles((h, w), chunk, overlap, tile, overlap), progress)
+        fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, bar)
+        depth, extra = overlap, ()
+        attrs.update(
+            insar_denoise_model=wrapped.name,
+            insar_denoise_tile_px=tile,
+            insar_denoise_overlap_px=overlap,
+            insar_denoise_window=n,
+            insar_denoise_stride=int(stride),
+            insar_denoise_lambda=float(lam),
+            insar_denoise_device=str(dev),
+            insar_denoise_batch_size=int(batch_size),
+        )
+    else:
+        fn = ClassicalBlock(method, days, sigma_px)
+        depth = baselines.filter_radius_px(sigma_px) if method in ("filter", "best") else 0
+        chunk = int(chunk or 1024)
+        extra = ()
+        attrs.update(insar_denoise_model="none", insar_denoise_sigma_px=float(sigma_px))
+
+    disp = _as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    dem = None
+    if "dem" in ds:
+        dem = _as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
+    valid = None
+    if "valid" in ds:
+        valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    if method in ("elevation", "filter", "best"):
+        ok = da.isfinite(disp).all(axis=0) if valid is None else valid & da.isfinite(disp).all(0)
+        extra = (_elevation_sums(disp, dem, ok),)
+    deformation = _assemble(fn, disp, dem, valid, chunk, depth, extra)
+    cumulative = deformation[-1]
+    noise = (disp - disp[:1]) - deformation if return_noise else None
+    if not lazy:
+        parts = [deformation, cumulative] + ([noise] if return_noise else [])
+        computed = dask.compute(*parts, scheduler="threads")
+        deformation, cumulative = computed[0], computed[1]
+        noise = computed[2] if return_noise else None
+    return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+
+
+def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:
+    """Wrap the arrays with the input's coords, attrs and CRS."""
+    coords3 = src.coords
+    coords2 = src.isel(time=0, drop=True).coords
+    mm = {"units": "mm", "sign_convention": "positive towards the satellite (LOS)"}
+    out = xr.Dataset(
+        {
+            "cumulative": xr.DataArray(
+                cumulative,
+                coords=coords2,
+                dims=("y", "x"),
+                attrs={**mm, "long_name": "denoised cumulative deformation, last minus first date"},
+            ),
+            "deformation": xr.DataArray(
+                deformation,
+                coords=coords3,
+                dims=src.dims,
+                attrs={**mm, "long_name": "denoised displacement relative to the first date"},
+            ),
+        },
+        attrs={**ds.attrs, **attrs},
+    )
+    if noise is not None:
+        out["noise"] = xr.DataArray(
+            noise,
+            coords=coords3,
+            dims=src.dims,
+            attrs={**mm, "long_name": "input displacement minus denoised displacement"},
+        )
+    crs = ds.rio.crs if "spatial_ref" in ds.coords or ds.rio.crs is not None else None
+    if crs is not None:
+        out = out.rio.write_crs(crs)
+        out = out.rio.write_transform(ds.rio.transform())
+    return out

@@ -1,0 +1,102 @@
+"""Random deformation sources (Okada faults, Mogi sources) as LOS maps of unit amplitude."""
+
+from __future__ import annotations
+
+import torch
+
+from insar_denoise.synth import sampling
+from insar_denoise.synth.config import SOURCE_NAMES, SimConfig
+from insar_denoise.synth.los import project_los
+from insar_denoise.synth.mogi import mogi_surface
+from insar_denoise.synth.okada import okada_surface
+
+OKADA_KINDS = {
+    SOURCE_NAMES.index("okada_strike_slip"): 0,
+    SOURCE_NAMES.index("okada_dip_slip"): 1,
+    SOURCE_NAMES.index("okada_tensile"): 2,
+}
+MOGI = SOURCE_NAMES.index("mogi")
+
+
+def grid_coords_m(
+    size: int, pixel_spacing_m: float, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """East and north (m) of pixel centres, ``(size, size)`` float64, origin at the tile centre;
+    row 0 is the northern edge."""
+    c = (torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2.0) * pixel_spacing_m
+    north, east = torch.meshgrid(-c, c, indexing="ij")
+    return east, north
+
+
+def unit_los_maps(
+    gen: torch.Generator,
+    config: SimConfig,
+    source: torch.Tensor,
+    incidence_deg: torch.Tensor,
+    heading_deg: torch.Tensor,
+    device: torch.device | str,
+) -> torch.Tensor:
+    """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``).
+
+    The source position is uniform in the tile minus ``source_margin`` at each border;
+    slip / volume change has a random sign. Computed in float64.
+    """
+    b, n = source.shape[0], config.size
+    east, north = grid_coords_m(n, config.pixel_spacing_m, device)
+    half = 0.5 * n * config.pixel_spacing_m * (1.0 - 2.0 * config.source_margin)
+    f64 = torch.float64
+    shp = (b, 1, 1)
+    x0 = sampling.uniform(gen, (-half, half), shp, device, f64)
+    y0 = sampling.uniform(gen, (-half, half), shp, device, f64)
+    sgn = sampling.sign(gen, shp, device).double()
+    strike = sampling.uniform(gen, (0.0, 360.0), shp, device, f64)
+    dip = sampling.uniform(gen, config.fault_dip_deg, shp, device, f64)
+    length = 1e3 * sampling.log_uniform(gen, config.fault_length_km, shp, device, f64)
+    width = 1e3 * sampling.log_uniform(gen, config.fault_width_km, shp, device, f64)
+    top = 1e3 * sampling.uniform(gen, config.fault_top_depth_km, shp, device, f64)
+    mogi_depth = 1e3 * sampling.uniform(gen, config.mogi_depth_km, shp, device, f64)
+    out = torch.zeros((b, n, n), device=device, dtype=f64)
+    src = source.to(device)
+    inc = incidence_deg.to(device, f64)[:, None, None]
+    head = heading_deg.to(device, f64)[:, None, None]
+    okada_codes = torch.tensor(list(OKADA_KINDS), device=device)
+    okada_idx = torch.nonzero(torch.isin(src, okada_codes)).flatten()
+    if okada_idx.numel():
+        i = okada_idx
+        slip = torch.zeros((3, i.numel(), 1, 1), device=device, dtype=f64)
+        lut = torch.zeros(len(SOURCE_NAMES), dtype=torch.long, device=device)
+        lut[okada_codes] = torch.tensor(list(OKADA_KINDS.values()), device=device)
+        comp = lut[src[i]]
+        slip[comp, torch.arange(i.numel(), device=device)] = sgn[i]
+        e, nn, u = okada_surface(
+            east,
+            north,
+            x0_m=x0[i],
+            y0_m=y0[i],
+            depth_m=top[i],
+            strike_deg=strike[i],
+            dip_deg=dip[i],
+            length_m=length[i],
+            width_m=width[i],
+            strike_slip_m=slip[0],
+            dip_slip_m=slip[1],
+            opening_m=slip[2],
+            poisson=config.poisson,
+        )
+        out[i] = project_los(e, nn, u, inc[i], head[i])
+    mogi_idx = torch.nonzero(src == MOGI).flatten()
+    if mogi_idx.numel():
+        i = mogi_idx
+        e, nn, u = mogi_surface(
+            east,
+            north,
+            x0_m=x0[i],
+            y0_m=y0[i],
+            depth_m=mogi_depth[i],
+            volume_change_m3=sgn[i],
+            poisson=config.poisson,
+        )
+        out[i] = project_los(e, nn, u, inc[i], head[i])
+    peak = out.abs().amax(dim=(-2, -1), keepdim=True)
+    out = torch.where(peak > 0, out / peak.clamp_min(1e-300), out)
+    return out.float()

@@ -1,0 +1,231 @@
+"""Save and load scripted models with their metadata (torchgeo-style lookup by name).
+
+A model file is a TorchScript archive whose ``metadata.json`` extra file says what the
+model expects (``window``, ``tile_multiple``, ``receptive_field_px``, ``default_tile``,
+``default_overlap``, ``normalization``), how it was trained (``train_config``,
+``sim_config``, ``examples_seen``, ``val_metrics``) and a ``sha256`` of its weights, which
+:func:`load_model` checks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.resources
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from insar_denoise._version import __version__
+from insar_denoise.errors import ModelError
+from insar_denoise.models.autoencoder import (
+    DEFAULT_CHANNELS,
+    DenoisingAutoencoder,
+    count_parameters,
+    receptive_field,
+)
+
+FORMAT = "insar-denoise-model"
+FORMAT_VERSION = 1
+DEFAULT_TILE = 256
+NORMALIZATION = (
+    "inside the model: per date a robust (Huber-IRLS) least-squares plane (offset + ramps) "
+    "fitted on valid pixels is removed; the window is divided by 1.4826 x median |x| over "
+    "valid pixels of all dates (floor 1e-3 mm), undone on the output; NaN holes -> 0 with the "
+    "validity mask as an input channel; DEM: mean removed, divided by 1.4826 x MAD (floor "
+    "50 m). Output: cumulative deformation over the window (last - first date), mm, with its "
+    "least-squares plane over valid pixels removed (defined up to offset + ramp); NaN where "
+    "the pixel is invalid in every date of the window, filled elsewhere."
+)
+REQUIRED_KEYS = ("format", "format_version", "window", "tile_multiple", "sha256")
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """SHA-256 over the state dict (names, dtypes, shapes and bytes, sorted by name)."""
+    digest = hashlib.sha256()
+    state = module.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(list(tensor.shape)).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def default_overlap(receptive_field_px: int, tile_multiple: int) -> int:
+    """Smallest multiple of ``tile_multiple`` that is at least half the receptive field."""
+    half = (receptive_field_px + 1) // 2
+    return -(-half // tile_multiple) * tile_multiple
+
+
+def base_metadata(model: DenoisingAutoencoder) -> dict[str, Any]:
+    """Architecture part of the metadata of ``model``."""
+    rf = receptive_field(model)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": "DenoisingAutoencoder",
+        "channels": list(model.channels),
+        "n_parameters": count_parameters(model),
+        "window": model.window,
+        "tile_multiple": model.tile_multiple,
+        "receptive_field_px": rf,
+        "default_tile": DEFAULT_TILE,
+        "default_overlap": default_overlap(rf, model.tile_multiple),
+        "normalization": NORMALIZATION,
+        "output": "cumulative deformation over the window (last minus first date), mm LOS, "
+        "positive towards the satellite, offset and ramp removed",
+        "package_version": __version__,
+    }
+
+
+def export_model(module: nn.Module, metadata: dict[str, Any], path: str | Path) -> Path:
+    """Script ``module`` and write it with ``metadata`` atomically to ``path``.
+
+    ``format``, ``format_version``, ``sha256``, ``created`` and ``model_id`` are filled in.
+    """
+    path = Path(path)
+    scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+    scripted = scripted.cpu().eval()
+    meta = dict(metadata)
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    meta["sha256"] = weights_sha256(scripted)
+    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("model_id", f"insar-denoise-{meta['sha256'][:12]}")
+    meta.setdefault("package_version", __version__)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.jit.save(scripted, tmp, _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def build_untrained(
+    window: int = 9, channels: tuple[int, ...] = (4, 8, 8, 8), seed: int = 0
+) -> torch.jit.ScriptModule:
+    """A small scripted, randomly initialised model with metadata (for tests).
+
+    The metadata is attached as ``module.insar_metadata`` (a plain attribute) so that
+    ``export_model(m, m.insar_metadata, path)`` writes a loadable file.
+    """
+    torch.manual_seed(seed)
+    model = DenoisingAutoencoder(window=window, channels=channels)
+    scripted = torch.jit.script(model.eval())
+    meta = base_metadata(model)
+    meta.update(
+        {"train_config": None, "sim_config": None, "examples_seen": 0, "val_metrics": None}
+    )
+    scripted.insar_metadata = meta
+    return scripted
+
+
+@dataclass
+class LoadedModel:
+    """A scripted model, its metadata and the device it lives on."""
+
+    module: torch.jit.ScriptModule
+    metadata: dict[str, Any]
+    path: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def window(self) -> int:
+        return int(self.metadata["window"])
+
+    @property
+    def tile_multiple(self) -> int:
+        return int(self.metadata["tile_multiple"])
+
+    def __call__(self, displacement: Tensor, dem: Tensor) -> Tensor:
+        """Denoise ``(B, N, H, W)`` mm with ``(B, H, W)`` m DEM; returns ``(B, H, W)`` mm."""
+        with torch.inference_mode():
+            return self.module(displacement.to(self.device), dem.to(self.device))
+
+
+def default_model_path() -> Path:
+    """Path of the packaged default model ``insar_denoise/models/default.pt``."""
+    return Path(str(importlib.resources.files("insar_denoise.models") / "default.pt"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """Map ``"default"`` to the packaged model; anything else is a path."""
+    if str(name_or_path) == "default":
+        return default_model_path()
+    return Path(name_or_path)
+
+
+def load_model(name_or_path: str | Path = "default", device: str = "cpu") -> LoadedModel:
+    """Load and check a model file.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        ``"default"`` (the packaged model) or a path to a file written by :func:`export_model`.
+    device : str
+        Torch device to load onto (``"cpu"``, ``"cuda"``, ...).
+
+    Raises
+    ------
+    ModelError
+        The file is missing, not TorchScript, truncated, has no or foreign metadata, or its
+        weights do not match the recorded hash.
+    """
+    path = resolve(name_or_path)
+    if not path.is_file():
+        hint = " (train and export one: insar-denoise export RUN_DIR -o PATH)"
+        raise ModelError(f"{path}: model file not found{hint}")
+    extra = {"metadata.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as exc:  # torch raises RuntimeError/ValueError for corrupt archives
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{path}: not a readable TorchScript model (truncated or corrupt?): {first}"
+        ) from None
+    raw = extra["metadata.json"]
+    if not raw:
+        raise ModelError(f"{path}: TorchScript file without insar-denoise metadata.json")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"{path}: metadata.json is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an insar-denoise model (format is not {FORMAT!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"{path}: metadata lacks {', '.join(missing)}")
+    if int(meta["format_version"]) > FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: format_version {meta['format_version']} is newer than this package "
+            f"supports ({FORMAT_VERSION}); upgrade insar-denoise"
+        )
+    digest = weights_sha256(module)
+    if digest != meta["sha256"]:
+        raise ModelError(f"{path}: weights hash {digest[:12]} != recorded {meta['sha256'][:12]}")
+    module.eval()
+    return LoadedModel(module=module, metadata=meta, path=path, device=torch.device(device))
+
+
+__all__ = [
+    "DEFAULT_CHANNELS",
+    "LoadedModel",
+    "base_metadata",
+    "build_untrained",
+    "default_model_path",
+    "export_model",
+    "load_model",
+    "weights_sha256",
+]
