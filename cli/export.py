@@ -11,13 +11,24 @@ from insar_denoise.errors import ModelError
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Model file to write (TorchScript + metadata.json).")
-@click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
-              help="Exponential moving average of the weights, or the last raw weights.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Model file to write (TorchScript + metadata.json).",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(["ema", "raw"]),
+    default="ema",
+    show_default=True,
+    help="Exponential moving average of the weights, or the last raw weights.",
+)
 def export(run_dir, output, weights) -> None:
     """Export the model of RUN_DIR/resume.pt (or a resume file) to a TorchScript file."""
     from insar_denoise.models import load_model
+
     from insar_denoise.training import export_from_state, load_state
 
     src = Path(run_dir)

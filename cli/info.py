@@ -25,7 +25,7 @@ def _format(info: dict) -> str:
             if info["crs_is_geographic"]
             else ""
         ),
-        "bounds:         " + ", ".join(f"{b:.6g}" for b in info["bounds"]),
+        "bounds:         " + ", ".join(f"{b:.10g}" for b in info["bounds"]),
         f"units:          {info['units']} (input {info['input_units']}, "
         f"from {info['input_units_from']}); {info['sign_convention']}",
         f"memory:         {info['memory']} if loaded",

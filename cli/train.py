@@ -30,12 +30,26 @@ def read_config(path: str | None):
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML training config (default: built-in defaults).")
-@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder (resume.pt, logs, loss_curve.png).")
-@click.option("--resume", is_flag=True,
-              help="Continue RUN_DIR/resume.pt, or the config's resume_copy if RUN_DIR has none.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML training config (default: built-in defaults).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder (resume.pt, logs, loss_curve.png).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue RUN_DIR/resume.pt, or the config's resume_copy if RUN_DIR has none.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps.")
 @click.option("--max-seconds", type=float, default=None, help="Stop after this many seconds.")

@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import importlib.resources
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -20,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
-from insar_denoise._version import __version__
-from insar_denoise.errors import ModelError
 from insar_denoise.models.autoencoder import (
     DEFAULT_CHANNELS,
     DenoisingAutoencoder,
     count_parameters,
     receptive_field,
 )
+from torch import Tensor, nn
+
+from insar_denoise._version import __version__
+from insar_denoise.errors import ModelError
 
 FORMAT = "insar-denoise-model"
 FORMAT_VERSION = 1
@@ -57,6 +58,17 @@ def weights_sha256(module: nn.Module) -> str:
         digest.update(str(list(tensor.shape)).encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def _finite_json(value: Any) -> Any:
+    """Copy of ``value`` with non-finite floats replaced by ``None`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def default_overlap(receptive_field_px: int, tile_multiple: int) -> int:
@@ -94,7 +106,7 @@ def export_model(module: nn.Module, metadata: dict[str, Any], path: str | Path) 
     path = Path(path)
     scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
     scripted = scripted.cpu().eval()
-    meta = dict(metadata)
+    meta = _finite_json(dict(metadata))
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
     meta["sha256"] = weights_sha256(scripted)
@@ -105,7 +117,12 @@ def export_model(module: nn.Module, metadata: dict[str, Any], path: str | Path) 
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.jit.save(scripted, tmp, _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+        torch.jit.save(
+            scripted,
+            tmp,
+            _extra_files={"metadata.json": json.dumps(meta, indent=1, allow_nan=False)},
+        )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -125,9 +142,7 @@ def build_untrained(
     model = DenoisingAutoencoder(window=window, channels=channels)
     scripted = torch.jit.script(model.eval())
     meta = base_metadata(model)
-    meta.update(
-        {"train_config": None, "sim_config": None, "examples_seen": 0, "val_metrics": None}
-    )
+    meta.update({"train_config": None, "sim_config": None, "examples_seen": 0, "val_metrics": None})
     scripted.insar_metadata = meta
     return scripted
 

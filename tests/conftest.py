@@ -83,6 +83,18 @@ def random_stack(n_dates: int = 4, shape: tuple[int, int] = (24, 32), seed: int 
     return data
 
 
+def multiband_file(
+    folder: Path, descriptions: list[str] | None = None, band_tags: list[dict] | None = None
+) -> tuple[Path, np.ndarray]:
+    """``folder/cube.tif``: 3 bands on the geographic grid, with these descriptions/tags."""
+    crs, transform = GRIDS["geographic"]
+    data = random_stack(3, (10, 12))
+    path = write_raster(
+        folder / "cube.tif", data, crs, transform, descriptions=descriptions, band_tags=band_tags
+    )
+    return path, data
+
+
 @pytest.fixture
 def make_stack(tmp_path: Path) -> Callable[..., Stack]:
     """Factory: single-band GeoTIFFs, one per date, named ``S1_YYYYMMDD.tif``."""

@@ -40,6 +40,28 @@ def test_tiled_equals_untiled_away_from_edges(shape, tile, overlap, chunk):
     np.testing.assert_allclose(out.noise.values, noise, atol=1e-5)
 
 
+class TileNormalisedModel(torch.nn.Module):
+    """Not translation-equivariant: the output's mean over each tile is removed (like the
+    packaged model's per-tile deplaning)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, displacement, dem):
+        out = self.inner(displacement, dem)
+        return out - out.mean(dim=(-2, -1), keepdim=True)
+
+
+@pytest.mark.parametrize("chunks", [(13, 1000), (20, 37)])
+def test_result_does_not_depend_on_block_size_even_for_tile_normalising_models(chunks):
+    ds = synthetic_dataset(n_dates=6, shape=(61, 50))
+    inner = tiny_model()
+    model = InferenceModel(TileNormalisedModel(inner.fn), inner.metadata, "tile-normalised")
+    a, b = (denoise_dataset(ds, model, tile=16, overlap=8, chunk=c, progress=False) for c in chunks)
+    np.testing.assert_allclose(a.deformation.values, b.deformation.values, atol=1e-5)
+
+
 def test_georeference_coords_and_attrs_preserved():
     ds = synthetic_dataset(n_dates=6, shape=(20, 28), crs="EPSG:4326")
     out = denoise_dataset(ds, tiny_model(), progress=False)
@@ -144,3 +166,18 @@ def test_packaged_architecture_runs_when_available():
     assert out["cumulative"].shape == (40, 48)
     assert np.isfinite(out["cumulative"].values).all()
     assert out.attrs["insar_denoise_window"] == 9
+
+
+def test_devices_and_batch_size():
+    from insar_denoise.inference.devices import fit_batch_size, resolve_device
+
+    auto = resolve_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu")
+    small = fit_batch_size((64, 64), 9, torch.device("cpu"))
+    large = fit_batch_size((4096, 4096), 9, torch.device("cpu"))
+    assert 1 <= large <= small <= 8

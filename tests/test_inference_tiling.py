@@ -8,11 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from insar_denoise.inference.blending import Mosaic, axis_weights, edge_ramp
-from insar_denoise.inference.tiling import iter_blocks, pad_block, round_up, tile_starts
+from insar_denoise.inference.tiling import (
+    grid_starts,
+    iter_blocks,
+    iter_tiled_blocks,
+    pad_block,
+    round_up,
+)
 
 
 @settings(max_examples=50, deadline=None)
-@given(h=st.integers(1, 90), w=st.integers(1, 90), chunk=st.integers(1, 40), depth=st.integers(0, 12))
+@given(
+    h=st.integers(1, 90), w=st.integers(1, 90), chunk=st.integers(1, 40), depth=st.integers(0, 12)
+)
 def test_blocks_partition_the_scene(h, w, chunk, depth):
     seen = np.zeros((h, w), int)
     scene = np.arange(h * w, dtype=float).reshape(h, w)
@@ -38,16 +46,43 @@ def test_reflect_padding_matches_numpy_at_scene_edges():
             )
 
 
-@settings(max_examples=50, deadline=None)
-@given(length=st.integers(1, 300), tile=st.integers(4, 64), data=st.data())
-def test_tiles_cover_every_pixel(length, tile, data):
-    overlap = data.draw(st.integers(0, tile - 1))
-    starts = tile_starts(length, tile, overlap)
-    covered = np.zeros(max(length, tile), bool)
-    for s in starts:
-        covered[s : s + tile] = True
-    assert covered[:length].all()
-    assert starts[-1] + tile >= length and all(s >= 0 for s in starts)
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 120),
+    w=st.integers(1, 120),
+    chunk=st.integers(4, 50),
+    tile=st.integers(8, 40),
+    data=st.data(),
+)
+def test_tiled_blocks_weights_are_a_partition_of_unity(h, w, chunk, tile, data):
+    overlap = data.draw(st.integers(0, tile // 2))
+    margin = data.draw(st.integers(0, overlap))
+    covered = np.zeros((h, w), int)
+    for row in iter_tiled_blocks((h, w), chunk, (tile, tile), overlap, margin):
+        for b in row:
+            covered[slice(*b.core_y), slice(*b.core_x)] += 1
+            ext = (
+                b.read_y[1] - b.read_y[0] + sum(b.pad_y),
+                b.read_x[1] - b.read_x[0] + sum(b.pad_x),
+            )
+            assert b.tiles_y[-1].start + tile == ext[0] and b.tiles_x[-1].start + tile == ext[1]
+            cy, cx = b.core_in_extended
+            m = Mosaic(1, b.core_shape)
+            m_eff = min(margin, overlap // 2)
+            for ty in b.tiles_y:
+                for tx in b.tiles_x:
+                    wy = axis_weights(tile, overlap, m_eff, ty.taper_start, ty.taper_end)
+                    wx = axis_weights(tile, overlap, m_eff, tx.taper_start, tx.taper_end)
+                    m.add_weight(np.outer(wy, wx), ty.start - cy.start, tx.start - cx.start)
+            np.testing.assert_allclose(m.den, 1.0, atol=1e-6)
+    assert (covered == 1).all()
+
+
+def test_grid_starts_cover_scene_and_pad():
+    for length in (1, 7, 40, 41, 100):
+        starts = grid_starts(length, 16, 6, 6)
+        assert starts[0] == -6 and np.all(np.diff(starts) == 10)
+        assert starts[-1] + 16 >= length + 6 and starts[-1] + 6 < length + 6
 
 
 @pytest.mark.parametrize("overlap,margin", [(8, 0), (16, 3), (9, 2), (6, 3)])

@@ -76,6 +76,7 @@ def test_round_trip_through_mintpy_readers(tmp_path, grid):
     denoised["displacement"] = ds.displacement * np.float32(0.5)  # stands in for the denoiser
     out = write_mintpy(denoised, tmp_path / "timeseries_denoised.h5")
     values, read_attrs = readfile.read(str(out))
+    assert readfile.read_attribute(str(out)) == read_attrs
     np.testing.assert_allclose(values, 0.5 * (data - data[0]), rtol=1e-5, atol=1e-7)
     assert readfile.get_slice_list(str(out)) == [f"timeseries-{d}" for d in DATES]
     for key in ("X_FIRST", "Y_FIRST", "X_STEP", "Y_STEP"):

@@ -9,6 +9,7 @@ import torch
 
 from insar_denoise.errors import ConfigError
 from insar_denoise.synth import SOURCE_NAMES, SimBatch, SimConfig, simulate_batch
+from insar_denoise.synth.histories import LINEAR, NONE, STEP, TRANSIENT, sample_histories
 
 
 def _batch(config: SimConfig, seed: int, b: int = 8) -> SimBatch:
@@ -60,11 +61,9 @@ def test_cumulative_and_amplitude(batch: SimBatch, config: SimConfig) -> None:
 
 def test_same_seed_identical_different_seed_differs(config: SimConfig) -> None:
     a, b, c = _batch(config, 3), _batch(config, 3), _batch(config, 4)
-    for name in ("displacement", "deformation", "dem", "valid", "source"):
-        assert torch.equal(getattr(a, name), getattr(b, name)) or (
-            name == "displacement"
-            and torch.equal(a.displacement.nan_to_num(-999.0), b.displacement.nan_to_num(-999.0))
-        ), name
+    assert torch.equal(a.displacement.nan_to_num(-999.0), b.displacement.nan_to_num(-999.0))
+    for name in ("deformation", "dem", "valid", "source", "history", "amplitude_mm"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert not torch.equal(a.dem, c.dem)
     assert not torch.equal(a.displacement.nan_to_num(0.0), c.displacement.nan_to_num(0.0))
 
@@ -110,7 +109,12 @@ def test_config_round_trip_json() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"size": 4}, {"amplitude_mm": (3.0, 1.0)}, {"source_probs": {"volcano": 1.0}}, {"holes_prob": 2}],
+    [
+        {"size": 4},
+        {"amplitude_mm": (3.0, 1.0)},
+        {"source_probs": {"volcano": 1.0}},
+        {"holes_prob": 2},
+    ],
 )
 def test_config_rejects_invalid(bad: dict) -> None:
     with pytest.raises(ConfigError):
@@ -126,3 +130,57 @@ def test_cuda_matches_cpu(config: SimConfig) -> None:
     assert gpu.displacement.device.type == "cuda"
     torch.testing.assert_close(gpu.deformation.cpu(), cpu.deformation, atol=1e-3, rtol=1e-3)
     assert torch.equal(gpu.valid.cpu(), cpu.valid)
+
+
+def test_histories() -> None:
+    times = torch.arange(10, dtype=torch.float32) * 12.0
+    kind = torch.tensor([NONE, STEP, LINEAR, TRANSIENT] * 25)
+    h = sample_histories(
+        torch.Generator().manual_seed(0), kind, times, duration_frac=(0.05, 0.6), device="cpu"
+    )
+    assert h.shape == (100, 10)
+    assert (h[kind == NONE] == 0).all()
+    moving = kind != NONE
+    torch.testing.assert_close(h[moving, 0], torch.zeros(75))
+    torch.testing.assert_close(h[moving, -1], torch.ones(75))
+    assert (h[moving].diff(dim=1) >= -1e-6).all(), "histories are monotonic"
+    step = h[kind == STEP]
+    assert ((step == 0) | (step == 1)).all()
+    assert len({int(s.sum()) for s in step}) > 3, "step dates vary"
+    torch.testing.assert_close(h[kind == LINEAR], (times / times[-1]).expand(25, -1))
+    trans = h[kind == TRANSIENT]
+    assert ((trans > 0.01) & (trans < 0.99)).any(dim=1).all(), "transients are gradual"
+
+
+def test_synth_imports_only_torch_and_numpy() -> None:
+    """The GPU training machine has no scipy, rasterio or dask."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, insar_denoise.synth as s, torch; "
+        "s.simulate_batch(s.SimConfig(size=16, n_dates=3), 2, generator=torch.Generator()); "
+        "bad = {'scipy', 'rasterio', 'dask', 'rioxarray'} & set(sys.modules); "
+        "print(sorted(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_float32_okada_path_matches_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faults up to FLOAT32_MAX_DIP_DEG run in float32: within 1e-3 of the peak of float64."""
+    from insar_denoise.synth import sources
+
+    config = SimConfig(size=48, fault_dip_deg=(10.0, 90.0)).with_source("okada")
+    src = torch.tensor([1, 2, 3] * 8)
+    inc, head = torch.full((24,), 39.0), torch.full((24,), -12.0)
+
+    def maps() -> torch.Tensor:
+        gen = torch.Generator().manual_seed(9)
+        return sources.unit_los_maps(gen, config, src, inc, head, "cpu")
+
+    mixed = maps()
+    monkeypatch.setattr(sources, "FLOAT32_MAX_DIP_DEG", -1.0)
+    exact = maps()
+    torch.testing.assert_close(mixed, exact, atol=1e-3, rtol=0)
+    assert not torch.equal(mixed, exact), "some faults should have taken the float32 path"

@@ -69,18 +69,34 @@ class Mosaic:
         self.den = np.zeros(shape, dtype=np.float32)
 
     def add(self, channel: int, values: np.ndarray, weight: np.ndarray, y0: int, x0: int) -> None:
-        """Add ``values * weight`` (both ``(h, w)``) at row ``y0``, column ``x0``."""
-        h, w = values.shape
-        self.num[channel, y0 : y0 + h, x0 : x0 + w] += values * weight
+        """Add ``values * weight`` (both ``(h, w)``) with its top-left corner at ``(y0, x0)``;
+        the parts outside the mosaic are dropped."""
+        dst, src = _clip(y0, x0, values.shape, self.den.shape)
+        if dst is not None:
+            self.num[(channel, *dst)] += values[src] * weight[src]
 
     def add_weight(self, weight: np.ndarray, y0: int, x0: int) -> None:
         """Add a tile's weight once (it is shared by all channels)."""
-        h, w = weight.shape
-        self.den[y0 : y0 + h, x0 : x0 + w] += weight
+        dst, src = _clip(y0, x0, weight.shape, self.den.shape)
+        if dst is not None:
+            self.den[dst] += weight[src]
 
     def result(self) -> np.ndarray:
-        """Blended ``(channels, H, W)`` maps; NaN where no tile contributed."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = self.num / self.den
-        out[:, self.den <= 0] = np.nan
-        return out
+        """Blended ``(channels, H, W)`` maps, NaN where no tile contributed (computed in place:
+        call once)."""
+        empty = self.den <= 0
+        self.den[empty] = 1.0
+        self.num /= self.den
+        self.num[:, empty] = np.nan
+        return self.num
+
+
+def _clip(y0: int, x0: int, shape: tuple[int, int], bounds: tuple[int, int]):
+    """Destination and source slices of a ``shape`` patch at ``(y0, x0)`` inside ``bounds``."""
+    ys, ye = max(0, y0), min(bounds[0], y0 + shape[0])
+    xs, xe = max(0, x0), min(bounds[1], x0 + shape[1])
+    if ye <= ys or xe <= xs:
+        return None, None
+    dst = (slice(ys, ye), slice(xs, xe))
+    src = (slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+    return dst, src

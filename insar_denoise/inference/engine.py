@@ -22,7 +22,14 @@ import xarray as xr
 from insar_denoise import baselines
 from insar_denoise._version import __version__
 from insar_denoise.errors import ConfigError, InputError
-from insar_denoise.inference.tiling import Block, count_tiles, iter_blocks, pad_block, round_up
+from insar_denoise.inference.tiling import (
+    Block,
+    count_tiles,
+    iter_blocks,
+    iter_tiled_blocks,
+    pad_block,
+    round_up,
+)
 from insar_denoise.inference.windows import DEFAULT_LAMBDA, combination_matrix, window_starts
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,15 @@ def times_in_days(time: xr.DataArray | np.ndarray) -> np.ndarray:
     if np.issubdtype(t.dtype, np.datetime64):
         return ((t - t[0]) / np.timedelta64(1, "D")).astype(np.float64)
     return t.astype(np.float64) - float(t[0])
+
+
+def default_chunk(tile: int, overlap: int) -> int:
+    """Default block core side in pixels: 6 tile steps (``tile - overlap``), at least a tile.
+
+    Tiles straddling a block border are computed by both blocks: with ``k`` steps per block
+    about ``((k + 1) / k)^2`` tiles are run per scene tile (1.36 for ``k = 6``).
+    """
+    return max(tile, 6 * (tile - overlap))
 
 
 def _as_dask(values: Any, chunks: tuple[int, ...]) -> da.Array:
@@ -97,14 +113,13 @@ def _assemble(
     disp: da.Array,
     dem: da.Array | None,
     valid: da.Array | None,
-    chunk: int,
-    depth: int,
+    blocks: list[list[Block]],
     extra: tuple = (),
 ) -> da.Array:
     """Run ``fn(disp, dem, valid, block, *extra)`` on every block; return the (T, H, W) mosaic."""
-    n_dates, h, w = disp.shape
+    n_dates = disp.shape[0]
     rows = []
-    for row in iter_blocks((h, w), chunk, depth):
+    for row in blocks:
         parts = []
         for b in row:
             sy, sx = slice(*b.read_y), slice(*b.read_x)
@@ -209,23 +224,30 @@ def denoise_dataset(
         overlap = int(meta["default_overlap"] if overlap is None else overlap)
         if not 0 <= overlap < tile:
             raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
-        if 2 * overlap < int(meta["receptive_field_px"]) // 2:
+        if overlap < int(meta["receptive_field_px"]) // 2:
             log.warning(
-                "overlap %d px is small for a receptive field of %s px",
+                "overlap %d px is less than half the receptive field (%s px): tile edges "
+                "will show; use overlap >= receptive_field_px for tile-exact results",
                 overlap,
                 meta["receptive_field_px"],
             )
-        chunk = int(chunk or max(tile, 3 * (tile - overlap) + tile - 2 * overlap))
-        batch_size = batch_size or fit_batch_size((tile, tile), n, dev)
-        bar = Progress(count_tiles((h, w), chunk, overlap, tile, overlap), progress)
-        fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, bar)
-        depth, extra = overlap, ()
+        chunk = int(chunk or default_chunk(tile, overlap))
+        tile_hw = (
+            min(tile, round_up(h + 2 * overlap, multiple)),
+            min(tile, round_up(w + 2 * overlap, multiple)),
+        )
+        batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
+        fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
+        blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
+        fn.progress = Progress(count_tiles(blocks), progress)
+        extra = ()
         attrs.update(
             insar_denoise_model=wrapped.name,
             insar_denoise_tile_px=tile,
             insar_denoise_overlap_px=overlap,
             insar_denoise_window=n,
             insar_denoise_stride=int(stride),
+            insar_denoise_chunk_px=chunk,
             insar_denoise_lambda=float(lam),
             insar_denoise_device=str(dev),
             insar_denoise_batch_size=int(batch_size),
@@ -234,6 +256,7 @@ def denoise_dataset(
         fn = ClassicalBlock(method, days, sigma_px)
         depth = baselines.filter_radius_px(sigma_px) if method in ("filter", "best") else 0
         chunk = int(chunk or 1024)
+        blocks = list(iter_blocks((h, w), chunk, depth))
         extra = ()
         attrs.update(insar_denoise_model="none", insar_denoise_sigma_px=float(sigma_px))
 
@@ -247,7 +270,7 @@ def denoise_dataset(
     if method in ("elevation", "filter", "best"):
         ok = da.isfinite(disp).all(axis=0) if valid is None else valid & da.isfinite(disp).all(0)
         extra = (_elevation_sums(disp, dem, ok),)
-    deformation = _assemble(fn, disp, dem, valid, chunk, depth, extra)
+    deformation = _assemble(fn, disp, dem, valid, blocks, extra)
     cumulative = deformation[-1]
     noise = (disp - disp[:1]) - deformation if return_noise else None
     if not lazy:

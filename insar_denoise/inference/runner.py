@@ -18,7 +18,7 @@ import torch
 
 from insar_denoise.errors import ModelError
 from insar_denoise.inference.blending import Mosaic, axis_weights
-from insar_denoise.inference.tiling import Block, pad_block, round_up, tile_starts
+from insar_denoise.inference.tiling import AxisTile, Block, pad_block
 from insar_denoise.inference.windows import combine_windows
 
 log = logging.getLogger(__name__)
@@ -141,15 +141,16 @@ class BlockDenoiser:
         starts: np.ndarray,
         matrix: np.ndarray,
         batch_size: int,
-        progress: Progress,
+        progress: Progress | None,
     ) -> None:
         self.model, self.device = model, device
         self.tile, self.overlap = tile, overlap
         self.starts, self.matrix = np.asarray(starts), matrix
-        self.batch_size, self.progress = max(1, int(batch_size)), progress
-        self.multiple = int(model.metadata["tile_multiple"])
-        self.margin = int(model.metadata["receptive_field_px"]) // 2
+        self.batch_size = max(1, int(batch_size))
+        self.progress = progress if progress is not None else Progress(0, False)
+        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 2)
         self._lock = threading.Lock()
+        self._weight_cache: dict[tuple, np.ndarray] = {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -163,59 +164,55 @@ class BlockDenoiser:
     def __call__(
         self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
     ) -> np.ndarray:
-        disp = np.asarray(disp, dtype=np.float32)
-        n_dates = disp.shape[0]
+        disp = np.array(disp, dtype=np.float32)  # a private copy, modified in place
         ok = np.isfinite(disp).all(0)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)
-        disp = np.where(ok[None], disp, np.float32(np.nan))
-        dem = np.asarray(dem, dtype=np.float32)
-        dem = np.where(np.isfinite(dem), dem, np.nanmean(dem) if np.isfinite(dem).any() else 0)
+        disp[:, ~ok] = np.nan
         disp = pad_block(disp, block.pad_y, block.pad_x)
-        dem = pad_block(dem, block.pad_y, block.pad_x)
+        dem = pad_block(np.asarray(dem, dtype=np.float32), block.pad_y, block.pad_x)
         ok = pad_block(ok, block.pad_y, block.pad_x)
-        he, we = ok.shape
-        th = min(self.tile, round_up(he, self.multiple))
-        tw = min(self.tile, round_up(we, self.multiple))
-        ys, xs = tile_starts(he, th, self.overlap), tile_starts(we, tw, self.overlap)
-        extra = (0, max(0, th - he)), (0, max(0, tw - we))
-        disp, dem = pad_block(disp, *extra), pad_block(dem, *extra)
-        ok = pad_block(ok, *extra)
-        core = block.core_in_extended
-        mosaic = Mosaic(len(self.starts), ok.shape)
+        cy, cx = block.core_in_extended
+        mosaic = Mosaic(len(self.starts), block.core_shape)
         todo = []
-        for y0 in ys:
-            for x0 in xs:
-                if ok[y0 : y0 + th, x0 : x0 + tw].any():
-                    todo.append((y0, x0))
-                else:
+        for ty in block.tiles_y:
+            for tx in block.tiles_x:
+                y0, y1 = max(ty.start, cy.start), min(ty.start + ty.size, cy.stop)
+                x0, x1 = max(tx.start, cx.start), min(tx.start + tx.size, cx.stop)
+                if y1 > y0 and x1 > x0 and ok[y0:y1, x0:x1].any():
+                    todo.append((ty, tx))
+                else:  # nothing valid where this tile counts: skip the model
                     self.progress.update(1)
-        wy = {y0: axis_weights(th, self.overlap, self.margin, y0 > 0, y0 + th < he) for y0 in ys}
-        wx = {x0: axis_weights(tw, self.overlap, self.margin, x0 > 0, x0 + tw < we) for x0 in xs}
-        items = [(y0, x0, i) for (y0, x0) in todo for i in range(len(self.starts))]
-        n = self.model.window
+        items = [(ty, tx, i) for ty, tx in todo for i in range(len(self.starts))]
+        last = len(self.starts) - 1
         for b in range(0, len(items), self.batch_size):
             batch = items[b : b + self.batch_size]
-            x = np.stack(
-                [disp[s : s + n, y0 : y0 + th, x0 : x0 + tw] for y0, x0, s in self._at(batch)]
-            )
-            x = x - x[:, :1]
-            h = np.stack([dem[y0 : y0 + th, x0 : x0 + tw] for y0, x0, _ in batch])
-            out = self._run(x, h)
-            for (y0, x0, i), o in zip(batch, out, strict=True):
-                weight = np.outer(wy[y0], wx[x0]).astype(np.float32)
+            x = np.stack([disp[self._window(i), _sl(ty), _sl(tx)] for ty, tx, i in batch])
+            h = np.stack([_fill_nan(dem[_sl(ty), _sl(tx)]) for ty, tx, _ in batch])
+            out = self._run(x - x[:, :1], h)
+            for (ty, tx, i), o in zip(batch, out, strict=True):
+                weight = self._weights(ty, tx)
+                y0, x0 = ty.start - cy.start, tx.start - cx.start
                 mosaic.add(i, np.nan_to_num(o), weight, y0, x0)
-                if i == len(self.starts) - 1:
+                if i == last:
                     mosaic.add_weight(weight, y0, x0)
                     self.progress.update(1)
-        windows = mosaic.result()[:, core[0], core[1]]
-        series = combine_windows(windows, self.matrix)
-        assert series.shape[0] == n_dates
-        series[:, ~ok[core]] = np.nan
+        series = combine_windows(mosaic.result(), self.matrix)
+        series[:, ~ok[cy, cx]] = np.nan
         return series
 
-    def _at(self, batch: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-        return [(y0, x0, int(self.starts[i])) for y0, x0, i in batch]
+    def _window(self, i: int) -> slice:
+        start = int(self.starts[i])
+        return slice(start, start + self.model.window)
+
+    def _weights(self, ty: AxisTile, tx: AxisTile) -> np.ndarray:
+        """Blending weight ``(h, w)`` of a tile (cached: few distinct taper patterns)."""
+        key = (ty.size, ty.taper_start, ty.taper_end, tx.size, tx.taper_start, tx.taper_end)
+        if key not in self._weight_cache:
+            wy = axis_weights(ty.size, self.overlap, self.margin, ty.taper_start, ty.taper_end)
+            wx = axis_weights(tx.size, self.overlap, self.margin, tx.taper_start, tx.taper_end)
+            self._weight_cache[key] = np.outer(wy, wx).astype(np.float32)
+        return self._weight_cache[key]
 
     def _run(self, x: np.ndarray, dem: np.ndarray) -> np.ndarray:
         """One model call on a batch: ``(B, N, h, w)`` mm and ``(B, h, w)`` m -> ``(B, h, w)``."""
@@ -227,3 +224,16 @@ class BlockDenoiser:
                 shape = getattr(out, "shape", None)
                 raise ModelError(f"model returned {shape}, expected {tuple(ht.shape)}")
             return out.detach().float().cpu().numpy()
+
+
+def _sl(t: AxisTile) -> slice:
+    return slice(t.start, t.start + t.size)
+
+
+def _fill_nan(dem: np.ndarray) -> np.ndarray:
+    """DEM tile with NaN replaced by the tile's mean elevation (0 m if none is known)."""
+    bad = ~np.isfinite(dem)
+    if not bad.any():
+        return dem
+    good = dem[~bad]
+    return np.where(bad, good.mean() if good.size else 0.0, dem).astype(np.float32)

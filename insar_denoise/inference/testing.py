@@ -7,8 +7,8 @@ untiled one away from the scene edges; it is not trained and not meant for real 
 from __future__ import annotations
 
 import numpy as np
-import torch
 import rioxarray  # noqa: F401  registers ds.rio
+import torch
 import xarray as xr
 from torch import nn
 

@@ -2,13 +2,19 @@
 
 Two levels cut a scene of ``H x W`` pixels:
 
-- **blocks** (one dask task each): a *core* of at most ``chunk x chunk`` pixels plus a
-  *context* of ``depth`` pixels on every side. The block function sees the extended region
-  and returns the core only, so outputs of neighbouring blocks never need blending; at the
-  scene edges the missing context is filled by reflection (or NaN, see :func:`pad_block`).
-- **tiles** (one model input each): inside an extended block, windows of ``tile`` pixels
-  that step by ``tile - overlap`` pixels; the last tile of a row/column is aligned to the end,
-  so every pixel is covered. Their outputs are blended (:mod:`.blending`).
+- **tiles** (one model input each) lie on one *global* grid: along each axis they start
+  at ``-pad + g (tile - overlap)``, ``g = 0, 1, ...``, until the scene plus ``pad`` pixels is
+  covered (``pad`` = the overlap, so the first tile's untrustworthy edge falls outside the
+  scene, in reflected data). Their outputs are blended (:mod:`.blending`).
+- **blocks** (one dask task each): a *core* of at most ``chunk x chunk`` scene pixels. A
+  block computes every tile of the global grid whose non-zero blending weight reaches its
+  core, reads the region those tiles span (reflecting the scene at its edges) and returns
+  its core. Because the grid is global, each core pixel gets exactly the same blend of tiles
+  as in one whole-scene mosaic: the result does not depend on ``chunk`` and block borders
+  leave no seam, whatever the model does inside a tile (e.g. per-tile normalisation).
+
+:func:`iter_blocks` (a fixed ``depth`` of context, for the classical filters) uses the
+same :class:`Block` without tiles.
 """
 
 from __future__ import annotations
@@ -17,6 +23,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class AxisTile:
+    """One tile along one axis: ``start`` (pixels, in the padded block), ``size`` (pixels),
+    and whether it has a neighbour before / after it on the global grid (tapered sides)."""
+
+    start: int
+    size: int
+    taper_start: bool
+    taper_end: bool
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,7 @@ class Block:
         the scene).
     pad_y, pad_x : ``(before, after)`` pixels of context missing at scene edges, to be added
         by :func:`pad_block`.
+    tiles_y, tiles_x : the tiles along each axis, with starts relative to the padded block.
     """
 
     core_y: tuple[int, int]
@@ -38,6 +56,8 @@ class Block:
     read_x: tuple[int, int]
     pad_y: tuple[int, int]
     pad_x: tuple[int, int]
+    tiles_y: tuple[AxisTile, ...] = ()
+    tiles_x: tuple[AxisTile, ...] = ()
 
     @property
     def core_shape(self) -> tuple[int, int]:
@@ -104,29 +124,68 @@ def round_up(n: int, multiple: int) -> int:
     return -(-int(n) // int(multiple)) * int(multiple)
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Starts of tiles of side ``tile`` stepping by ``tile - overlap`` over ``[0, length)``.
+def grid_starts(length: int, tile: int, overlap: int, pad: int) -> list[int]:
+    """Global tile starts along an axis of ``length`` pixels (scene coordinates, may be < 0).
 
-    The last tile ends exactly at ``length`` (its overlap with the previous one may be
-    larger). ``length <= tile`` gives one tile at 0 (the caller pads to the tile side).
+    Tiles of ``tile`` pixels step by ``tile - overlap`` from ``-pad`` until ``length + pad``
+    is covered.
     """
     if overlap >= tile:
         raise ValueError(f"overlap ({overlap} px) must be smaller than the tile ({tile} px)")
-    if length <= tile:
-        return [0]
     step = tile - overlap
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
+    count = 1 + max(0, -(-(length + 2 * pad - tile) // step))
+    return [-pad + g * step for g in range(count)]
 
 
-def count_tiles(shape: tuple[int, int], chunk: int, depth: int, tile: int, overlap: int) -> int:
-    """Number of model tiles over all blocks of a scene (for progress bars)."""
-    total = 0
-    for row in iter_blocks(shape, chunk, depth):
-        for b in row:
-            he = b.core_shape[0] + 2 * depth
-            we = b.core_shape[1] + 2 * depth
-            total += len(tile_starts(he, tile, overlap)) * len(tile_starts(we, tile, overlap))
-    return total
+def _axis_plan(
+    core: tuple[int, int], length: int, starts: list[int], tile: int, margin: int
+) -> tuple[tuple[int, int], tuple[int, int], tuple[AxisTile, ...]]:
+    """Read range, pads and tiles of a block core along one axis."""
+    last = len(starts) - 1
+    used = []
+    for g, s in enumerate(starts):
+        lo = s + (margin if g > 0 else 0)
+        hi = s + tile - (margin if g < last else 0)
+        if lo < core[1] and hi > core[0]:
+            used.append((g, s))
+    ext = (used[0][1], used[-1][1] + tile)
+    read = (max(0, ext[0]), min(length, ext[1]))
+    pad = (read[0] - ext[0], ext[1] - read[1])
+    tiles = tuple(AxisTile(s - ext[0], tile, g > 0, g < last) for g, s in used)
+    return read, pad, tiles
+
+
+def iter_tiled_blocks(
+    shape: tuple[int, int],
+    chunk: int,
+    tile: tuple[int, int],
+    overlap: int,
+    margin: int,
+    pad: int | None = None,
+) -> Iterator[list[Block]]:
+    """Yield blocks (a list per block row) with their tiles on the global tile grid.
+
+    Parameters
+    ----------
+    shape : scene ``(H, W)`` in pixels.
+    chunk : block core side in pixels.
+    tile : tile ``(rows, cols)`` in pixels.
+    overlap : pixels shared by neighbouring tiles.
+    margin : pixels of zero blending weight at tapered tile sides (clipped to
+        ``overlap // 2``, as in :func:`insar_denoise.inference.blending.edge_ramp`).
+    pad : reflected context beyond the scene edges (default: ``overlap``).
+    """
+    pad = overlap if pad is None else int(pad)
+    margin = min(int(margin), overlap // 2)
+    h, w = shape
+    sy = grid_starts(h, tile[0], overlap, pad)
+    sx = grid_starts(w, tile[1], overlap, pad)
+    xs = [(c, _axis_plan(c, w, sx, tile[1], margin)) for c in axis_chunks(w, chunk)]
+    for cy in axis_chunks(h, chunk):
+        ry, py, ty = _axis_plan(cy, h, sy, tile[0], margin)
+        yield [Block(cy, cx, ry, rx, py, px, ty, tx) for cx, (rx, px, tx) in xs]
+
+
+def count_tiles(blocks: list[list[Block]]) -> int:
+    """Number of model tiles over all blocks (for progress bars)."""
+    return sum(len(b.tiles_y) * len(b.tiles_x) for row in blocks for b in row)

@@ -128,5 +128,5 @@ def combine_windows(window_outputs: np.ndarray, matrix: np.ndarray) -> np.ndarra
     (T, H, W) float32 denoised displacement series in mm, relative to the first date.
     """
     m, h, w = window_outputs.shape
-    flat = window_outputs.reshape(m, h * w).astype(np.float64, copy=False)
-    return (matrix @ flat).reshape(-1, h, w).astype(np.float32)
+    flat = window_outputs.reshape(m, h * w).astype(np.float32, copy=False)
+    return (matrix.astype(np.float32) @ flat).reshape(-1, h, w)

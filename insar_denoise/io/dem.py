@@ -101,4 +101,7 @@ def open_dem(path: str | Path, like: xr.Dataset | xr.DataArray) -> xr.DataArray:
     dem = dem.rio.write_nodata(np.nan, encoded=False).compute()
     out = dem.rio.reproject_match(target, resampling=Resampling.bilinear, nodata=np.nan)
     out = out.assign_coords(x=target["x"].values, y=target["y"].values)
-    return out.astype("float32").rename("dem").assign_attrs(units="m", source_file=path)
+    out = out.astype("float32").rename("dem")
+    out.attrs = {"units": "m", "long_name": "elevation", "source_file": path}
+    out.encoding = {}
+    return out

@@ -246,6 +246,9 @@ def write_mintpy(
     bperp = da["bperp"].values if "bperp" in da.coords else np.zeros(len(dates))
     attrs = {str(k): str(v) for k, v in template_attrs.items()}
     attrs.update(_georef_attrs(da))
+    wavelength_mm = getattr(ds_or_da, "attrs", {}).get("wavelength_mm")
+    if "WAVELENGTH" not in attrs and wavelength_mm:
+        attrs["WAVELENGTH"] = repr(float(wavelength_mm) / 1000.0)
     attrs.update(
         FILE_TYPE="timeseries", UNIT="m", LENGTH=str(values.shape[1]), WIDTH=str(values.shape[2]),
         REF_DATE=dates[0], START_DATE=dates[0], END_DATE=dates[-1],

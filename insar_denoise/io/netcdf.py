@@ -12,14 +12,17 @@ from insar_denoise.io.geotiff import one_line
 
 _RENAME = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x"}
 _VALID_NAMES = ("valid", "mask")
+_DEM_NAMES = ("dem", "height", "elevation")
 
 
 def is_zarr(path: str | Path) -> bool:
     """True for a ``.zarr`` store (a folder or a name ending in ``.zarr``)."""
     path = Path(path)
-    return path.suffix.lower() == ".zarr" or (path / ".zgroup").exists() or (
-        path / "zarr.json"
-    ).exists()
+    return (
+        path.suffix.lower() == ".zarr"
+        or (path / ".zgroup").exists()
+        or (path / "zarr.json").exists()
+    )
 
 
 def _open(path: str) -> xr.Dataset:
@@ -49,9 +52,7 @@ def _pick_variable(ds: xr.Dataset, path: str, variable: str | None) -> str:
                 f"{path}: no variable {variable!r} (has {', '.join(map(str, ds.data_vars))})"
             )
         return variable
-    candidates = [
-        str(name) for name, da in ds.data_vars.items() if da.ndim == 3 and _time_dim(da)
-    ]
+    candidates = [str(name) for name, da in ds.data_vars.items() if da.ndim == 3 and _time_dim(da)]
     if len(candidates) != 1:
         found = ", ".join(candidates) or "none"
         raise InputError(
@@ -63,7 +64,7 @@ def _pick_variable(ds: xr.Dataset, path: str, variable: str | None) -> str:
 
 def read_netcdf(
     path: str | Path, variable: str | None, chunks: dict[str, int]
-) -> tuple[xr.DataArray, str | None, xr.DataArray | None]:
+) -> tuple[xr.DataArray, str | None, xr.DataArray | None, xr.DataArray | None]:
     """A lazy (time, y, x) stack from a CF NetCDF or Zarr store.
 
     Parameters
@@ -79,7 +80,8 @@ def read_netcdf(
 
     Returns
     -------
-    (DataArray with CRS, its ``units`` attribute or None, a 2-D valid mask or None)
+    (DataArray with CRS, its ``units`` attribute or None, the 2-D ``valid``/``mask``
+    variable or None, the 2-D ``dem``/``height``/``elevation`` variable (m) or None)
     """
     path = str(path)
     ds = _open(path)
@@ -99,12 +101,13 @@ def read_netcdf(
     spatial = [d for d in da.dims if d != "time"]
     if set(spatial) != {"y", "x"}:
         raise InputError(
-            f"{path}: variable {name!r} has dimensions {da.dims}; expected time plus y/x "
-            "or lat/lon"
+            f"{path}: variable {name!r} has dimensions {da.dims}; expected time plus y/x or lat/lon"
         )
     native = da.encoding.get("preferred_chunks", {})
     time_chunk = chunks.get("time", native.get(time_dim, 1))
-    da = da.transpose("time", "y", "x").chunk({"time": time_chunk, "y": chunks["y"], "x": chunks["x"]})
+    da = da.transpose("time", "y", "x").chunk(
+        {"time": time_chunk, "y": chunks["y"], "x": chunks["x"]}
+    )
     if da.rio.crs is None:
         if not any(str(d).lower() in _RENAME for d in ds[name].dims):
             raise InputError(
@@ -113,11 +116,23 @@ def read_netcdf(
             )
         da = da.rio.write_crs("EPSG:4326")
     da = da.rio.set_spatial_dims(x_dim="x", y_dim="y")
-    valid = None
-    for candidate in _VALID_NAMES:
-        if candidate in ds.data_vars and ds[candidate].ndim == 2:
-            mask = ds[candidate]
-            mask = mask.rename({k: v for k, v in rename.items() if k in mask.dims})
-            valid = mask.transpose("y", "x").astype(bool).compute()
-            break
-    return da, da.attrs.get("units"), valid
+    valid = _grid_variable(ds, _VALID_NAMES, rename)
+    dem = _grid_variable(ds, _DEM_NAMES, rename)
+    return (
+        da,
+        da.attrs.get("units"),
+        None if valid is None else valid.astype(bool),
+        None if dem is None else dem.astype("float32"),
+    )
+
+
+def _grid_variable(
+    ds: xr.Dataset, names: tuple[str, ...], rename: dict[str, str]
+) -> xr.DataArray | None:
+    """The first 2-D variable of ``ds`` called one of ``names``, as (y, x), in memory."""
+    for name in names:
+        if name in ds.data_vars and ds[name].ndim == 2:
+            var = ds[name].rename({k: v for k, v in rename.items() if k in ds[name].dims})
+            if set(var.dims) == {"y", "x"}:
+                return var.transpose("y", "x").compute()
+    return None

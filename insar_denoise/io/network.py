@@ -43,11 +43,11 @@ import rasterio
 import xarray as xr
 from affine import Affine
 
-from insar_denoise.errors import DateError, InputError, UnitsError
+from insar_denoise.errors import DateError, DemError, InputError, UnitsError
 from insar_denoise.io.dem import open_dem
 from insar_denoise.io.geotiff import check_same_grid, probe
 from insar_denoise.io.stack import canonical_dataset
-from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM, scale_to_mm
+from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM, normalize_units, scale_to_mm
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +239,8 @@ def invert_network(
     Returns
     -------
     ndarray (T, H, W)
-        Displacement relative to date 0 (0 there), float64 or the input's float dtype when
-        wider; NaN where a date is not connected to date 0 by the pixel's valid pairs.
+        float64 displacement relative to date 0 (0 there); NaN where a date is not
+        connected to date 0 by the pixel's valid pairs.
     """
     ifgs = np.asarray(ifgs)
     n_pairs, height, width = ifgs.shape
@@ -270,8 +270,7 @@ def invert_network(
             a, y, None if w is None else w[np.ix_(pixels, rows)]
         )
         out[pixels, 0] = 0.0
-    dtype = np.result_type(ifgs.dtype, np.float64) if ifgs.dtype.kind == "f" else np.float64
-    return out.T.reshape(n_dates, height, width).astype(dtype, copy=False)
+    return out.T.reshape(n_dates, height, width)
 
 
 def coherence_weights(coherence: np.ndarray) -> np.ndarray:
@@ -379,9 +378,13 @@ def open_interferograms(
     """
     files = expand_paths(paths_or_glob)
     read = _read_pairs(files, pairs_pattern, "interferogram")
+    meta = read["metas"][0]
+    if meta.crs is None:
+        raise InputError(f"{files[0]}: interferograms have no CRS; geocode them first")
     unit, wave_mm = _units_and_wavelength(read["metas"], units, wavelength_mm)
+    unit = normalize_units(unit, files[0])
     data = read["data"]
-    if unit.startswith("rad"):
+    if unit == "rad":
         data[data == 0] = np.nan
     data *= scale_to_mm(unit, wave_mm)
     days = sorted({d for pair in read["pairs"] for d in pair})
@@ -405,24 +408,23 @@ def open_interferograms(
         weights = coherence_weights(np.stack([by_pair[p] for p in read["pairs"]]))
     log.info("inverting %d interferograms into %d dates", len(pairs), len(days))
     series = invert_network(data, pairs, len(days), weights).astype(np.float32)
-    meta = read["metas"][0]
-    if meta.crs is None:
-        raise InputError(f"{files[0]}: interferograms have no CRS; geocode them first")
     coords = grid_coords(meta.transform, meta.height, meta.width)
     coords["time"] = np.array(days, dtype="datetime64[ns]")
     disp = xr.DataArray(series, dims=("time", "y", "x"), coords=coords).rio.write_crs(meta.crs)
     disp = disp.rio.write_transform(meta.transform)
-    valid = xr.DataArray(np.isfinite(series).all(axis=0), dims=("y", "x"), coords=disp[0].coords)
+    valid = xr.DataArray(np.isfinite(series).all(axis=0), dims=("y", "x"))
     grid = None
     if dem is not None:
-        grid = dem if isinstance(dem, xr.DataArray) else open_dem(dem, disp)
-        grid = xr.DataArray(np.asarray(grid, dtype=np.float32), dims=("y", "x"))
+        grid = np.asarray(dem if isinstance(dem, xr.DataArray) else open_dem(dem, disp))
+        if grid.shape != series.shape[1:]:
+            raise DemError(f"dem: shape {grid.shape} differs from the grid {series.shape[1:]}")
+        grid = xr.DataArray(grid.astype(np.float32), dims=("y", "x"))
     ds = canonical_dataset(
         disp,
         unit="mm",
         unit_from="file" if units is None else "override",
         wavelength_mm=wave_mm,
-        source_files=files,
+        source_files=files + ([] if coherence is None else expand_paths(coherence)),
         label=files[0],
         valid=valid,
         dem=grid,

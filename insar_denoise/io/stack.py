@@ -253,9 +253,7 @@ def open_stack(
         ds = ds.chunk(sizes)
     if dem is not None:
         ds["dem"] = open_dem(dem, ds)
-    log.info(
-        "opened %d dates of %dx%d pixels", ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
-    )
+    log.info("opened %d dates of %dx%d pixels", ds.sizes["time"], ds.sizes["y"], ds.sizes["x"])
     return ds
 
 
@@ -271,9 +269,9 @@ def _from_files(
     netcdf = [p for p in paths if is_zarr(p) or Path(p).suffix.lower() in NETCDF_SUFFIXES]
     if netcdf and len(paths) > 1:
         raise InputError(f"{netcdf[0]}: give one NetCDF/Zarr store on its own, not in a list")
-    valid = None
+    valid = dem = None
     if netcdf:
-        disp, stated, valid = read_netcdf(first, variable, sizes)
+        disp, stated, valid, dem = read_netcdf(first, variable, sizes)
         stated_list, sources, files = [stated], [first], [first]
     elif len(paths) == 1 and probe(first).count > 1:
         disp, stated_list, sources = read_multiband_file(first, sizes)
@@ -291,4 +289,5 @@ def _from_files(
         source_files=files,
         label=label,
         valid=valid,
+        dem=dem,
     )

@@ -6,11 +6,13 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dask.array
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 AUX_NAMES = ("dem", "valid")
 """Variables never chosen as 'the' array to write when a Dataset holds several."""
-_ROWS_PER_WRITE = 1024
+_ROWS = 1024
 
 
 def _remove(path: Path) -> None:
@@ -161,6 +163,7 @@ def _write_gtiff(da: xr.DataArray, path: Path, tags: dict[str, str]) -> None:
         "crs": da.rio.crs,
         "transform": _transform(da),
         "tiled": True,
+        "interleave": "band",
         "blockxsize": block,
         "blockysize": block,
         "compress": "deflate",
@@ -176,11 +179,23 @@ def _write_gtiff(da: xr.DataArray, path: Path, tags: dict[str, str]) -> None:
                 dst.set_band_unit(band + 1, unit)
             if band_dim == "time":
                 dst.update_tags(band + 1, DATE=descriptions[band])
-            for row in range(0, height, _ROWS_PER_WRITE):
-                rows = slice(row, min(row + _ROWS_PER_WRITE, height))
-                strip = np.asarray(da[band, rows, :].values, dtype="float32")
-                window = rasterio.windows.Window(0, row, width, strip.shape[0])
-                dst.write(strip, band + 1, window=window)
+        data = da.data if da.chunks is not None else da.chunk({band_dim: 1, "y": _ROWS}).data
+        dask.array.store(data, _WindowWriter(dst), lock=threading.Lock())
+
+
+class _WindowWriter:
+    """A ``dask.array.store`` target writing (band, row, col) blocks into an open raster."""
+
+    def __init__(self, dst: rasterio.io.DatasetWriter) -> None:
+        self.dst = dst
+
+    def __setitem__(self, key: tuple[slice, slice, slice], block: np.ndarray) -> None:
+        bands, rows, cols = key
+        window = rasterio.windows.Window(
+            cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start
+        )
+        indexes = list(range(bands.start + 1, bands.stop + 1))
+        self.dst.write(np.asarray(block, dtype="float32"), indexes, window=window)
 
 
 def write_geotiff(
@@ -196,8 +211,9 @@ def write_geotiff(
     Tiled 256 x 256, deflate with the floating-point predictor, nodata NaN, CRS and
     transform from rioxarray, one band per date with the ISO date as band description
     (and a ``DATE`` band tag), band unit from ``attrs["units"]``, file tags with the
-    package version, model id, command line and any ``tags``. Dask arrays are written
-    in strips of 1024 rows per band, so the whole stack is never in memory.
+    package version, model id, command line and any ``tags``. Blocks are written as dask
+    computes them (``dask.array.store``; NumPy arrays go by one band and 1024 rows), so
+    the whole stack is never in memory.
 
     Parameters
     ----------
@@ -230,7 +246,11 @@ def write_geotiff(
             try:
                 _write_gtiff(da, plain, file_tags)
                 rasterio.shutil.copy(
-                    plain, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
+                    plain,
+                    tmp,
+                    driver="COG",
+                    COMPRESS="DEFLATE",
+                    PREDICTOR="YES",
                     BIGTIFF="IF_SAFER",
                 )
             finally:
@@ -262,7 +282,9 @@ def _netcdf_ready(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
     return ds
 
 
-def write_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path, *, overwrite: bool = False) -> Path:
+def write_netcdf(
+    ds: xr.Dataset | xr.DataArray, path: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write a Dataset to CF-1.8 NetCDF-4 with a ``spatial_ref`` grid mapping.
 
     Float variables are zlib-compressed (level 4) with ``_FillValue`` NaN; dask-backed
@@ -280,7 +302,7 @@ def write_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path, *, overwrite: 
     out = _netcdf_ready(ds)
     compress = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
     encoding = {
-        str(name): {**var.encoding, **compress}
+        str(name): {**var.encoding, **compress, "chunksizes": _file_chunks(var)}
         for name, var in out.data_vars.items()
         if np.issubdtype(var.dtype, np.floating) and var.ndim >= 2
     }
@@ -288,6 +310,14 @@ def write_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path, *, overwrite: 
     with atomic_output(path, overwrite) as tmp:
         out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return Path(path)
+
+
+def _file_chunks(var: xr.DataArray) -> tuple[int, ...]:
+    """NetCDF chunk shape: the dask chunks (so each block is written once), else one date
+    by up to 1024 x 1024 pixels."""
+    if var.chunks is not None:
+        return tuple(int(sizes[0]) for sizes in var.chunks)
+    return tuple(1 if d == "time" else min(n, _ROWS) for d, n in var.sizes.items())
 
 
 def write_zarr(ds: xr.Dataset | xr.DataArray, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -10,5 +10,13 @@ from __future__ import annotations
 
 from insar_denoise.synth.config import HISTORY_NAMES, SOURCE_NAMES, SimConfig
 from insar_denoise.synth.generator import SimBatch, simulate_batch
+from insar_denoise.synth.scene import simulate_scene
 
-__all__ = ["HISTORY_NAMES", "SOURCE_NAMES", "SimBatch", "SimConfig", "simulate_batch"]
+__all__ = [
+    "HISTORY_NAMES",
+    "SOURCE_NAMES",
+    "SimBatch",
+    "SimConfig",
+    "simulate_batch",
+    "simulate_scene",
+]

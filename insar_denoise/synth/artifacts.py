@@ -28,7 +28,8 @@ def orbital_ramps(
     x, y = _unit_coords(size, device)
     mag = sampling.uniform(gen, ramp_mm, (batch, n_dates, 1, 1), device)
     ang = sampling.uniform(gen, (0.0, 2.0 * torch.pi), (batch, n_dates, 1, 1), device)
-    return mag * (torch.cos(ang) * x + torch.sin(ang) * y)
+    # separable: x varies along columns only, y along rows only
+    return (mag * torch.cos(ang)) * x[:1, :] + (mag * torch.sin(ang)) * y[:, :1]
 
 
 def offsets(
@@ -59,14 +60,19 @@ def decorrelation_holes(
     """
     has = sampling.bernoulli(gen, prob, (batch,), device)
     frac = sampling.uniform(gen, fraction, (batch,), device)
-    beta = torch.full((batch,), 3.5, device=device)
-    field = spectral_field(gen, (batch,), size, beta, pixel_spacing_m=pixel_spacing_m, device=device)
-    flat = field.reshape(batch, -1)
-    srt = torch.sort(flat, dim=1, descending=True).values
-    k = (frac * flat.shape[1]).long().clamp(0, flat.shape[1] - 1)
-    thresh = srt.gather(1, k[:, None])
-    holes = (flat > thresh) & has[:, None]
-    return ~holes.reshape(batch, size, size)
+    valid = torch.ones((batch, size, size), dtype=torch.bool, device=device)
+    idx = torch.nonzero(has).flatten()
+    if idx.numel() == 0:
+        return valid
+    beta = torch.full((idx.numel(),), 3.5, device=device)
+    field = spectral_field(
+        gen, (idx.numel(),), size, beta, pixel_spacing_m=pixel_spacing_m, device=device
+    )
+    flat = field.reshape(idx.numel(), -1)
+    k = (frac[idx] * flat.shape[1]).long().clamp(1, flat.shape[1])
+    thresh = torch.sort(flat, dim=1, descending=True).values.gather(1, k[:, None] - 1)
+    valid[idx] = (flat < thresh).reshape(-1, size, size)
+    return valid
 
 
 def unwrapping_errors(

@@ -149,7 +149,9 @@ class SimConfig:
     def _check_table(name: str, table: dict[str, float], names: tuple[str, ...]) -> None:
         unknown = set(table) - set(names)
         if unknown:
-            raise ConfigError(f"SimConfig.{name}: unknown keys {sorted(unknown)}; use {list(names)}")
+            raise ConfigError(
+                f"SimConfig.{name}: unknown keys {sorted(unknown)}; use {list(names)}"
+            )
         if any(v < 0 for v in table.values()) or sum(table.values()) <= 0:
             raise ConfigError(f"SimConfig.{name}={table}: weights must be >= 0 with a positive sum")
 
@@ -197,12 +199,16 @@ class SimConfig:
         with their current relative weights, or equal weights if those are all 0).
         """
         if source == "okada":
-            okada = {n: self.source_probs.get(n, 0.0) for n in SOURCE_NAMES if n.startswith("okada")}
+            okada = {
+                n: self.source_probs.get(n, 0.0) for n in SOURCE_NAMES if n.startswith("okada")
+            }
             if sum(okada.values()) <= 0:
                 okada = dict.fromkeys(okada, 1.0)
             probs = {n: okada.get(n, 0.0) for n in SOURCE_NAMES}
         elif source in SOURCE_NAMES:
             probs = {n: float(n == source) for n in SOURCE_NAMES}
         else:
-            raise ConfigError(f"unknown source {source!r}; use okada or one of {list(SOURCE_NAMES)}")
+            raise ConfigError(
+                f"unknown source {source!r}; use okada or one of {list(SOURCE_NAMES)}"
+            )
         return dataclasses.replace(self, source_probs=probs)

@@ -3,8 +3,9 @@
 Real DEMs (``data/real_dems.npz``, float32 elevation in m, NaN-filled, with their pixel
 spacing in m): Jacksboro, Tennessee (~90 m, 344 x 403) and the Salish Sea (~2.5 km, 91 x
 120, bathymetry included). A patch is a rotated (multiples of 90 degrees), flipped, zoomed
-(bilinear) crop; outside the source grid it continues by mirror reflection, so a patch can
-be larger than its source. Its relief is rescaled and it sits on a random base elevation.
+(bilinear) crop that lies inside its source: a tile larger than the source is an
+upsampled crop (mirror reflection only guards the borders). Its relief is rescaled and it
+sits on a random base elevation.
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def _patch_grid(
 ) -> torch.Tensor:
     """Sampling grid ``(n, size, size, 2)`` for ``grid_sample`` (align_corners=False)."""
     hs, ws = src_shape
-    z = sampling.log_uniform(gen, zoom, (n,), device)
+    # zoom out no further than the patch fits in the source (a larger request upsamples)
+    z_fit = (min(hs, ws) - 1.0) / max(size - 1.0, 1.0)
+    z = sampling.log_uniform(gen, zoom, (n,), device).clamp_max(z_fit)
     k = torch.floor(sampling.uniform(gen, (0.0, 3.999), (n,), device))
     flip = sampling.sign(gen, (n,), device)
-    cy = sampling.uniform(gen, (0.0, hs - 1.0), (n,), device)
-    cx = sampling.uniform(gen, (0.0, ws - 1.0), (n,), device)
+    half = 0.5 * z * (size - 1.0)
+    cy = half + sampling.uniform(gen, (0.0, 1.0), (n,), device) * (hs - 1.0 - 2.0 * half)
+    cx = half + sampling.uniform(gen, (0.0, 1.0), (n,), device) * (ws - 1.0 - 2.0 * half)
     ang = k * (torch.pi / 2.0)
     c, s = torch.cos(ang).round(), torch.sin(ang).round()
     off = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2.0
@@ -135,7 +139,13 @@ def sample_dems(
     """DEMs ``(batch, size, size)`` float32 m: real patches (share ``real_prob``) or fractal."""
     use_real = sampling.bernoulli(gen, real_prob, (batch,), device)
     fractal = fractal_dem(
-        gen, batch, size, pixel_spacing_m=pixel_spacing_m, beta=beta, relief_m=relief_m, device=device
+        gen,
+        batch,
+        size,
+        pixel_spacing_m=pixel_spacing_m,
+        beta=beta,
+        relief_m=relief_m,
+        device=device,
     )
     real = real_dem_patches(gen, batch, size, zoom=zoom, relief_scale=relief_scale, device=device)
     base = sampling.uniform(gen, base_m, (batch, 1, 1), device)

@@ -72,7 +72,7 @@ def _atmosphere(
     b, t, n = dem.shape[0], config.n_dates, config.size
     atm = torch.zeros((b, t, n, n), device=device)
     if config.turbulence:
-        atm = atm + turbulent_delay(
+        atm = turbulent_delay(
             gen,
             b,
             t,
@@ -87,7 +87,7 @@ def _atmosphere(
             device=device,
         )
     if config.stratified:
-        atm = atm + stratified_delay(
+        atm += stratified_delay(
             gen,
             dem,
             t,
@@ -95,9 +95,9 @@ def _atmosphere(
             quad_mm_per_km2=config.stratified_quad_mm_per_km2,
         )
     if config.orbital_ramps:
-        atm = atm + artifacts.orbital_ramps(gen, b, t, n, ramp_mm=config.ramp_mm, device=device)
+        atm += artifacts.orbital_ramps(gen, b, t, n, ramp_mm=config.ramp_mm, device=device)
     if config.offsets:
-        atm = atm + artifacts.offsets(gen, b, t, offset_mm=config.offset_mm, device=device)
+        atm += artifacts.offsets(gen, b, t, offset_mm=config.offset_mm, device=device)
     return atm
 
 
@@ -165,9 +165,11 @@ def simulate_batch(
         relief_scale=config.real_dem_relief_scale,
         device=device,
     )
-    atm = _atmosphere(gen, config, dem, device)
-    displacement = deformation + (atm - atm[:, :1])
-    displacement = displacement + artifacts.unwrapping_errors(
+    # displacement = deformation + atmosphere(t) - atmosphere(t0), built in place
+    displacement = _atmosphere(gen, config, dem, device)
+    displacement -= displacement[:, :1].clone()
+    displacement += deformation
+    displacement += artifacts.unwrapping_errors(
         gen,
         b,
         t,
@@ -186,7 +188,7 @@ def simulate_batch(
         pixel_spacing_m=config.pixel_spacing_m,
         device=device,
     )
-    displacement = displacement.masked_fill(~valid[:, None], float("nan"))
+    displacement.masked_fill_(~valid[:, None], float("nan"))
     return SimBatch(
         displacement=displacement,
         dem=dem,

@@ -45,5 +45,8 @@ def project_los(
 
     Angles broadcast against the displacement components (e.g. ``(B, 1, 1)`` with ``(B, H, W)``).
     """
-    le, ln, lu = (v.to(device=east.device, dtype=east.dtype) for v in los_unit_vector(incidence_deg, heading_deg))
+    le, ln, lu = (
+        v.to(device=east.device, dtype=east.dtype)
+        for v in los_unit_vector(incidence_deg, heading_deg)
+    )
     return east * le + north * ln + up * lu

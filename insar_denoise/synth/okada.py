@@ -53,14 +53,18 @@ def _corner_terms(
 
     # Okada (1985), BSSA 75(4), eq. 25-27 note: theta = atan(xi eta / (q R)), 0 on q = 0 (DC3D)
     q_zero = q == 0
-    theta = torch.where(q_zero, torch.zeros_like(q), torch.atan(xi * eta / torch.where(q_zero, 1.0, q * r)))
+    theta = torch.where(
+        q_zero, torch.zeros_like(q), torch.atan(xi * eta / torch.where(q_zero, 1.0, q * r))
+    )
 
     # Okada (1985), BSSA 75(4), eq. 28: I1..I5 for cos(dip) != 0
     regular = cd.abs() > _COS_EPS
     cds = torch.where(regular, cd, torch.ones_like(cd))
     tan_d = sd / cds
     xi_zero = xi == 0
-    i5_arg = (eta * (x + q * cds) + x * (r + x) * sd) / torch.where(xi_zero, 1.0, xi * (r + x) * cds)
+    i5_arg = (eta * (x + q * cds) + x * (r + x) * sd) / torch.where(
+        xi_zero, 1.0, xi * (r + x) * cds
+    )
     i5_reg = torch.where(xi_zero, torch.zeros_like(xi), m * 2.0 / cds * torch.atan(i5_arg))
     i4_reg = m / cds * (torch.log(r_db) - sd * log_r_eta)
     i3_reg = m * (yb / (cds * r_db) - log_r_eta) + tan_d * i4_reg
@@ -135,7 +139,8 @@ def okada_surface(
     Returns
     -------
     (east, north, up) : tuple of Tensor
-        Displacement components, same unit as the slip.
+        Displacement components, same unit as the slip. Points exactly on the surface trace
+        of a fault that reaches the surface (``depth_m = 0``) are singular and give NaN.
     """
     ref = x_m
     as_t = lambda v: torch.as_tensor(v, dtype=ref.dtype, device=ref.device)  # noqa: E731
@@ -154,11 +159,15 @@ def okada_surface(
     p = ys * cd + d * sd
     q = ys * sd - d * cd
     m = 1.0 - 2.0 * poisson
-    # Okada (1985), BSSA 75(4), eq. 24: Chinnery's notation f(x,p) - f(x,p-W) - f(x-L,p) + f(x-L,p-W)
-    total = None
-    for sign, xi, eta in ((1.0, xs, p), (-1.0, xs, p - width), (-1.0, xs - length, p), (1.0, xs - length, p - width)):
+    # Okada (1985), BSSA 75(4), eq. 24: Chinnery f(x,p) - f(x,p-W) - f(x-L,p) + f(x-L,p-W)
+    total = list(_corner_terms(xs, p, q, sd, cd, m))
+    for sign, xi, eta in (
+        (-1.0, xs, p - width),
+        (-1.0, xs - length, p),
+        (1.0, xs - length, p - width),
+    ):
         terms = _corner_terms(xi, eta, q, sd, cd, m)
-        total = [sign * t for t in terms] if total is None else [a + sign * t for a, t in zip(total, terms)]
+        total = [a + sign * t for a, t in zip(total, terms, strict=True)]
     k = 1.0 / (2.0 * math.pi)
     u1, u2, u3 = as_t(strike_slip_m), as_t(dip_slip_m), as_t(opening_m)
     # Okada (1985), BSSA 75(4), eq. 25-27: prefactors -U1/2pi, -U2/2pi, +U3/2pi

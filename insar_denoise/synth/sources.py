@@ -16,6 +16,9 @@ OKADA_KINDS = {
     SOURCE_NAMES.index("okada_tensile"): 2,
 }
 MOGI = SOURCE_NAMES.index("mogi")
+#: Okada sources up to this dip run in float32 (< 5e-4 of the peak off float64); steeper
+#: ones lose digits in the 1 / cos(dip) terms and run in float64.
+FLOAT32_MAX_DIP_DEG = 75.0
 
 
 def grid_coords_m(
@@ -23,7 +26,9 @@ def grid_coords_m(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """East and north (m) of pixel centres, ``(size, size)`` float64, origin at the tile centre;
     row 0 is the northern edge."""
-    c = (torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2.0) * pixel_spacing_m
+    c = (
+        torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2.0
+    ) * pixel_spacing_m
     north, east = torch.meshgrid(-c, c, indexing="ij")
     return east, north
 
@@ -39,7 +44,8 @@ def unit_los_maps(
     """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``).
 
     The source position is uniform in the tile minus ``source_margin`` at each border;
-    slip / volume change has a random sign. Computed in float64.
+    slip / volume change has a random sign. Mogi sources and faults steeper than
+    :data:`FLOAT32_MAX_DIP_DEG` are computed in float64, other faults in float32.
     """
     b, n = source.shape[0], config.size
     east, north = grid_coords_m(n, config.pixel_spacing_m, device)
@@ -60,30 +66,32 @@ def unit_los_maps(
     inc = incidence_deg.to(device, f64)[:, None, None]
     head = heading_deg.to(device, f64)[:, None, None]
     okada_codes = torch.tensor(list(OKADA_KINDS), device=device)
-    okada_idx = torch.nonzero(torch.isin(src, okada_codes)).flatten()
-    if okada_idx.numel():
-        i = okada_idx
-        slip = torch.zeros((3, i.numel(), 1, 1), device=device, dtype=f64)
-        lut = torch.zeros(len(SOURCE_NAMES), dtype=torch.long, device=device)
-        lut[okada_codes] = torch.tensor(list(OKADA_KINDS.values()), device=device)
-        comp = lut[src[i]]
-        slip[comp, torch.arange(i.numel(), device=device)] = sgn[i]
+    lut = torch.zeros(len(SOURCE_NAMES), dtype=torch.long, device=device)
+    lut[okada_codes] = torch.tensor(list(OKADA_KINDS.values()), device=device)
+    is_okada = torch.isin(src, okada_codes)
+    steep = dip[:, 0, 0] > FLOAT32_MAX_DIP_DEG
+    for dtype, group in ((torch.float32, is_okada & ~steep), (f64, is_okada & steep)):
+        i = torch.nonzero(group).flatten()
+        if i.numel() == 0:
+            continue
+        slip = torch.zeros((3, i.numel(), 1, 1), device=device, dtype=dtype)
+        slip[lut[src[i]], torch.arange(i.numel(), device=device)] = sgn[i].to(dtype)
         e, nn, u = okada_surface(
-            east,
-            north,
-            x0_m=x0[i],
-            y0_m=y0[i],
-            depth_m=top[i],
-            strike_deg=strike[i],
-            dip_deg=dip[i],
-            length_m=length[i],
-            width_m=width[i],
+            east.to(dtype),
+            north.to(dtype),
+            x0_m=x0[i].to(dtype),
+            y0_m=y0[i].to(dtype),
+            depth_m=top[i].to(dtype),
+            strike_deg=strike[i].to(dtype),
+            dip_deg=dip[i].to(dtype),
+            length_m=length[i].to(dtype),
+            width_m=width[i].to(dtype),
             strike_slip_m=slip[0],
             dip_slip_m=slip[1],
             opening_m=slip[2],
             poisson=config.poisson,
         )
-        out[i] = project_los(e, nn, u, inc[i], head[i])
+        out[i] = project_los(e, nn, u, inc[i].to(dtype), head[i].to(dtype)).double()
     mogi_idx = torch.nonzero(src == MOGI).flatten()
     if mogi_idx.numel():
         i = mogi_idx
@@ -97,6 +105,8 @@ def unit_los_maps(
             poisson=config.poisson,
         )
         out[i] = project_los(e, nn, u, inc[i], head[i])
+    # a pixel exactly on the trace of a surface-breaking fault is singular (Okada's log terms)
+    out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     peak = out.abs().amax(dim=(-2, -1), keepdim=True)
     out = torch.where(peak > 0, out / peak.clamp_min(1e-300), out)
     return out.float()

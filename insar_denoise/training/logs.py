@@ -58,7 +58,13 @@ class RunLogger:
     def train_row(
         self, step: int, examples: int, wall_s: float, lr: float, loss: float, rate: float
     ) -> None:
-        row = dict(zip(TRAIN_FIELDS, (step, examples, round(wall_s, 2), lr, loss, round(rate, 2))))
+        row = dict(
+            zip(
+                TRAIN_FIELDS,
+                (step, examples, round(wall_s, 2), lr, loss, round(rate, 2)),
+                strict=True,
+            )
+        )
         _append_csv(self._path(TRAIN_CSV), row)
         with self._path(JSONL).open("a") as fh:
             fh.write(json.dumps({"kind": "train", **row}) + "\n")
@@ -97,17 +103,29 @@ class RunLogger:
         val = _read_csv(self.run_dir / VAL_CSV)
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         if train:
-            ax.plot([r["examples_seen"] for r in train], [r["loss"] for r in train],
-                    lw=0.8, label="train (Huber, scale units)")
+            ax.plot(
+                [r["examples_seen"] for r in train],
+                [r["loss"] for r in train],
+                lw=0.8,
+                label="train (Huber, scale units)",
+            )
         if val:
-            ax.plot([r["examples_seen"] for r in val], [r["val_loss"] for r in val],
-                    "o-", label="validation")
-            for key, label in (("rmse_mm_model", "model"), ("rmse_mm_raw", "raw last-first"),
-                               ("rmse_mm_zero", "all-zero map"),
-                               ("rmse_mm_elevation_filter", "elevation + filter")):
+            ax.plot(
+                [r["examples_seen"] for r in val],
+                [r["val_loss"] for r in val],
+                "o-",
+                label="validation",
+            )
+            for key, label in (
+                ("rmse_mm_model", "model"),
+                ("rmse_mm_raw", "raw last-first"),
+                ("rmse_mm_zero", "all-zero map"),
+                ("rmse_mm_elevation_filter", "elevation + filter"),
+            ):
                 if key in val[0]:
-                    ax2.plot([r["examples_seen"] for r in val], [r[key] for r in val], "o-",
-                             label=label)
+                    ax2.plot(
+                        [r["examples_seen"] for r in val], [r[key] for r in val], "o-", label=label
+                    )
         ax.set_xlabel("examples seen")
         ax.set_ylabel("loss")
         ax.set_yscale("log")

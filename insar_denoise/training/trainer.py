@@ -9,6 +9,7 @@ the model's output does (see :mod:`insar_denoise.models.normalization`).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import random
@@ -115,6 +116,7 @@ class Trainer:
         self.wall_s = 0.0
         self.best_val = math.inf
         self.history: list[dict[str, Any]] = []
+        self.val_fingerprint: str | None = None
         self._val: dict[str, Any] | None = None
         self._stop = False
         self.logger = RunLogger(self.run_dir)
@@ -142,6 +144,7 @@ class Trainer:
             "examples_seen": self.examples_seen,
             "wall_s": self.wall_s,
             "best_val": self.best_val,
+            "val_fingerprint": self.val_fingerprint,
             "history": self.history,
             "rng": rng,
         }
@@ -158,11 +161,16 @@ class Trainer:
         self.wall_s = float(state["wall_s"])
         self.best_val = float(state["best_val"])
         self.history = list(state["history"])
+        self.val_fingerprint = state.get("val_fingerprint")
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
-        self.generator.set_state(rng["data"])
+        try:
+            self.generator.set_state(rng["data"])
+        except (RuntimeError, TypeError):  # the run moved between CPU and CUDA
+            log.warning("data generator state is for another device: reseeding the data stream")
+            self.generator.manual_seed(self.config.seed + 1 + self.examples_seen)
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
 
@@ -229,7 +237,7 @@ class Trainer:
             # warm-up of the average: short memory while the weights still move fast
             decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
             with torch.no_grad():
-                for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     e.lerp_(p, 1.0 - decay)
         self.step += 1
         self.examples_seen += cfg.batch_size
@@ -255,7 +263,22 @@ class Trainer:
             refs.update(classical_estimates(cat["displacement"], cat["dem"], interval))
             cat["references"] = refs
             self._val = cat
+            self._check_fingerprint(cat)
         return self._val
+
+    def _check_fingerprint(self, val: dict[str, Any]) -> None:
+        """Reset the best validation loss when the validation set changed (new simulator)."""
+        digest = hashlib.sha256()
+        for key in ("displacement", "dem", "cumulative"):
+            digest.update(torch.nan_to_num(val[key]).numpy().tobytes())
+        fingerprint = digest.hexdigest()[:16]
+        if self.history and fingerprint != self.val_fingerprint:
+            log.warning(
+                "validation set differs from the saved run's (simulator changed?): "
+                "best validation loss reset"
+            )
+            self.best_val = math.inf
+        self.val_fingerprint = fingerprint
 
     def validate(self) -> dict[str, Any]:
         """Validation loss and per-bin metrics of the EMA model; appended to the history."""
@@ -297,7 +320,8 @@ class Trainer:
         """Train until ``total_examples`` (or a step/time budget), validating and saving.
 
         Validation runs at the start of a fresh run, every ``val_every_s`` seconds and at
-        the end; checkpoints every ``checkpoint_every_s`` seconds and at the end.
+        the end (not after :meth:`request_stop`); checkpoints every ``checkpoint_every_s``
+        seconds and at the end.
         """
         cfg = self.config
         start = time.monotonic()
@@ -321,8 +345,12 @@ class Trainer:
             if self.step % cfg.log_every_steps == 0:
                 rate = loss_n * cfg.batch_size / max(now - last_log, 1e-9)
                 self.logger.train_row(
-                    self.step, self.examples_seen, self.wall_s, learning_rate(cfg, self.examples_seen),
-                    loss_sum / loss_n, rate,
+                    self.step,
+                    self.examples_seen,
+                    self.wall_s,
+                    learning_rate(cfg, self.examples_seen),
+                    loss_sum / loss_n,
+                    rate,
                 )
                 loss_sum, loss_n, last_log = 0.0, 0, now
             if now - last_val >= cfg.val_every_s:
@@ -331,7 +359,7 @@ class Trainer:
             if now - last_ckpt >= cfg.checkpoint_every_s:
                 self.save_checkpoint()
                 last_ckpt = time.monotonic()
-        if steps_here:
+        if steps_here and not self._stop:  # on a signal, save first and fast
             self._after_validation(self.validate())
         self.save_checkpoint()
 
@@ -339,7 +367,10 @@ class Trainer:
         all_ = record["metrics"]["all"]["rmse_mm"]
         log.info(
             "validation at %d examples: loss %.4f, RMSE model %.2f mm, raw %.2f mm",
-            record["examples_seen"], record["val_loss"], all_["model"], all_["raw"],
+            record["examples_seen"],
+            record["val_loss"],
+            all_["model"],
+            all_["raw"],
         )
         if record["val_loss"] < self.best_val:
             self.best_val = record["val_loss"]

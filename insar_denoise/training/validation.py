@@ -104,13 +104,15 @@ def cumulative_metrics(
     """
     truth_d = deplane(truth.float(), valid)
     deplaned = {k: deplane(v.float(), valid) for k, v in estimates.items()}
-    sq = {k: torch.where(valid, (v - truth_d) ** 2, torch.zeros_like(v)) for k, v in deplaned.items()}
+    sq = {
+        k: torch.where(valid, (v - truth_d) ** 2, torch.zeros_like(v)) for k, v in deplaned.items()
+    }
     corr = {k: _pearson(v, truth_d, valid) for k, v in deplaned.items()}
     npix = valid.sum((1, 2)).double()
     groups: dict[str, Tensor] = {"none": no_deformation.bool()}
-    for lo, hi in zip(edges_mm[:-1], edges_mm[1:]):
-        groups[_bin_label(lo, hi)] = (~no_deformation.bool()) & (amplitude_mm > lo) & (
-            amplitude_mm <= hi
+    for lo, hi in zip(edges_mm[:-1], edges_mm[1:], strict=False):
+        groups[_bin_label(lo, hi)] = (
+            (~no_deformation.bool()) & (amplitude_mm > lo) & (amplitude_mm <= hi)
         )
     groups["all"] = torch.ones_like(no_deformation, dtype=torch.bool)
 

@@ -1,0 +1,78 @@
+"""``insar-denoise run``: denoise one stack and write georeferenced results."""
+
+from __future__ import annotations
+
+import click
+
+METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
+
+
+@click.command("run")
+@click.argument("stack", nargs=-1, required=True)
+@click.option("--dem", type=click.Path(), help="DEM (m, any GDAL format/CRS; or MintPy geometry .h5).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help=".tif: band 1 = cumulative deformation (mm); .nc/.zarr: the whole result.",
+)
+@click.option("--series", type=click.Path(), help="Denoised time series (.tif, .nc, or .h5 back in MintPy/LiCSBAS layout).")
+@click.option("--noise", "noise_path", type=click.Path(), help="What was removed, per date (mm).")
+@click.option("--quicklook", type=click.Path(), help="PNG: raw, denoised, removed and DEM maps.")
+@click.option("--model", default=None, help="Model name or TorchScript file (default: shipped model).")
+@click.option(
+    "--method",
+    type=click.Choice(METHOD_CHOICES),
+    default="model",
+    show_default=True,
+    help="The network, or a classical correction (see README).",
+)
+@click.option("--tile", type=int, help="Tile side in pixels (default from the model).")
+@click.option("--overlap", type=int, help="Tile overlap in pixels (default from the model).")
+@click.option("--window", type=int, help="Dates per window (must match the model).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=int, help="Tiles per model call (default: fitted to memory).")
+@click.option("--units", help="Input units: mm, cm, m or rad (overrides the files).")
+@click.option("--wavelength", type=float, help="Radar wavelength in mm for rad inputs (default Sentinel-1).")
+@click.option("--variable", help="NetCDF/Zarr variable name.")
+@click.option("--pairs", "pairs_pattern", help="Interferogram name pattern, e.g. '{ref}_{sec}'.")
+@click.option("--cog", is_flag=True, help="Write the cumulative map as a Cloud-Optimized GeoTIFF.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+def run(stack, dem, output, series, noise_path, quicklook, model, method, tile, overlap, window,
+        device, batch_size, units, wavelength, variable, pairs_pattern, cog, overwrite, quiet):
+    """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
+    or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
+    from insar_denoise.pipeline import run_pipeline
+
+    res = run_pipeline(
+        list(stack),
+        output,
+        dem=dem,
+        series=series,
+        noise=noise_path,
+        quicklook=quicklook,
+        model=model,
+        method=method,
+        tile=tile,
+        overlap=overlap,
+        window=window,
+        device=device,
+        batch_size=batch_size,
+        units=units,
+        wavelength_mm=wavelength,
+        variable=variable,
+        pairs_pattern=pairs_pattern,
+        cog=cog,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
+    if not quiet:
+        h, w = res.shape
+        click.echo(
+            f"{res.layout}: {res.n_dates} dates of {h}x{w} pixels, method {method}, "
+            f"{res.wall_s:.1f} s"
+        )
+        for kind, path in res.outputs.items():
+            click.echo(f"  {kind}: {path}")

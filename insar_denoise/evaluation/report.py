@@ -1,0 +1,289 @@
+"""Write an evaluation: ``metrics.json``, ``report.md`` and PNG figures (maps in mm, curves).
+
+:func:`results_table` is also what ``scripts/results_table.py`` puts into the README, so
+the README table and the report never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from insar_denoise.errors import OutputError
+from insar_denoise.io import atomic_output
+
+FILES = ("metrics.json", "report.md")
+FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _threshold(value: Any) -> str:
+    return "not reached" if value is None else f"{value:g}"
+
+
+def json_ready(obj: Any) -> Any:
+    """Copy with NaN/inf floats as None and numpy scalars as Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def results_table(metrics: dict[str, Any]) -> str:
+    """The README results table (markdown) from a ``metrics.json`` dict.
+
+    Benchmark metrics: one row per method with the RMSE pooled over all scenes, the mean
+    correlation per deformation amplitude, the SNR gain over all scenes, the detection
+    threshold and the false-positive level. Stack metrics: RMSE, correlation and SNR gain
+    per method.
+    """
+    methods = list(metrics["methods"])
+    if metrics.get("kind") == "stack":
+        lines = ["| method | RMSE (mm) | r | SNR gain (dB) |", "|---|---:|---:|---:|"]
+        for m in methods:
+            cells = [
+                _fmt(metrics["rmse_mm"][m]),
+                _fmt(metrics["corr"][m]),
+                _fmt(metrics["snr_gain_db"][m], 1),
+            ]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    by_amp = metrics["groups"]["amplitude"]
+    amps = [a for a in by_amp if float(a) > 0]
+    head = ["method", "RMSE all (mm)"] + [f"r @ {a} mm" for a in amps]
+    head += ["SNR gain (dB)", "detection threshold (mm)", "false-positive p99 (mm)"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    overall = metrics["groups"]["all"]["all"]
+    for m in methods:
+        cells = [_fmt(overall["rmse_mm"][m])]
+        cells += [_fmt(by_amp[a]["corr"][m]) for a in amps]
+        cells += [_fmt(overall["snr_gain_db"][m], 1)]
+        cells += [_threshold(metrics["detection_threshold_mm"]["all"][m])]
+        cells += [_fmt(metrics["false_positive_p99_mm"]["all"][m])]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    model = metrics.get("model") or {}
+    lines.append("")
+    lines.append(
+        f"Simulated benchmark, split `{metrics['split']}`, seed {metrics['seed']}, "
+        f"{metrics['n_scenes']} scenes of {metrics['size_px']} px x {metrics['window']} dates, "
+        f"model `{model.get('id', 'none')}`; filter sigma "
+        f"{_fmt(metrics['sigma_tuning']['sigma_px']['filter'], 1)} px, best sigma "
+        f"{_fmt(metrics['sigma_tuning']['sigma_px']['best'], 1)} px (tuned)."
+    )
+    return "\n".join(lines)
+
+
+def _metric_table(groups: dict[str, Any], methods: list[str], metric: str, digits: int = 2) -> str:
+    lines = ["| group | n | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
+    for key, row in groups.items():
+        cells = [_fmt(row[metric][m], digits) for m in methods]
+        lines.append(f"| {key} | {row['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(metrics: dict[str, Any]) -> str:
+    """The whole ``report.md`` text."""
+    model = metrics.get("model") or {}
+    out = ["# insar-denoise evaluation", ""]
+    out.append(
+        f"Model: `{model.get('id', 'none')}` ({model.get('path', 'no model')}); "
+        f"package {metrics['package_version']}."
+    )
+    out.append("")
+    out.append(f"**Target** (all methods): {metrics['target']}.")
+    out += ["", "## Summary", "", results_table(metrics), "", "## Metric definitions", ""]
+    out += [f"- `{k}`: {v}" for k, v in metrics["definitions"].items()]
+    if metrics.get("kind") == "stack":
+        out += [
+            "",
+            f"{metrics['n_dates']} dates, {metrics['shape'][0]} x {metrics['shape'][1]} px, "
+            f"{metrics['n_pixels']} compared pixels; max |target| "
+            f"{_fmt(metrics['truth_max_abs_mm'])} mm; filter/best sigma "
+            f"{metrics['sigma_px']:g} px (not tuned: one scene).",
+            "",
+            "![maps](examples.png)",
+            "",
+        ]
+        return "\n".join(out)
+    tuning = metrics["sigma_tuning"]
+    out += ["", "## Filter width", ""]
+    out.append(
+        f"Gaussian sigma chosen per method as the lowest pooled RMSE on separate tuning scenes "
+        f"(seed {tuning['seed']}, {tuning['n_per_amplitude']} per amplitude): "
+        + ", ".join(f"{k} {v:g} px" for k, v in tuning["sigma_px"].items())
+        + f"; candidates {tuning['candidates_px']} px."
+    )
+    edge = [k for k, v in tuning["sigma_px"].items() if v == max(tuning["candidates_px"])]
+    if edge:
+        out.append(
+            f"The RMSE optimum of {', '.join(edge)} is the widest candidate: under RMSE, heavy "
+            "smoothing (towards the all-zero map after plane removal) wins at these noise levels."
+        )
+    methods = list(metrics["methods"])
+    titles = {
+        "amplitude": "amplitude (mm)",
+        "amplitude_noise": "amplitude (mm) | noise",
+        "noise": "noise level (all amplitudes)",
+        "source": "source (deformed scenes)",
+        "dem": "DEM (deformed scenes)",
+    }
+    for metric, digits in (("rmse_mm", 2), ("corr", 2), ("snr_gain_db", 1), ("detected_frac", 2)):
+        out += ["", f"## {metric} by group", ""]
+        for group, title in titles.items():
+            out += [
+                f"### by {title}",
+                "",
+                _metric_table(metrics["groups"][group], methods, metric, digits),
+                "",
+            ]
+    out += ["## Detection threshold (mm) and false-positive p99 (mm)", ""]
+    levels = list(metrics["detection_threshold_mm"])
+    out.append(
+        "| method | "
+        + " | ".join(f"threshold {lv}" for lv in levels)
+        + " | "
+        + " | ".join(f"p99 {lv}" for lv in levels)
+        + " |"
+    )
+    out.append("|---|" + "---:|" * (2 * len(levels)))
+    for m in methods:
+        cells = [_threshold(metrics["detection_threshold_mm"][lv][m]) for lv in levels]
+        cells += [_fmt(metrics["false_positive_p99_mm"][lv][m]) for lv in levels]
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    design = metrics["design"]
+    out += [
+        "",
+        "## Design",
+        "",
+        f"Amplitudes {design['amplitudes_mm']} mm; turbulence std "
+        f"{design['noise_turbulence_std_mm']} mm; sources {design['sources']}; DEMs "
+        f"{design['dems']}; {metrics['n_per_amplitude']} scenes per amplitude spread over "
+        "the strata; every other simulation setting is the default training distribution "
+        "(`sim_config` in metrics.json).",
+        "",
+        "## Figures",
+        "",
+        "![examples](examples.png)",
+        "",
+        "![RMSE](rmse_vs_amplitude.png)",
+        "",
+        "![correlation](corr_vs_amplitude.png)",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_examples(examples: list[tuple[str, dict[str, np.ndarray]]], path: Path) -> None:
+    """One row per example scene: target and every method, shared colour bar in mm."""
+    plt = _pyplot()
+    ncol = max(len(maps) for _, maps in examples)
+    fig, axes = plt.subplots(
+        len(examples),
+        ncol,
+        figsize=(2.1 * ncol + 1.0, 2.5 * len(examples)),
+        squeeze=False,
+    )
+    fig.subplots_adjust(left=0.02, right=0.92, top=0.9, bottom=0.03, wspace=0.08, hspace=0.45)
+    for row, (title, maps) in zip(axes, examples, strict=True):
+        truth = maps["truth"]
+        vmax = float(np.nanmax(np.abs(truth))) if np.isfinite(truth).any() else 0.0
+        vmax = vmax if vmax > 0 else 1.0
+        for ax, (name, m) in zip(row, maps.items(), strict=False):
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            ax.set_title(f"target: {title}" if name == "truth" else name, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in row[len(maps) :]:
+            ax.axis("off")
+        fig.colorbar(im, ax=list(row), shrink=0.8, pad=0.01, label="LOS (mm)")
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def plot_curves(metrics: dict[str, Any], metric: str, label: str, path: Path) -> None:
+    """``metric`` versus amplitude, one panel per noise level, one line per method."""
+    plt = _pyplot()
+    groups = metrics["groups"]["amplitude_noise"]
+    levels = list(metrics["design"]["noise_turbulence_std_mm"])
+    fig, axes = plt.subplots(
+        1, len(levels), figsize=(5 * len(levels), 3.6), squeeze=False, layout="constrained"
+    )
+    for ax, level in zip(axes[0], levels, strict=True):
+        keys = [k for k in groups if k.endswith(f"|{level}")]
+        amps = [float(k.split("|")[0]) for k in keys]
+        for m in metrics["methods"]:
+            vals = [groups[k][metric][m] for k in keys]
+            vals = [np.nan if v is None else v for v in vals]
+            ax.plot(amps, vals, marker="o", lw=2.5 if m == "model" else 1.2, label=m)
+        std = metrics["design"]["noise_turbulence_std_mm"][level]
+        ax.set_title(f"{level} noise (turbulence {std:g} mm)")
+        ax.set_xlabel("deformation amplitude (mm)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Create ``out_dir``; refuse a folder holding report files unless ``overwrite``."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    clash = [n for n in FILES + FIGURES if (out / n).exists()]
+    if clash and not overwrite:
+        raise OutputError(f"{out}: already holds {clash[0]} (pass --overwrite)")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out}: folder {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.md`` and the figures into ``out_dir``.
+
+    Returns the written paths by name.
+    """
+    out = prepare_dir(out_dir, overwrite)
+    metrics = json_ready(evaluation.metrics)
+    paths: dict[str, Path] = {}
+    if evaluation.examples:
+        plot_examples(evaluation.examples, out / "examples.png")
+        paths["examples"] = out / "examples.png"
+    if metrics.get("kind") == "benchmark":
+        plot_curves(metrics, "rmse_mm", "RMSE (mm)", out / "rmse_vs_amplitude.png")
+        plot_curves(metrics, "corr", "correlation with target", out / "corr_vs_amplitude.png")
+        paths["rmse"] = out / "rmse_vs_amplitude.png"
+        paths["corr"] = out / "corr_vs_amplitude.png"
+    with atomic_output(out / "metrics.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    with atomic_output(out / "report.md", overwrite=True) as tmp:
+        tmp.write_text(markdown(metrics) + "\n")
+    paths["metrics"] = out / "metrics.json"
+    paths["report"] = out / "report.md"
+    return paths

@@ -1,0 +1,226 @@
+"""One frame end to end: open inputs (any supported layout), denoise, write outputs.
+
+``insar-denoise run``, ``insar-denoise batch`` and the demo all call :func:`run_pipeline`;
+the xarray accessor calls the same :func:`insar_denoise.inference.denoise_dataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from insar_denoise.errors import InputError, OutputError
+from insar_denoise.inference import denoise_dataset
+from insar_denoise.io import open_stack, write_output
+from insar_denoise.io.licsbas import is_licsbas_file, open_licsbas, write_licsbas
+from insar_denoise.io.mintpy import is_mintpy_file, open_mintpy, write_mintpy
+from insar_denoise.io.network import is_interferogram_stack, open_interferograms
+from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM
+from insar_denoise.io.writers import check_target
+
+log = logging.getLogger(__name__)
+
+#: keep the result in memory (instead of recomputing it per output) below this size
+PERSIST_LIMIT_BYTES = 2 * 1024**3
+
+
+def _single_h5(paths: list[str]) -> str | None:
+    if len(paths) == 1 and Path(paths[0]).suffix.lower() in (".h5", ".he5", ".hdf5"):
+        return paths[0]
+    return None
+
+
+def detect_layout(inputs: Sequence[str | Path], pairs_pattern: str | None = None) -> str:
+    """Name the layout of ``inputs``: ``mintpy``, ``licsbas``, ``interferograms`` or ``stack``."""
+    paths = [str(p) for p in inputs]
+    h5 = _single_h5(paths)
+    if h5 is not None and Path(h5).is_file():
+        if is_mintpy_file(h5):
+            return "mintpy"
+        if is_licsbas_file(h5):
+            return "licsbas"
+    if pairs_pattern is not None or (paths and is_interferogram_stack(paths)):
+        return "interferograms"
+    return "stack"
+
+
+def load_inputs(
+    inputs: Sequence[str | Path] | str | Path,
+    *,
+    dem: str | Path | None = None,
+    units: str | None = None,
+    wavelength_mm: float | None = None,
+    variable: str | None = None,
+    pairs_pattern: str | None = None,
+) -> tuple[xr.Dataset, str]:
+    """Open ``inputs`` in whatever supported layout they are, as the canonical Dataset.
+
+    Returns the Dataset and the layout name (see :func:`detect_layout`).
+    """
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if not paths:
+        raise InputError("no input files given")
+    layout = detect_layout(paths, pairs_pattern)
+    if layout == "mintpy":
+        ds = open_mintpy(paths[0], geometry=dem)
+    elif layout == "licsbas":
+        ds = open_licsbas(paths[0], height=dem)
+    elif layout == "interferograms":
+        ds = open_interferograms(
+            paths, dem=dem, pairs_pattern=pairs_pattern, units=units, wavelength_mm=wavelength_mm
+        )
+    else:
+        ds = open_stack(
+            paths,
+            dem=dem,
+            units=units,
+            wavelength_mm=wavelength_mm or SENTINEL1_WAVELENGTH_MM,
+            variable=variable,
+        )
+    if "dem" not in ds.data_vars:
+        first = paths[0]
+        raise InputError(f"{first}: no DEM; pass --dem (elevation in metres, any GDAL format)")
+    return ds, layout
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and how long it took."""
+
+    outputs: dict[str, Path] = field(default_factory=dict)
+    layout: str = "stack"
+    n_dates: int = 0
+    shape: tuple[int, int] = (0, 0)
+    wall_s: float = 0.0
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_series(
+    da: xr.DataArray, path: Path, layout: str, template: xr.Dataset, overwrite: bool, tags: dict
+) -> Path:
+    """Write a (time, y, x) series; ``.h5`` goes back to the input's MintPy/LiCSBAS layout."""
+    if path.suffix.lower() in (".h5", ".hdf5", ".he5"):
+        if layout == "mintpy":
+            return write_mintpy(da.to_dataset(name="displacement").assign_attrs(template.attrs),
+                                path, overwrite=overwrite)
+        if layout == "licsbas":
+            return write_licsbas(da.to_dataset(name="displacement").assign_attrs(template.attrs),
+                                 path, overwrite=overwrite)
+        raise OutputError(f"{path}: .h5 output needs a MintPy or LiCSBAS input; use .tif or .nc")
+    return write_output(da, path, overwrite=overwrite, tags=tags)
+
+
+def run_pipeline(
+    inputs: Sequence[str | Path] | str | Path,
+    output: str | Path,
+    *,
+    dem: str | Path | None = None,
+    series: str | Path | None = None,
+    noise: str | Path | None = None,
+    quicklook: str | Path | None = None,
+    model: Any = None,
+    method: str = "model",
+    tile: int | None = None,
+    overlap: int | None = None,
+    window: int | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    units: str | None = None,
+    wavelength_mm: float | None = None,
+    variable: str | None = None,
+    pairs_pattern: str | None = None,
+    cog: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Denoise one frame and write its outputs.
+
+    ``output`` ``.tif``: band 1 = cumulative deformation (mm, first to last date);
+    ``.nc``/``.zarr``: the whole result (cumulative, deformation series, removed noise).
+    ``series`` / ``noise``: the denoised series / what was removed (``.tif``, ``.nc``, or
+    ``.h5`` back in the input's MintPy/LiCSBAS layout). All targets are checked before any
+    work starts; each file is written under a temporary name and renamed when complete.
+    """
+    start = time.perf_counter()
+    targets = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
+    targets = {k: check_target(v, overwrite) for k, v in targets.items() if v is not None}
+    if len({p.resolve() for p in targets.values()}) != len(targets):
+        raise OutputError(f"{output}: two outputs name the same file")
+    ds, layout = load_inputs(
+        inputs,
+        dem=dem,
+        units=units,
+        wavelength_mm=wavelength_mm,
+        variable=variable,
+        pairs_pattern=pairs_pattern,
+    )
+    result = denoise_dataset(
+        ds,
+        model,
+        tile=tile,
+        overlap=overlap,
+        window=window,
+        device=device,
+        batch_size=batch_size,
+        method=method,
+        progress=progress,
+        return_noise=noise is not None or quicklook is not None or targets["output"].suffix in (
+            ".nc", ".zarr"),
+    )
+    n_out = 1 + (series is not None) + (noise is not None)
+    nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
+    if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:
+        result = result.persist()
+    tags = {k.removeprefix("insar_denoise_"): v for k, v in result.attrs.items()
+            if k.startswith("insar_denoise_")}
+    written: dict[str, Path] = {}
+    out = targets["output"]
+    if out.suffix.lower() in (".tif", ".tiff"):
+        written["output"] = write_output(result["cumulative"], out, overwrite=overwrite,
+                                         cog=cog, tags=tags)
+    else:
+        written["output"] = write_output(result, out, overwrite=overwrite, tags=tags)
+    if series is not None:
+        written["series"] = _write_series(result["deformation"], targets["series"], layout, ds,
+                                          overwrite, tags)
+    if noise is not None:
+        written["noise"] = _write_series(result["noise"], targets["noise"], layout, ds,
+                                         overwrite, tags)
+    if quicklook is not None:
+        written["quicklook"] = write_quicklook(ds, result, targets["quicklook"], overwrite)
+    return RunResult(
+        outputs=written,
+        layout=layout,
+        n_dates=int(ds.sizes["time"]),
+        shape=(int(ds.sizes["y"]), int(ds.sizes["x"])),
+        wall_s=time.perf_counter() - start,
+        attrs=dict(result.attrs),
+    )
+
+
+def write_quicklook(ds: xr.Dataset, result: xr.Dataset, path: str | Path, overwrite: bool) -> Path:
+    """Raw cumulative, denoised cumulative, removed noise and DEM side by side (PNG)."""
+    from insar_denoise.plots import quicklook
+
+    disp = ds["displacement"].transpose("time", "y", "x")
+    raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
+    raw = raw.where(np.isfinite(result["cumulative"]))
+    denoised = result["cumulative"].compute()
+    removed = (raw - denoised).rio.write_crs(ds.rio.crs)
+    dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
+    panels = [
+        ("raw cumulative", raw.rio.write_crs(ds.rio.crs), "mm"),
+        (f"denoised cumulative ({result.attrs.get('insar_denoise_method', 'model')})",
+         denoised, "mm"),
+        ("removed (raw − denoised)", removed, "mm"),
+        ("DEM", ds["dem"].rio.write_crs(ds.rio.crs), "m"),
+    ]
+    return quicklook(panels, path, title=f"insar-denoise, LOS displacement {dates}",
+                     overwrite=overwrite)
