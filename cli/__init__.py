@@ -1,1 +1,1 @@
-"""Command-line interface (installed as ``insar_denoise.cli``): thin click wrappers over the library."""
+"""Command-line interface, installed as ``insar_denoise.cli``: thin click wrappers."""

@@ -71,4 +71,5 @@ def main(verbose: int) -> None:
     Units are millimetres along the line of sight (LOS); positive = motion towards the satellite.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)

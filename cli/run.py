@@ -9,7 +9,9 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 
 @click.command("run")
 @click.argument("stack", nargs=-1, required=True)
-@click.option("--dem", type=click.Path(), help="DEM (m, any GDAL format/CRS; or MintPy geometry .h5).")
+@click.option(
+    "--dem", type=click.Path(), help="DEM in metres (GDAL raster, or MintPy geometry .h5)."
+)
 @click.option(
     "-o",
     "--output",
@@ -17,10 +19,14 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
     type=click.Path(dir_okay=False),
     help=".tif: band 1 = cumulative deformation (mm); .nc/.zarr: the whole result.",
 )
-@click.option("--series", type=click.Path(), help="Denoised time series (.tif, .nc, or .h5 back in MintPy/LiCSBAS layout).")
+@click.option(
+    "--series",
+    type=click.Path(),
+    help="Denoised series: .tif, .nc, or .h5 (MintPy/LiCSBAS).",
+)
 @click.option("--noise", "noise_path", type=click.Path(), help="What was removed, per date (mm).")
 @click.option("--quicklook", type=click.Path(), help="PNG: raw, denoised, removed and DEM maps.")
-@click.option("--model", default=None, help="Model name or TorchScript file (default: shipped model).")
+@click.option("--model", default=None, help="Model name or TorchScript file (default: shipped).")
 @click.option(
     "--method",
     type=click.Choice(METHOD_CHOICES),
@@ -31,17 +37,41 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 @click.option("--tile", type=int, help="Tile side in pixels (default from the model).")
 @click.option("--overlap", type=int, help="Tile overlap in pixels (default from the model).")
 @click.option("--window", type=int, help="Dates per window (must match the model).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 @click.option("--batch-size", type=int, help="Tiles per model call (default: fitted to memory).")
 @click.option("--units", help="Input units: mm, cm, m or rad (overrides the files).")
-@click.option("--wavelength", type=float, help="Radar wavelength in mm for rad inputs (default Sentinel-1).")
+@click.option(
+    "--wavelength", type=float, help="Wavelength (mm) of rad inputs (default Sentinel-1)."
+)
 @click.option("--variable", help="NetCDF/Zarr variable name.")
 @click.option("--pairs", "pairs_pattern", help="Interferogram name pattern, e.g. '{ref}_{sec}'.")
 @click.option("--cog", is_flag=True, help="Write the cumulative map as a Cloud-Optimized GeoTIFF.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
-def run(stack, dem, output, series, noise_path, quicklook, model, method, tile, overlap, window,
-        device, batch_size, units, wavelength, variable, pairs_pattern, cog, overwrite, quiet):
+def run(
+    stack,
+    dem,
+    output,
+    series,
+    noise_path,
+    quicklook,
+    model,
+    method,
+    tile,
+    overlap,
+    window,
+    device,
+    batch_size,
+    units,
+    wavelength,
+    variable,
+    pairs_pattern,
+    cog,
+    overwrite,
+    quiet,
+):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
     from insar_denoise.pipeline import run_pipeline

@@ -108,11 +108,17 @@ def _write_series(
     """Write a (time, y, x) series; ``.h5`` goes back to the input's MintPy/LiCSBAS layout."""
     if path.suffix.lower() in (".h5", ".hdf5", ".he5"):
         if layout == "mintpy":
-            return write_mintpy(da.to_dataset(name="displacement").assign_attrs(template.attrs),
-                                path, overwrite=overwrite)
+            return write_mintpy(
+                da.to_dataset(name="displacement").assign_attrs(template.attrs),
+                path,
+                overwrite=overwrite,
+            )
         if layout == "licsbas":
-            return write_licsbas(da.to_dataset(name="displacement").assign_attrs(template.attrs),
-                                 path, overwrite=overwrite)
+            return write_licsbas(
+                da.to_dataset(name="displacement").assign_attrs(template.attrs),
+                path,
+                overwrite=overwrite,
+            )
         raise OutputError(f"{path}: .h5 output needs a MintPy or LiCSBAS input; use .tif or .nc")
     return write_output(da, path, overwrite=overwrite, tags=tags)
 
@@ -171,28 +177,35 @@ def run_pipeline(
         batch_size=batch_size,
         method=method,
         progress=progress,
-        return_noise=noise is not None or quicklook is not None or targets["output"].suffix in (
-            ".nc", ".zarr"),
+        return_noise=noise is not None
+        or quicklook is not None
+        or targets["output"].suffix in (".nc", ".zarr"),
     )
     n_out = 1 + (series is not None) + (noise is not None)
     nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
     if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:
         result = result.persist()
-    tags = {k.removeprefix("insar_denoise_"): v for k, v in result.attrs.items()
-            if k.startswith("insar_denoise_")}
+    tags = {
+        k.removeprefix("insar_denoise_"): v
+        for k, v in result.attrs.items()
+        if k.startswith("insar_denoise_")
+    }
     written: dict[str, Path] = {}
     out = targets["output"]
     if out.suffix.lower() in (".tif", ".tiff"):
-        written["output"] = write_output(result["cumulative"], out, overwrite=overwrite,
-                                         cog=cog, tags=tags)
+        written["output"] = write_output(
+            result["cumulative"], out, overwrite=overwrite, cog=cog, tags=tags
+        )
     else:
         written["output"] = write_output(result, out, overwrite=overwrite, tags=tags)
     if series is not None:
-        written["series"] = _write_series(result["deformation"], targets["series"], layout, ds,
-                                          overwrite, tags)
+        written["series"] = _write_series(
+            result["deformation"], targets["series"], layout, ds, overwrite, tags
+        )
     if noise is not None:
-        written["noise"] = _write_series(result["noise"], targets["noise"], layout, ds,
-                                         overwrite, tags)
+        written["noise"] = _write_series(
+            result["noise"], targets["noise"], layout, ds, overwrite, tags
+        )
     if quicklook is not None:
         written["quicklook"] = write_quicklook(ds, result, targets["quicklook"], overwrite)
     return RunResult(
@@ -217,10 +230,14 @@ def write_quicklook(ds: xr.Dataset, result: xr.Dataset, path: str | Path, overwr
     dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
     panels = [
         ("raw cumulative", raw.rio.write_crs(ds.rio.crs), "mm"),
-        (f"denoised cumulative ({result.attrs.get('insar_denoise_method', 'model')})",
-         denoised, "mm"),
+        (
+            f"denoised cumulative ({result.attrs.get('insar_denoise_method', 'model')})",
+            denoised,
+            "mm",
+        ),
         ("removed (raw − denoised)", removed, "mm"),
         ("DEM", ds["dem"].rio.write_crs(ds.rio.crs), "m"),
     ]
-    return quicklook(panels, path, title=f"insar-denoise, LOS displacement {dates}",
-                     overwrite=overwrite)
+    return quicklook(
+        panels, path, title=f"insar-denoise, LOS displacement {dates}", overwrite=overwrite
+    )

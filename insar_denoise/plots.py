@@ -48,6 +48,7 @@ def quicklook(
         Output PNG.
     """
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -57,7 +58,7 @@ def quicklook(
     vmax = float(np.percentile(np.abs(finite), 99)) if len(finite) else 1.0
     vmax = vmax if vmax > 0 else 1.0
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
-    for ax, (name, da, unit) in zip(axes[0], panels):
+    for ax, (name, da, unit) in zip(axes[0], panels, strict=True):
         data = np.asarray(da, dtype=float)
         if unit == "mm":
             im = ax.imshow(data, extent=_extent(da), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
@@ -70,6 +71,7 @@ def quicklook(
         ax.set_title(name, fontsize=10)
         ax.ticklabel_format(useOffset=False, style="plain")
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -1,0 +1,186 @@
+"""End-to-end `insar-denoise run` / `demo` on simulated and real stacks (pipeline module)."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from click.testing import CliRunner
+from insar_denoise.cli.main import main
+
+from insar_denoise.io.scene import write_scene
+from insar_denoise.synth import SimConfig, simulate_scene
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory) -> Path:
+    """A 64 x 64 px, 10-date simulated stack with a 10 mm Okada signal, on disk."""
+    out = tmp_path_factory.mktemp("scene")
+    config = SimConfig(size=64, n_dates=10, turbulence_std_mm=(2.0, 4.0), holes_prob=0.0)
+    scene = simulate_scene(config, 7, source="okada", amplitude_mm=10.0)
+    write_scene(scene, out)
+    return out
+
+
+def _stack(d: Path) -> list[str]:
+    return sorted(str(p) for p in d.glob("disp_*.tif"))
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine, object]:
+    with rasterio.open(path) as src:
+        return src.read(), src.transform, src.crs
+
+
+def _deplaned_rmse(est: np.ndarray, truth: np.ndarray) -> float:
+    ok = np.isfinite(est) & np.isfinite(truth)
+    yy, xx = np.nonzero(ok)
+    design = np.column_stack([np.ones(yy.size), yy, xx])
+    err = est[ok] - truth[ok]
+    coef, *_ = np.linalg.lstsq(design, err, rcond=None)
+    return float(np.sqrt(np.mean((err - design @ coef) ** 2)))
+
+
+def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp_path: Path):
+    out = tmp_path / "def.tif"
+    res = _invoke(
+        [
+            "run",
+            *_stack(scene_dir),
+            "--dem",
+            str(scene_dir / "dem.tif"),
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    est, transform, crs = _read(out)
+    truth, t_truth, crs_truth = _read(scene_dir / "truth_cumulative.tif")
+    assert est.shape == (1, 64, 64) and est.dtype == np.float32
+    assert transform == t_truth and crs == crs_truth
+    raw = _read(Path(_stack(scene_dir)[-1]))[0][0] - _read(Path(_stack(scene_dir)[0]))[0][0]
+    assert _deplaned_rmse(est[0], truth[0]) < 0.8 * _deplaned_rmse(raw, truth[0])
+    with rasterio.open(out) as src:
+        tags = src.tags()
+    assert tags["METHOD"] == "model" and "run" in tags["COMMAND_LINE"]
+
+
+def test_run_netcdf_series_noise_and_quicklook(scene_dir: Path, tmp_path: Path):
+    nc, series, noise, png = (tmp_path / n for n in ("out.nc", "s.tif", "n.tif", "q.png"))
+    res = _invoke(
+        [
+            "run",
+            *_stack(scene_dir),
+            "--dem",
+            str(scene_dir / "dem.tif"),
+            "-o",
+            str(nc),
+            "--series",
+            str(series),
+            "--noise",
+            str(noise),
+            "--quicklook",
+            str(png),
+            "-q",
+            "--method",
+            "elevation",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    ds = xr.open_dataset(nc)
+    assert {"cumulative", "deformation", "noise"} <= set(ds.data_vars)
+    assert ds.sizes["time"] == 10
+    s = _read(series)[0]
+    n = _read(noise)[0]
+    disp = np.stack([_read(Path(p))[0][0] for p in _stack(scene_dir)])
+    # what was removed plus what was kept gives back the input (relative to date 0)
+    np.testing.assert_allclose(s + n, disp - disp[0], atol=1e-3)
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_refuses_existing_output_and_leaves_it(scene_dir: Path, tmp_path: Path):
+    out = tmp_path / "def.tif"
+    out.write_bytes(b"keep me")
+    res = CliRunner().invoke(
+        main, ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"]
+    )
+    assert res.exit_code == 2
+    assert "already exists" in res.output and str(out) in res.output
+    assert out.read_bytes() == b"keep me"
+
+
+def test_run_fewer_dates_than_window_names_n(scene_dir: Path, tmp_path: Path):
+    out = tmp_path / "def.tif"
+    res = CliRunner().invoke(
+        main,
+        ["run", *_stack(scene_dir)[:5], "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"],
+    )
+    assert res.exit_code == 2
+    assert "9" in res.output and len(res.output.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_run_without_dem_is_a_clear_error(scene_dir: Path, tmp_path: Path):
+    res = CliRunner().invoke(main, ["run", *_stack(scene_dir), "-o", str(tmp_path / "x.tif")])
+    assert res.exit_code == 2 and "--dem" in res.output
+
+
+def test_run_real_envisat_network_end_to_end(tmp_path: Path):
+    ifgs = sorted(str(p) for p in (DATA / "real_envisat_nsw" / "interferograms").glob("*.tif"))
+    dem = DATA / "real_envisat_nsw" / "dem.tif"
+    out = tmp_path / "envisat.tif"
+    res = _invoke(
+        [
+            "run",
+            *ifgs,
+            "--dem",
+            str(dem),
+            "-o",
+            str(out),
+            "--series",
+            str(tmp_path / "series.tif"),
+            "-q",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    est, transform, crs = _read(out)
+    with rasterio.open(dem) as src:
+        assert (src.crs, src.shape) == (crs, est.shape[1:])
+        assert src.transform.almost_equals(transform, precision=1e-12)
+    assert np.isfinite(est).mean() > 0.5
+    with rasterio.open(tmp_path / "series.tif") as src:
+        assert src.count == 13
+        assert src.descriptions[0].startswith("2006-06-19")
+
+
+def test_rio_plugin_entry_point_is_registered():
+    names = {ep.name: ep.value for ep in entry_points(group="rasterio.rio_plugins")}
+    assert names.get("insar-denoise") == "insar_denoise.cli.main:main"
+
+
+def test_demo_writes_outputs_and_scores(monkeypatch, tmp_path: Path):
+    import insar_denoise.demo as demo
+
+    monkeypatch.setattr(demo, "DEMO_SIZE", 64)
+    monkeypatch.setattr(demo, "DEMO_DATES", 10)
+    res = _invoke(["demo", "-o", str(tmp_path / "d"), "-q"])
+    assert res.exit_code == 0, res.output
+    for name in (
+        "deformation.tif",
+        "series.tif",
+        "noise.tif",
+        "quicklook.png",
+        "demo_metrics.json",
+    ):
+        assert (tmp_path / "d" / name).is_file()
+    assert "zero" in res.output and "raw" in res.output and "model" in res.output
