@@ -111,7 +111,7 @@ def evaluate(
     loaded = None if model == "none" else load_model(model, device=device)
     if stack:
         from insar_denoise.io import open_dem
-        from insar_denoise.pipeline import load_inputs
+        from insar_denoise.io.layouts import load_inputs
 
         ds, _ = load_inputs(list(stack), dem=dem)
         truth_map = open_dem(truth, ds)

@@ -14,6 +14,7 @@ def _format(info: dict) -> str:
     shape = info["shape"]
     spacing = info["pixel_spacing"]
     lines = [
+        f"layout:         {info['layout']}",
         f"files:          {len(info['source_files'])} ({info['source_files'][0]}"
         + (", ...)" if len(info["source_files"]) > 1 else ")"),
         f"dates:          {info['n_dates']} ({info['dates'][0]} .. {info['dates'][-1]})",
@@ -51,25 +52,34 @@ def _format(info: dict) -> str:
     "--wavelength",
     "wavelength_mm",
     type=float,
-    default=SENTINEL1_WAVELENGTH_MM,
-    show_default=True,
-    help="Radar wavelength (mm), for --units rad.",
+    default=None,
+    help=f"Wavelength (mm) of rad inputs [default: tags, else {SENTINEL1_WAVELENGTH_MM}].",
 )
 @click.option("--variable", help="NetCDF/Zarr variable (default: the only 3-D one).")
+@click.option("--pairs", "pairs_pattern", help="Interferogram name pattern, e.g. '{ref}_{sec}'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(
     stack: tuple[str, ...],
     dem: str | None,
     units: str | None,
-    wavelength_mm: float,
+    wavelength_mm: float | None,
     variable: str | None,
+    pairs_pattern: str | None,
     as_json: bool,
 ) -> None:
-    """Describe STACK: GeoTIFFs (files or globs), a multi-band GeoTIFF, NetCDF or Zarr."""
-    from insar_denoise.io import open_stack, stack_info
+    """Describe STACK: GeoTIFFs (files or globs), a multi-band GeoTIFF, NetCDF/Zarr,
+    unwrapped interferograms, or a MintPy / LiCSBAS .h5."""
+    from insar_denoise.io import stack_info
+    from insar_denoise.io.layouts import load_inputs
 
-    ds = open_stack(
-        list(stack), dem=dem, units=units, wavelength_mm=wavelength_mm, variable=variable
+    ds, layout = load_inputs(
+        list(stack),
+        dem=dem,
+        units=units,
+        wavelength_mm=wavelength_mm,
+        variable=variable,
+        pairs_pattern=pairs_pattern,
+        require_dem=False,
     )
-    summary = stack_info(ds)
+    summary = {"layout": layout, **stack_info(ds)}
     click.echo(json.dumps(summary, indent=2) if as_json else _format(summary))

@@ -56,9 +56,10 @@ def run_demo(
     map, the raw cumulative and the classical corrections against the simulated truth).
     """
     from insar_denoise.evaluation.runner import evaluate_stack
+    from insar_denoise.io.layouts import load_inputs
     from insar_denoise.io.scene import write_scene
     from insar_denoise.models import load_model
-    from insar_denoise.pipeline import load_inputs, run_pipeline
+    from insar_denoise.pipeline import run_pipeline
     from insar_denoise.synth import simulate_scene
 
     out = Path(out_dir)

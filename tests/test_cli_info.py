@@ -15,6 +15,8 @@ from insar_denoise.cli.main import main
 
 from insar_denoise.io import open_stack, stack_info
 
+DATA = Path(__file__).parent / "data"
+
 
 def _invoke(*args: str):
     return CliRunner().invoke(main, ["info", *map(str, args)])
@@ -167,3 +169,13 @@ def test_info_errors_exit_2_with_one_line(make_stack, tmp_path: Path, case) -> N
     assert lines[0].startswith("insar-denoise: error: ")
     assert name in lines[0]
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_info_recognises_an_interferogram_network():
+    ifgs = sorted(str(p) for p in (DATA / "real_envisat_nsw" / "interferograms").glob("*.tif"))
+    res = CliRunner().invoke(main, ["info", *ifgs, "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["layout"] == "interferograms"
+    assert info["n_dates"] == 13 and info["dates"][0].startswith("2006-06-19")
+    assert info["input_units"] == "rad"

@@ -181,3 +181,14 @@ def test_devices_and_batch_size():
     small = fit_batch_size((64, 64), 9, torch.device("cpu"))
     large = fit_batch_size((4096, 4096), 9, torch.device("cpu"))
     assert 1 <= large <= small <= 8
+
+
+def test_default_model_is_loaded_when_model_is_none():
+    models = pytest.importorskip("insar_denoise.models")
+    if not models.default_model_path().is_file():
+        pytest.skip("no packaged default model yet")
+    ds = synthetic_dataset(n_dates=10, shape=(40, 48))
+    out = denoise_dataset(ds, progress=False)
+    assert out.attrs["insar_denoise_model"].startswith("default")
+    assert out.attrs["insar_denoise_window"] == 9
+    assert np.isfinite(out["cumulative"].values).all()

@@ -17,8 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -45,8 +55,17 @@ def test_wheel_layout_has_no_top_level_cli_or_models(wheel: Path) -> None:
 def test_installed_wheel_cli_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )
@@ -57,7 +76,10 @@ def test_installed_wheel_cli_runs_outside_the_source_tree(wheel: Path, tmp_path:
         "main(['--help'])"
     )
     res = subprocess.run(
-        [sys.executable, "-c", code, str(target)], cwd=tmp_path, env=env, capture_output=True,
+        [sys.executable, "-c", code, str(target)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
         text=True,
     )
     assert res.returncode == 0, res.stderr
