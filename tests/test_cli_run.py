@@ -72,7 +72,8 @@ def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp
     assert _deplaned_rmse(est[0], truth[0]) < 0.8 * _deplaned_rmse(raw, truth[0])
     with rasterio.open(out) as src:
         tags = src.tags()
-    assert tags["METHOD"] == "model" and "run" in tags["COMMAND_LINE"]
+    assert tags["METHOD"] == "model" and tags["COMMAND_LINE"]
+    assert tags["MODEL_ID"].startswith("insar-denoise")
 
 
 def test_run_netcdf_series_noise_and_quicklook(scene_dir: Path, tmp_path: Path):

@@ -243,6 +243,7 @@ def denoise_dataset(
         extra = ()
         attrs.update(
             insar_denoise_model=wrapped.name,
+            insar_denoise_model_id=str(wrapped.metadata.get("model_id", "custom")),
             insar_denoise_tile_px=tile,
             insar_denoise_overlap_px=overlap,
             insar_denoise_window=n,
