@@ -50,6 +50,16 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 @click.option("--cog", is_flag=True, help="Write the cumulative map as a Cloud-Optimized GeoTIFF.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--report",
+    type=click.Path(file_okay=False),
+    help="Folder of a QC report: report.md, qc.json, figures, out-of-distribution warnings.",
+)
+@click.option(
+    "--uncertainty",
+    type=click.Path(dir_okay=False),
+    help="GeoTIFF of the calibrated 1-sigma uncertainty (mm) of the cumulative map (model).",
+)
 def run(
     stack,
     dem,
@@ -71,33 +81,50 @@ def run(
     cog,
     overwrite,
     quiet,
+    report,
+    uncertainty,
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
-    from insar_denoise.pipeline import run_pipeline
+    import warnings
 
-    res = run_pipeline(
-        list(stack),
-        output,
-        dem=dem,
-        series=series,
-        noise=noise_path,
-        quicklook=quicklook,
-        model=model,
-        method=method,
-        tile=tile,
-        overlap=overlap,
-        window=window,
-        device=device,
-        batch_size=batch_size,
-        units=units,
-        wavelength_mm=wavelength,
-        variable=variable,
-        pairs_pattern=pairs_pattern,
-        cog=cog,
-        overwrite=overwrite,
-        progress=not quiet,
-    )
+    from insar_denoise.pipeline import run_pipeline
+    from insar_denoise.trust.qc import OutOfDistributionWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, OutOfDistributionWarning):
+            click.echo(f"insar-denoise: warning: {message}", err=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", OutOfDistributionWarning)
+        previous = warnings.showwarning
+        warnings.showwarning = show
+        res = run_pipeline(
+            list(stack),
+            output,
+            dem=dem,
+            series=series,
+            noise=noise_path,
+            quicklook=quicklook,
+            model=model,
+            method=method,
+            tile=tile,
+            overlap=overlap,
+            window=window,
+            device=device,
+            batch_size=batch_size,
+            units=units,
+            wavelength_mm=wavelength,
+            variable=variable,
+            pairs_pattern=pairs_pattern,
+            cog=cog,
+            overwrite=overwrite,
+            progress=not quiet,
+            report=report,
+            uncertainty=uncertainty,
+        )
     if not quiet:
         h, w = res.shape
         click.echo(

@@ -40,6 +40,7 @@ class RunResult:
     shape: tuple[int, int] = (0, 0)
     wall_s: float = 0.0
     attrs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Any] = field(default_factory=list)
 
 
 def _write_series(
@@ -85,6 +86,8 @@ def run_pipeline(
     cog: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    report: str | Path | None = None,
+    uncertainty: str | Path | None = None,
 ) -> RunResult:
     """Denoise one frame and write its outputs.
 
@@ -93,12 +96,23 @@ def run_pipeline(
     ``series`` / ``noise``: the denoised series / what was removed (``.tif``, ``.nc``, or
     ``.h5`` back in the input's MintPy/LiCSBAS layout). All targets are checked before any
     work starts; each file is written under a temporary name and renamed when complete.
+    ``report``: folder of a QC report (:func:`insar_denoise.trust.qc.write_qc_report`);
+    ``uncertainty``: GeoTIFF of the 1-sigma uncertainty (mm) of the cumulative map (model
+    method, :func:`insar_denoise.trust.uncertainty.predict_with_uncertainty`). The
+    out-of-distribution checks (:func:`insar_denoise.trust.qc.qc_checks`) run on every call;
+    their findings are raised as ``OutOfDistributionWarning`` and listed in ``warnings``.
     """
     start = time.perf_counter()
     targets = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
+    if uncertainty is not None:
+        targets["uncertainty"] = uncertainty
     targets = {k: check_target(v, overwrite) for k, v in targets.items() if v is not None}
     if len({p.resolve() for p in targets.values()}) != len(targets):
         raise OutputError(f"{output}: two outputs name the same file")
+    if report is not None:
+        from insar_denoise.trust.qc import check_report_dir
+
+        check_report_dir(report, overwrite)
     ds, layout = load_inputs(
         inputs,
         dem=dem,
@@ -107,6 +121,11 @@ def run_pipeline(
         variable=variable,
         pairs_pattern=pairs_pattern,
     )
+    from insar_denoise.trust import qc
+
+    metadata = qc.model_metadata(model, method)
+    found = qc.qc_checks(ds, metadata)
+    qc.emit_warnings(found)
     result = denoise_dataset(
         ds,
         model,
@@ -119,6 +138,7 @@ def run_pipeline(
         progress=progress,
         return_noise=noise is not None
         or quicklook is not None
+        or report is not None
         or targets["output"].suffix in (".nc", ".zarr"),
     )
     n_out = 1 + (series is not None) + (noise is not None)
@@ -148,6 +168,15 @@ def run_pipeline(
         )
     if quicklook is not None:
         written["quicklook"] = write_quicklook(ds, result, targets["quicklook"], overwrite)
+    if report is not None:
+        paths = qc.write_qc_report(ds, result, report, metadata, overwrite, warnings_=found)
+        written["report"] = paths["report"]
+    if uncertainty is not None:
+        from insar_denoise.trust.uncertainty import write_uncertainty
+
+        written["uncertainty"] = write_uncertainty(
+            ds, model, targets["uncertainty"], method=method, overwrite=overwrite, tags=tags
+        )
     return RunResult(
         outputs=written,
         layout=layout,
@@ -155,6 +184,7 @@ def run_pipeline(
         shape=(int(ds.sizes["y"]), int(ds.sizes["x"])),
         wall_s=time.perf_counter() - start,
         attrs=dict(result.attrs),
+        warnings=found,
     )
 
 
