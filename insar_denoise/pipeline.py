@@ -125,7 +125,6 @@ def run_pipeline(
 
     metadata = qc.model_metadata(model, method)
     found = qc.qc_checks(ds, metadata)
-    qc.emit_warnings(found)
     result = denoise_dataset(
         ds,
         model,
@@ -141,6 +140,7 @@ def run_pipeline(
         or report is not None
         or targets["output"].suffix in (".nc", ".zarr"),
     )
+    qc.emit_warnings(found)  # after denoise_dataset's own validation, before the work
     n_out = 1 + (series is not None) + (noise is not None)
     nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
     if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:

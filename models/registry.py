@@ -72,9 +72,12 @@ def _finite_json(value: Any) -> Any:
 
 
 def default_overlap(receptive_field_px: int, tile_multiple: int) -> int:
-    """Smallest multiple of ``tile_multiple`` that is at least half the receptive field."""
-    half = (receptive_field_px + 1) // 2
-    return -(-half // tile_multiple) * tile_multiple
+    """Smallest multiple of ``tile_multiple`` covering the receptive field.
+
+    Blending gives zero weight to the outer half receptive field of each tile, so an overlap
+    of a whole receptive field leaves every output pixel computed with its full context.
+    """
+    return -(-receptive_field_px // tile_multiple) * tile_multiple
 
 
 def base_metadata(model: DenoisingAutoencoder) -> dict[str, Any]:

@@ -1,0 +1,34 @@
+"""Know what to trust on your own data (issue 13).
+
+- :mod:`.qc`: out-of-distribution checks against the model's training ranges
+  (:func:`qc_checks`) and the QC report of a run (:func:`write_qc_report`; ``run --report``);
+- :mod:`.inject`: inject synthetic sources of known amplitude into a real stack and measure
+  their recovery and the detection threshold (:func:`run_injection`; ``insar-denoise inject``);
+- :mod:`.uncertainty`: 1-sigma uncertainty by test-time augmentation with a calibration on
+  the simulated benchmark (:func:`predict_with_uncertainty`, :func:`calibrate`;
+  ``run --uncertainty``).
+"""
+
+from __future__ import annotations
+
+from insar_denoise.trust.inject import InjectionResult, run_injection, write_injection_report
+from insar_denoise.trust.qc import (
+    OutOfDistributionWarning,
+    QCWarning,
+    qc_checks,
+    write_qc_report,
+)
+from insar_denoise.trust.uncertainty import calibrate, load_calibration, predict_with_uncertainty
+
+__all__ = [
+    "InjectionResult",
+    "OutOfDistributionWarning",
+    "QCWarning",
+    "calibrate",
+    "load_calibration",
+    "predict_with_uncertainty",
+    "qc_checks",
+    "run_injection",
+    "write_injection_report",
+    "write_qc_report",
+]

@@ -1,0 +1,116 @@
+"""Injection tests (insar_denoise.trust.inject and ``insar-denoise inject``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from insar_denoise.cli.main import main
+from insar_denoise.models.registry import build_untrained, export_model
+
+from insar_denoise.io.scene import scene_dataset, write_scene
+from insar_denoise.synth import SimConfig, simulate_scene
+from insar_denoise.trust.inject import injected_signals, run_injection, write_injection_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+QUIET = {
+    "turbulence": False,
+    "stratified": False,
+    "orbital_ramps": False,
+    "offsets": False,
+    "holes_prob": 0.0,
+    "unwrap_prob": 0.0,
+}
+
+
+def _scene(noise_free: bool, n_dates: int = 10) -> dict:
+    extra = QUIET if noise_free else {"turbulence_std_mm": (4.0, 4.0), "unwrap_prob": 0.0}
+    cfg = SimConfig(size=64, n_dates=n_dates, **extra)
+    return simulate_scene(cfg, 2, source="none")
+
+
+@pytest.fixture(scope="module")
+def quiet_ds():
+    return scene_dataset(_scene(True))
+
+
+@pytest.fixture(scope="module")
+def noisy_ds():
+    return scene_dataset(_scene(False))
+
+
+def test_injected_signals_have_unit_amplitude_and_known_histories():
+    days = np.array([0.0, 6.0, 30.0, 31.0, 90.0])
+    series, sources, histories = injected_signals(6, 24, days, 90.0, seed=3)
+    assert series.shape == (6, 5, 24, 24)
+    np.testing.assert_allclose(np.abs(series[:, -1]).max(axis=(1, 2)), 1.0, rtol=1e-5)
+    assert np.all(series[:, 0] == 0)
+    assert set(sources) <= {"okada_strike_slip", "okada_dip_slip", "okada_tensile", "mogi"}
+    assert set(histories) <= {"step", "linear", "transient"}
+    for s, h in zip(series, histories, strict=True):
+        peak = np.unravel_index(np.abs(s[-1]).argmax(), s[-1].shape)
+        frac = s[:, peak[0], peak[1]] / s[-1][peak]
+        if h == "linear":  # linear in real time, not in date index
+            np.testing.assert_allclose(frac, days / days[-1], atol=1e-5)
+
+
+def test_noise_free_stack_recovers_everything(quiet_ds, tmp_path: Path):
+    res = run_injection(quiet_ds, method="raw", amplitudes=(1, 2, 5), n=8, seed=0)
+    corr = np.array([r["corr"] for r in res.records])
+    gain = np.array([r["gain"] for r in res.records])
+    np.testing.assert_allclose(corr, 1.0, atol=1e-6)
+    np.testing.assert_allclose(gain, 1.0, atol=1e-5)
+    assert res.threshold_mm == 1.0
+    assert res.grid == (1, 1) and res.tile_threshold_mm.tolist() == [[1.0]]
+    paths = write_injection_report(res, tmp_path / "inj")
+    for name in ("inject.json", "report.md", "amplitude.png", "threshold_map.png", "examples.png"):
+        assert (tmp_path / "inj" / name).is_file()
+    assert paths["threshold_map"].read_bytes()[:8] == PNG_MAGIC
+    data = json.loads(paths["inject"].read_text())
+    assert data["threshold_mm"] == 1.0 and len(data["records"]) == 24
+    assert "1 mm" in paths["report"].read_text()
+
+
+def test_noisy_stack_detection_grows_with_amplitude(noisy_ds):
+    res = run_injection(noisy_ds, method="raw", amplitudes=(1, 30), n=6, seed=1, crop_px=32)
+    small, large = res.per_amplitude
+    assert large["corr_median"] > small["corr_median"] + 0.3
+    assert small["detected_frac"] < 0.5
+    # raw is linear: the stack's own noise cancels in output(injected) - output(original)
+    assert small["corr_diff_median"] == pytest.approx(1.0, abs=1e-6)
+    assert res.grid == (2, 2) and res.tile_threshold_mm.shape == (2, 2)
+
+
+def test_deterministic_by_seed(noisy_ds):
+    kw = {"method": "best", "amplitudes": (2, 10), "n": 4, "crop_px": 32}
+    a = run_injection(noisy_ds, seed=5, **kw)
+    b = run_injection(noisy_ds, seed=5, **kw)
+    c = run_injection(noisy_ds, seed=6, **kw)
+    assert a.to_dict() == b.to_dict()
+    assert [r["row"] for r in a.records] != [r["row"] for r in c.records] or [
+        r["source"] for r in a.records
+    ] != [r["source"] for r in c.records]
+
+
+def test_tiny_untrained_model_via_cli(tmp_path: Path):
+    scene = _scene(False, n_dates=10)
+    stack = tmp_path / "stack"
+    write_scene(scene, stack)
+    net = build_untrained(window=9, channels=(2, 4, 4, 4))
+    model = export_model(net, net.insar_metadata, tmp_path / "tiny.pt")
+    files = sorted(str(p) for p in stack.glob("disp_*.tif"))
+    args = ["inject", *files, "--dem", str(stack / "dem.tif"), "-o", str(tmp_path / "out")]
+    # 5 places x 2 amplitudes: mosaics with unused cells (padding must not spoil the tiles)
+    args += ["--model", str(model), "--amplitudes", "2,10", "--n", "5", "--crop", "32"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "detection threshold (model)" in result.output
+    data = json.loads((tmp_path / "out" / "inject.json").read_text())
+    assert data["method"] == "model" and len(data["records"]) == 10
+    assert all(-1.0 <= r["corr"] <= 1.0 for r in data["records"])
+    assert all(r["gain"] is not None for r in data["records"])
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already exists" in again.output
