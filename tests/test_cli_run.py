@@ -164,9 +164,14 @@ def test_run_real_envisat_network_end_to_end(tmp_path: Path):
         assert src.descriptions[0].startswith("2006-06-19")
 
 
-def test_rio_plugin_entry_point_is_registered():
+def test_rio_plugin_runs_as_rio_insar_denoise():
+    from rasterio.rio.main import main_group
+
     names = {ep.name: ep.value for ep in entry_points(group="rasterio.rio_plugins")}
     assert names.get("insar-denoise") == "insar_denoise.cli.main:main"
+    res = CliRunner().invoke(main_group, ["insar-denoise", "run", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "--dem" in res.output and "--quicklook" in res.output
 
 
 def test_demo_writes_outputs_and_scores(monkeypatch, tmp_path: Path):
