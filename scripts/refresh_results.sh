@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# After a training session: recalibrate the shipped model's uncertainty, re-run the benchmark
+# and regenerate the README's results table from its metrics.json (never typed by hand).
+#   bash scripts/refresh_results.sh [N_PER_AMPLITUDE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100}
+BIN=.venv/bin
+OUT=benchmarks/results/evaluate
+$BIN/python - <<'PY'
+from insar_denoise.models import load_model
+from insar_denoise.trust.uncertainty import calibrate, calibration_path, save_calibration
+
+model = load_model("default")
+save_calibration(calibrate(model, n=10, seed=0), calibration_path(model.path), overwrite=True)
+PY
+$BIN/insar-denoise evaluate --n "$N" --seed 0 -o "$OUT" --overwrite -q
+$BIN/python scripts/results_table.py "$OUT/metrics.json" --readme README.md
