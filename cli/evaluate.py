@@ -38,10 +38,13 @@ from insar_denoise.errors import ConfigError
 )
 @click.option(
     "--split",
-    type=click.Choice(["in"]),
+    type=click.Choice(["in", "shifted", "both"]),
     default="in",
     show_default=True,
-    help="Scene distribution: 'in' = the training distribution.",
+    help="Scene distribution: 'in' = the training distribution; 'shifted' = generated "
+    "differently (other turbulence, strong nonlinear stratification, sources outside the "
+    "training depths, more holes and unwrapping errors, rougher/higher DEMs); 'both' = the "
+    "two side by side.",
 )
 @click.option(
     "--n-tune",

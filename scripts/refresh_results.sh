@@ -4,7 +4,7 @@
 #   bash scripts/refresh_results.sh [N_PER_AMPLITUDE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-100}
+N=${1:-40}
 BIN=.venv/bin
 OUT=benchmarks/results/evaluate
 $BIN/python - <<'PY'
@@ -14,5 +14,5 @@ from insar_denoise.trust.uncertainty import calibrate, calibration_path, save_ca
 model = load_model("default")
 save_calibration(calibrate(model, n=10, seed=0), calibration_path(model.path), overwrite=True)
 PY
-$BIN/insar-denoise evaluate --n "$N" --seed 0 -o "$OUT" --overwrite -q
+$BIN/insar-denoise evaluate --split both --n "$N" --seed 0 -o "$OUT" --overwrite -q
 $BIN/python scripts/results_table.py "$OUT/metrics.json" --readme README.md

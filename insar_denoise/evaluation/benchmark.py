@@ -3,8 +3,9 @@
 Strata are the product of deformation amplitude (:data:`AMPLITUDES_MM`), turbulence level
 (:data:`NOISE_STD_MM`), source (:data:`SOURCES`) and DEM kind (:data:`DEMS`); scenes
 without deformation (0 mm) have no source. Each stratum fixes those ranges/probabilities in
-the package's default :class:`~insar_denoise.synth.SimConfig` (everything else, e.g.
-stratified delay, ramps, holes and unwrapping errors, keeps the training distribution) and
+the split's :class:`~insar_denoise.synth.SimConfig` (split ``in``: the package default, the
+training distribution, for everything else, e.g. stratified delay, ramps, holes and
+unwrapping errors; split ``shifted``: see :func:`split_config`) and
 is drawn with its own seed derived from ``(seed, split, stratum)``, so adding strata or
 scenes elsewhere never changes a stratum's scenes.
 
@@ -44,7 +45,8 @@ DEMS: tuple[str, ...] = ("real", "synthetic")
 SIGMA_CANDIDATES_PX: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 CLASSICAL = ("raw", "elevation", "filter", "stack", "best")
 METHODS: tuple[str, ...] = ("model", "zero", *CLASSICAL)
-SPLITS: tuple[str, ...] = ("in",)
+#: ``in``: the training distribution; ``shifted``: generated differently (:func:`split_config`)
+SPLITS: tuple[str, ...] = ("in", "shifted")
 TARGET = (
     "true cumulative deformation over the window (last minus first date, mm LOS) with its "
     "least-squares plane (offset + east/north ramps) removed on the pixels valid in at least "
@@ -116,9 +118,63 @@ def stratum_seed(seed: int, split: str, key: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def base_config(size: int, n_dates: int) -> SimConfig:
-    """The package's default simulation distribution on ``size`` px tiles of ``n_dates`` dates."""
-    return SimConfig(size=int(size), n_dates=int(n_dates))
+def split_config(split: str) -> dict[str, Any]:
+    """:class:`~insar_denoise.synth.SimConfig` overrides of a benchmark split.
+
+    ``"in"``: none (the training distribution, ``SimConfig()``, as ``training/default.yaml``
+    with ``sim: {}``). ``"shifted"``: generated differently from training in the ways real
+    data differ; every override lies outside (or at the edge of) what training draws:
+
+    - turbulence: von Karman with exponential covariance only (``powerlaw_prob`` 0, Hurst
+      0.5) and correlation lengths 0.2-0.8 km (training: half pure power laws with
+      beta 5/3-11/3, half von Karman with H 0.3-1 and L 1-30 km);
+    - stratified delay: quadratic term up to +/-10 mm/km^2 (training +/-3); the linear
+      coefficient keeps the training range +/-15 mm/km, drawn independently per date so
+      it changes sign between dates (as in training);
+    - sources: Okada faults deeper (top 3-6 km, training 0.1-3 km), Mogi sources shallower
+      (0.1-0.5 km, training 0.5-5 km);
+    - decorrelation holes in every scene (training 30 %), covering 20-40 % of the tile
+      (training 1-20 %);
+    - an unwrapping error in every scene (training 10 %), over larger regions (radius
+      0.2-0.35 of the tile, training 0.05-0.2);
+    - DEMs: fractal DEMs rougher (spectral exponent 3.0-3.4, training 3.6-4.4) with more
+      relief (2-3.5 km, training 0.05-2 km); patches of the bundled real DEMs (seen in
+      training) have their relief scaled 2-3 times (training 0.3-2).
+
+    The amplitude, turbulence level, source and DEM kind of each stratum are fixed as in
+    ``"in"``, so the two splits have the same strata. Not expressed (the simulator has one
+    interval for all dates): irregular sampling (mixed 6/12-day intervals, missing dates).
+    """
+    if split == "in":
+        return {}
+    if split == "shifted":
+        return {
+            "powerlaw_prob": 0.0,
+            "vonkarman_hurst": (0.5, 0.5),
+            "correlation_length_km": (0.2, 0.8),
+            "stratified_quad_mm_per_km2": (-10.0, 10.0),
+            "fault_top_depth_km": (3.0, 6.0),
+            "mogi_depth_km": (0.1, 0.5),
+            "holes_prob": 1.0,
+            "holes_fraction": (0.2, 0.4),
+            "unwrap_prob": 1.0,
+            "unwrap_radius_frac": (0.2, 0.35),
+            "dem_beta": (3.0, 3.4),
+            "dem_relief_m": (2000.0, 3500.0),
+            "real_dem_relief_scale": (2.0, 3.0),
+        }
+    raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+
+
+def base_config(size: int, n_dates: int, split: str = "in") -> SimConfig:
+    """The simulation distribution of ``split`` on ``size`` px tiles of ``n_dates`` dates.
+
+    ``"in"``: the package's default (training) distribution; other splits apply
+    :func:`split_config`.
+    """
+    return dataclasses.replace(
+        SimConfig(size=int(size), n_dates=int(n_dates)), **split_config(split)
+    )
 
 
 @dataclass
@@ -145,7 +201,7 @@ def generate(
     """Draw the scenes of every stratum (deterministic in ``seed`` and ``split``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-    base = base_config(size, n_dates)
+    base = base_config(size, n_dates, split)
     parts: dict[str, list[Any]] = {k: [] for k in ("disp", "dem", "cum", "valid")}
     labels: dict[str, list[Any]] = {k: [] for k in ("amp", "noise", "source", "dem")}
     for cell, count in allocate(n_per_amplitude):

@@ -18,6 +18,8 @@ from insar_denoise.io import atomic_output
 
 FILES = ("metrics.json", "report.md")
 FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
+#: curve figures of each split of a ``--split both`` report (``{split}_{name}``)
+SPLIT_FIGURES = tuple(f"{s}_{f}" for s in ("in", "shifted") for f in FIGURES[1:])
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -49,8 +51,16 @@ def results_table(metrics: dict[str, Any]) -> str:
     Benchmark metrics: one row per method with the RMSE pooled over all scenes, the mean
     correlation per deformation amplitude, the SNR gain over all scenes, the detection
     threshold and the false-positive level. Stack metrics: RMSE, correlation and SNR gain
-    per method.
+    per method. Both splits (``--split both``): :func:`split_table`, then each split's table.
     """
+    if metrics.get("kind") == "benchmark_splits":
+        return (
+            split_table(metrics)
+            + "\n\n"
+            + "\n\n".join(
+                f"Split `{name}`:\n\n" + results_table(m) for name, m in metrics["splits"].items()
+            )
+        )
     methods = list(metrics["methods"])
     if metrics.get("kind") == "stack":
         lines = ["| method | RMSE (mm) | r | SNR gain (dB) |", "|---|---:|---:|---:|"]
@@ -87,6 +97,43 @@ def results_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _summary_cells(metrics: dict[str, Any], method: str, amps: list[str]) -> list[str]:
+    """One method's formatted summary cells of one split (the columns of :func:`split_table`)."""
+    overall = metrics["groups"]["all"]["all"]
+    by_amp = metrics["groups"]["amplitude"]
+    cells = [_fmt(overall["rmse_mm"][method])]
+    cells += [_fmt(by_amp[a]["corr"][method]) if a in by_amp else "–" for a in amps]
+    cells += [_fmt(overall["snr_gain_db"][method], 1)]
+    cells += [_threshold(metrics["detection_threshold_mm"]["all"][method])]
+    cells += [_fmt(metrics["false_positive_p99_mm"]["all"][method])]
+    return cells
+
+
+def split_table(metrics: dict[str, Any]) -> str:
+    """Side-by-side table of the splits of a ``--split both`` metrics dict (``in / shifted``).
+
+    One row per method; each cell holds the splits' values separated by `` / ``.
+    """
+    splits = metrics["splits"]
+    names = list(splits)
+    first = splits[names[0]]
+    amps = [a for a in first["groups"]["amplitude"] if float(a) > 0]
+    sep = " / "
+    head = ["method", "RMSE all (mm)"] + [f"r @ {a} mm" for a in amps]
+    head += ["SNR gain (dB)", "detection threshold (mm)", "false-positive p99 (mm)"]
+    lines = [
+        f"Splits: {sep.join(f'`{n}`' for n in names)} (each cell: {sep.join(names)}).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for m in metrics["methods"]:
+        per_split = [_summary_cells(splits[n], m, amps) for n in names]
+        cells = [sep.join(values) for values in zip(*per_split, strict=True)]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _metric_table(groups: dict[str, Any], methods: list[str], metric: str, digits: int = 2) -> str:
     lines = ["| group | n | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
     for key, row in groups.items():
@@ -95,8 +142,47 @@ def _metric_table(groups: dict[str, Any], methods: list[str], metric: str, digit
     return "\n".join(lines)
 
 
-def markdown(metrics: dict[str, Any]) -> str:
-    """The whole ``report.md`` text."""
+def markdown_splits(metrics: dict[str, Any]) -> str:
+    """``report.md`` of a ``--split both`` run: the splits side by side, then each in full."""
+    model = metrics.get("model") or {}
+    out = ["# insar-denoise evaluation: in-distribution and shifted splits", ""]
+    out.append(
+        f"Model: `{model.get('id', 'none')}` ({model.get('path', 'no model')}); "
+        f"package {metrics['package_version']}; seed {metrics['seed']}."
+    )
+    out.append("")
+    out.append(f"**Target** (all methods): {metrics['target']}.")
+    out += ["", "## Splits side by side", "", split_table(metrics), ""]
+    out += [
+        "The splits have different targets (the `zero` row's RMSE is the RMS of each "
+        "split's target), so compare RMSE within a split (against `zero`) and r, SNR gain, "
+        "threshold and false-positive level across splits.",
+        "",
+    ]
+    shifted = metrics["splits"].get("shifted")
+    if shifted is not None:
+        out += [
+            "The `shifted` split changes these simulation settings (training values in "
+            "`splits.in.sim_config` of metrics.json):",
+            "",
+        ]
+        for key, value in shifted.get("split_overrides", {}).items():
+            train = metrics["splits"].get("in", {}).get("sim_config", {}).get(key)
+            out.append(f"- `{key}`: {value} (training {train})")
+        out.append("")
+    out += ["![examples](examples.png)", ""]
+    for name, m in metrics["splits"].items():
+        body = markdown(m, figure_prefix=f"{name}_").split("\n")
+        # demote the split's headings one level under its own section
+        body = ["#" + line if line.startswith("#") else line for line in body[1:]]
+        out += [f"## Split `{name}`", *body]
+    return "\n".join(out)
+
+
+def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
+    """The whole ``report.md`` text (``figure_prefix``: of the curve figures' file names)."""
+    if metrics.get("kind") == "benchmark_splits":
+        return markdown_splits(metrics)
     model = metrics.get("model") or {}
     out = ["# insar-denoise evaluation", ""]
     out.append(
@@ -172,16 +258,23 @@ def markdown(metrics: dict[str, Any]) -> str:
         f"Amplitudes {design['amplitudes_mm']} mm; turbulence std "
         f"{design['noise_turbulence_std_mm']} mm; sources {design['sources']}; DEMs "
         f"{design['dems']}; {metrics['n_per_amplitude']} scenes per amplitude spread over "
-        "the strata; every other simulation setting is the default training distribution "
-        "(`sim_config` in metrics.json).",
+        "the strata; every other simulation setting is "
+        + (
+            "the default training distribution"
+            if not metrics.get("split_overrides")
+            else f"the `{metrics['split']}` split's distribution"
+        )
+        + " (`sim_config` in metrics.json).",
         "",
         "## Figures",
         "",
-        "![examples](examples.png)",
+    ]
+    if not figure_prefix:
+        out += ["![examples](examples.png)", ""]
+    out += [
+        f"![RMSE]({figure_prefix}rmse_vs_amplitude.png)",
         "",
-        "![RMSE](rmse_vs_amplitude.png)",
-        "",
-        "![correlation](corr_vs_amplitude.png)",
+        f"![correlation]({figure_prefix}corr_vs_amplitude.png)",
         "",
     ]
     return "\n".join(out)
@@ -255,7 +348,7 @@ def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    clash = [n for n in FILES + FIGURES if (out / n).exists()]
+    clash = [n for n in FILES + FIGURES + SPLIT_FIGURES if (out / n).exists()]
     if clash and not overwrite:
         raise OutputError(f"{out}: already holds {clash[0]} (pass --overwrite)")
     if not out.parent.is_dir():
@@ -280,6 +373,13 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         plot_curves(metrics, "corr", "correlation with target", out / "corr_vs_amplitude.png")
         paths["rmse"] = out / "rmse_vs_amplitude.png"
         paths["corr"] = out / "corr_vs_amplitude.png"
+    for name, split_metrics in metrics.get("splits", {}).items():
+        rmse_path = out / f"{name}_rmse_vs_amplitude.png"
+        corr_path = out / f"{name}_corr_vs_amplitude.png"
+        plot_curves(split_metrics, "rmse_mm", f"RMSE (mm), split {name}", rmse_path)
+        plot_curves(split_metrics, "corr", f"correlation with target, split {name}", corr_path)
+        paths[f"{name}_rmse"] = rmse_path
+        paths[f"{name}_corr"] = corr_path
     with atomic_output(out / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
     with atomic_output(out / "report.md", overwrite=True) as tmp:

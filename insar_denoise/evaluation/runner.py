@@ -141,9 +141,14 @@ def run_benchmark(
     size : scene side in pixels (the model is fully convolutional; a multiple of its
         ``tile_multiple``).
     window : dates per scene; default the model's window (9 without a model).
-    split : ``"in"``: the training distribution.
+    split : ``"in"``: the training distribution; ``"shifted"``: generated differently
+        (:func:`insar_denoise.evaluation.benchmark.split_config`); ``"both"``: the two, with
+        the metrics of each under ``metrics["splits"][name]`` (one split: the metrics
+        themselves, ``metrics["split"]`` names it).
     n_tune : scenes per amplitude of the sigma-tuning set (default ``max(6, n // 4)``).
     """
+    if split not in (*bm.SPLITS, "both"):
+        raise ValueError(f"unknown split {split!r}; choose one of {(*bm.SPLITS, 'both')}")
     if model is not None:
         meta_window = int(model.metadata["window"])
         if window is not None and int(window) != meta_window:
@@ -154,9 +159,38 @@ def run_benchmark(
             raise ValueError(f"size={size} px is not a multiple of the model's {multiple} px")
     window = int(window or 9)
     n_tune = int(n_tune if n_tune is not None else max(6, n_per_amplitude // 4))
+    args = (model, n_per_amplitude, seed, size, window, n_tune)
+    if split != "both":
+        return _run_split(*args, split)
+    runs = {name: _run_split(*args, name) for name in bm.SPLITS}
+    first = runs[bm.SPLITS[0]].metrics
+    metrics: dict[str, Any] = {
+        "kind": "benchmark_splits",
+        "package_version": __version__,
+        "seed": int(seed),
+        "split": "both",
+        "n_per_amplitude": int(n_per_amplitude),
+        "size_px": int(size),
+        "window": window,
+        "model": model_info(model),
+        "methods": first["methods"],
+        "target": bm.TARGET,
+        "definitions": definitions(),
+        "splits": {name: run.metrics for name, run in runs.items()},
+    }
+    return Evaluation(
+        metrics=metrics,
+        examples=[(f"[{n}] {t}", maps) for n, run in runs.items() for t, maps in run.examples],
+    )
+
+
+def _run_split(
+    model: Any, n_per_amplitude: int, seed: int, size: int, window: int, n_tune: int, split: str
+) -> Evaluation:
+    """:func:`run_benchmark` on one split (arguments already checked)."""
     tuning = bm.tune_sigma(n_tune, seed, size=size, n_dates=window, split=split)
     scenes = bm.generate(n_per_amplitude, seed, size=size, n_dates=window, split=split)
-    log.info("benchmark: %d scenes of %d dates, %d px", len(scenes), window, size)
+    log.info("benchmark %s: %d scenes of %d dates, %d px", split, len(scenes), window, size)
     estimates = bm.estimate_all(scenes, model, tuning["sigma_px"])
     scored, deplaned, truth, mask = score(estimates, scenes)
     metrics: dict[str, Any] = {
@@ -178,7 +212,8 @@ def run_benchmark(
             "dems": list(bm.DEMS),
             "strata": {c.key: n for c, n in bm.allocate(n_per_amplitude)},
         },
-        "sim_config": bm.base_config(size, window).to_dict(),
+        "sim_config": bm.base_config(size, window, split).to_dict(),
+        "split_overrides": bm.split_config(split),
         "sigma_tuning": tuning,
         "definitions": definitions(),
         **scored,
