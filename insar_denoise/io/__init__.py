@@ -28,8 +28,11 @@ positive phase is an increase of range, i.e. motion away from the satellite, as 
 
 Public API
 ----------
-:func:`open_stack`, :func:`open_dem`, :func:`stack_info`, :func:`write_geotiff`,
-:func:`write_netcdf`, :func:`write_zarr`, :func:`write_output`, :func:`atomic_output`.
+:func:`load_inputs` (any supported layout), :func:`open_stack`, :func:`open_interferograms`,
+:func:`open_mintpy`, :func:`open_licsbas`, :func:`open_dem`, :func:`stack_info`,
+:func:`write_geotiff`,
+:func:`write_netcdf`, :func:`write_zarr`, :func:`write_output`, :func:`write_mintpy`,
+:func:`write_licsbas`, :func:`atomic_output`.
 All failures on bad input raise a subclass of :class:`insar_denoise.errors.InputError`
 with one line naming the file; output problems raise
 :class:`insar_denoise.errors.OutputError`.
@@ -39,6 +42,15 @@ from __future__ import annotations
 
 from insar_denoise.io.dem import open_dem
 from insar_denoise.io.info import stack_info
+from insar_denoise.io.layouts import LAYOUTS, detect_layout, load_inputs
+from insar_denoise.io.licsbas import is_licsbas_file, open_licsbas, write_licsbas
+from insar_denoise.io.mintpy import is_mintpy_file, open_mintpy, write_mintpy
+from insar_denoise.io.network import (
+    invert_network,
+    is_interferogram_stack,
+    open_interferograms,
+    parse_pair_name,
+)
 from insar_denoise.io.stack import open_stack
 from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM, SIGN_CONVENTION
 from insar_denoise.io.writers import (
@@ -50,13 +62,26 @@ from insar_denoise.io.writers import (
 )
 
 __all__ = [
+    "LAYOUTS",
     "SENTINEL1_WAVELENGTH_MM",
     "SIGN_CONVENTION",
     "atomic_output",
+    "detect_layout",
+    "invert_network",
+    "is_interferogram_stack",
+    "is_licsbas_file",
+    "is_mintpy_file",
+    "load_inputs",
     "open_dem",
+    "open_interferograms",
+    "open_licsbas",
+    "open_mintpy",
     "open_stack",
+    "parse_pair_name",
     "stack_info",
     "write_geotiff",
+    "write_licsbas",
+    "write_mintpy",
     "write_netcdf",
     "write_output",
     "write_zarr",
