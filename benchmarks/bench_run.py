@@ -109,6 +109,7 @@ def worker(args: argparse.Namespace) -> dict:
         model,
         device=args.device,
         stride=args.stride,
+        tile=args.tile,
         progress=False,
         return_noise=False,
         chunk=chunk,
@@ -143,12 +144,27 @@ def worker(args: argparse.Namespace) -> dict:
         "tile_px": out.attrs["insar_denoise_tile_px"],
         "overlap_px": out.attrs["insar_denoise_overlap_px"],
         "stride": args.stride,
+        "windows": int(out.attrs.get("insar_denoise_windows", 0)) or n_windows(args),
         "writer": writer,
         "wall_s": round(wall, 2),
         "mpix_dates_per_s": round(mpix_dates / wall, 4),
         "rss_after_setup_mb": round(rss_before / 1024, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def n_windows(args: argparse.Namespace, dates: int | None = None) -> int:
+    """Number of model windows over ``dates`` (default ``args.dates``) at ``args.stride``."""
+    from insar_denoise.inference.windows import window_starts
+
+    return len(window_starts(dates or args.dates, 9, args.stride))
+
+
+def full_frame_hours(run: dict, args: argparse.Namespace) -> float:
+    """Extrapolate one run to a Sentinel-1 frame, 5000 x 5000 px x 100 dates (same stride):
+    time scales with pixels x windows (each window is one model pass over the scene)."""
+    per_px_window = run["wall_s"] / (run["size_px"] ** 2 * run["windows"])
+    return per_px_window * 5000**2 * n_windows(args, 100) / 3600.0
 
 
 def run_size(args: argparse.Namespace, size: int, device: str) -> dict:
@@ -176,6 +192,8 @@ def run_size(args: argparse.Namespace, size: int, device: str) -> dict:
     ]
     if args.chunk:
         cmd += ["--chunk", str(args.chunk)]
+    if args.tile:
+        cmd += ["--tile", str(args.tile)]
     subprocess.run(cmd, check=True)
     result = json.loads(Path(path).read_text())
     os.remove(path)
@@ -296,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--writer", choices=("geotiff", "memmap"), default="geotiff")
     p.add_argument("--stride", type=int, default=1, help="window stride in dates")
     p.add_argument("--chunk", type=int, default=None, help="block core side in pixels")
+    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
     p.add_argument("--seam-size", type=int, default=None)
     p.add_argument("--seam-dates", type=int, default=None)
     p.add_argument("--seam-tile", type=int, default=None)
@@ -329,9 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             report["runs"].append(run_size(args, size, device))
             r = report["runs"][-1]
+            r["s1_frame_hours"] = round(full_frame_hours(r, args), 2)
             print(
                 f"{device:5s} {size:5d}^2 x {r['dates']:3d}  {r['wall_s']:8.1f} s  "
-                f"{r['mpix_dates_per_s']:8.3f} Mpx·dates/s  peak RSS {r['peak_rss_mb']:8.1f} MB",
+                f"{r['mpix_dates_per_s']:8.3f} Mpx·dates/s  peak RSS {r['peak_rss_mb']:8.1f} MB  "
+                f"S1 frame (5000^2 x 100) ~{r['s1_frame_hours']:.1f} h",
                 flush=True,
             )
         if not args.skip_seams:

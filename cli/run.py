@@ -38,6 +38,13 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 @click.option("--overlap", type=int, help="Tile overlap in pixels (default from the model).")
 @click.option("--window", type=int, help="Dates per window (must match the model).")
 @click.option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Dates between window starts; window-1 (8) is ~8x faster on long stacks.",
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 @click.option("--batch-size", type=int, help="Tiles per model call (default: fitted to memory).")
@@ -72,6 +79,7 @@ def run(
     tile,
     overlap,
     window,
+    stride,
     device,
     batch_size,
     units,
@@ -113,6 +121,7 @@ def run(
             tile=tile,
             overlap=overlap,
             window=window,
+            stride=stride,
             device=device,
             batch_size=batch_size,
             units=units,

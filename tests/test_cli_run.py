@@ -190,3 +190,15 @@ def test_demo_writes_outputs_and_scores(monkeypatch, tmp_path: Path):
     ):
         assert (tmp_path / "d" / name).is_file()
     assert "zero" in res.output and "raw" in res.output and "model" in res.output
+
+
+def test_run_stride_is_recorded_and_validated(scene_dir: Path, tmp_path: Path):
+    out = tmp_path / "def.tif"
+    args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"]
+    res = CliRunner().invoke(main, [*args, "--stride", "0"])
+    assert res.exit_code == 2 and "--stride" in res.output and not out.exists()
+    res = _invoke([*args, "--stride", "8"])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out) as src:
+        assert src.tags()["STRIDE"] == "8"
+        assert np.isfinite(src.read(1)).mean() > 0.99

@@ -96,8 +96,14 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = resolve_device(device)
+        # the validation set is drawn on the CPU when it comes from the simulator, so every
+        # device (CPU or CUDA) validates on the very same examples
+        self.val_device = self.device
+        self.val_batch_fn = batch_fn
         if batch_fn is None:
             batch_fn, sim_config = simulator_batches(config, self.device)
+            self.val_device = torch.device("cpu")
+            self.val_batch_fn = simulator_batches(config, self.val_device)[0]
         self.batch_fn = batch_fn
         self.sim_config = sim_config
         torch.manual_seed(config.seed)
@@ -248,10 +254,10 @@ class Trainer:
         """The fixed validation set (simulated once from ``val_seed``, cached in memory)."""
         if self._val is None:
             cfg = self.config
-            gen = torch.Generator(device=self.device).manual_seed(cfg.val_seed)
+            gen = torch.Generator(device=self.val_device).manual_seed(cfg.val_seed)
             parts = []
             for i in range(0, cfg.val_examples, cfg.val_batch):
-                parts.append(self.batch_fn(min(cfg.val_batch, cfg.val_examples - i), gen))
+                parts.append(self.val_batch_fn(min(cfg.val_batch, cfg.val_examples - i), gen))
             cat = {
                 k: torch.cat([getattr(p, k).cpu() for p in parts])
                 for k in ("displacement", "dem", "cumulative", "amplitude_mm", "source")
