@@ -168,3 +168,18 @@ def test_report_files_and_table(tiny_eval, tmp_path) -> None:
     for method in bm.METHODS:
         assert f"| {method} |" in table
     assert "## Summary" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_series_rmse_of_the_zero_series_is_the_rms_of_the_truth():
+    from insar_denoise.training.validation import raw_cumulative
+
+    scenes = bm.generate(2, 0, size=16, n_dates=9)
+    est = {"zero": torch.zeros_like(scenes.cumulative), "raw": raw_cumulative(scenes.displacement)}
+    out = bm.series_rmse(scenes, est, {})
+    sel = scenes.amplitude_mm > 0
+    mask = (scenes.valid & torch.isfinite(est["raw"]))[sel]
+    for k in (1, 4, 8):
+        truth = deplane(scenes.deformation[sel][:, k].float(), mask)
+        expected = float(torch.sqrt((truth[mask] ** 2).mean()))
+        assert out["zero"]["per_date"][k] == pytest.approx(expected, rel=1e-4)
+    assert out["zero"]["per_date"][0] == 0.0 and out["raw"]["all"] > out["zero"]["all"]

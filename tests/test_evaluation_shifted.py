@@ -250,3 +250,20 @@ def test_overwrite_guard_covers_split_figures(both_report, tmp_path) -> None:
     (folder / "shifted_rmse_vs_amplitude.png").write_bytes(b"x")
     res = CliRunner().invoke(main, ["evaluate", "--model", "none", "-o", str(folder)])
     assert res.exit_code == 2 and "shifted_rmse_vs_amplitude.png" in res.output
+
+
+def test_shifted_split_samples_irregularly_with_a_missing_date() -> None:
+    train, shifted = bm.base_config(64, 9, "in"), bm.base_config(64, 9, "shifted")
+    assert np.allclose(np.diff(train.times_days()), 12.0)
+    steps = set(np.diff(shifted.times_days()).tolist())
+    assert steps == {6.0, 12.0, 24.0}  # mixed 6/12-day sampling and one missing date
+    scenes = bm.generate(1, 0, size=16, n_dates=9, split="shifted")
+    np.testing.assert_allclose(scenes.times_days, shifted.times_days())
+    # a linear history follows the real times: cumulative at date k is proportional to t_k
+    cfg = dataclasses.replace(shifted, size=16, history_probs={"linear": 1.0}, turbulence=False)
+    batch = simulate_batch(cfg.with_source("mogi"), 1, generator=torch.Generator().manual_seed(0))
+    d = batch.deformation[0].double()
+    k = torch.argmax(d[-1].abs())
+    series = d.reshape(9, -1)[:, k].numpy()
+    t = np.asarray(shifted.times_days())
+    np.testing.assert_allclose(series, series[-1] * t / t[-1], atol=1e-4)

@@ -141,9 +141,13 @@ def split_config(split: str) -> dict[str, Any]:
       relief (2-3.5 km, training 0.05-2 km); patches of the bundled real DEMs (seen in
       training) have their relief scaled 2-3 times (training 0.3-2).
 
+    - irregular sampling: mixed 6/12-day intervals with a missing date (a 24-day gap), the
+      fixed pattern of ``SimConfig.irregular_sampling`` (training: every 12 days); the
+      histories of the deformation follow the real times, and so does the classical
+      linear-rate stacking.
+
     The amplitude, turbulence level, source and DEM kind of each stratum are fixed as in
-    ``"in"``, so the two splits have the same strata. Not expressed (the simulator has one
-    interval for all dates): irregular sampling (mixed 6/12-day intervals, missing dates).
+    ``"in"``, so the two splits have the same strata.
     """
     if split == "in":
         return {}
@@ -162,6 +166,7 @@ def split_config(split: str) -> dict[str, Any]:
             "dem_beta": (3.0, 3.4),
             "dem_relief_m": (2000.0, 3500.0),
             "real_dem_relief_scale": (2.0, 3.0),
+            "irregular_sampling": True,
         }
     raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
 
@@ -190,6 +195,7 @@ class Scenes:
     source: np.ndarray  # (S,) str
     dem_kind: np.ndarray  # (S,) str
     times_days: np.ndarray  # (N,)
+    deformation: torch.Tensor | None = None  # (S, N, H, W) mm, true series (first date = 0)
 
     def __len__(self) -> int:
         return int(self.displacement.shape[0])
@@ -202,7 +208,7 @@ def generate(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     base = base_config(size, n_dates, split)
-    parts: dict[str, list[Any]] = {k: [] for k in ("disp", "dem", "cum", "valid")}
+    parts: dict[str, list[Any]] = {k: [] for k in ("disp", "dem", "cum", "valid", "defo")}
     labels: dict[str, list[Any]] = {k: [] for k in ("amp", "noise", "source", "dem")}
     for cell, count in allocate(n_per_amplitude):
         gen = torch.Generator().manual_seed(stratum_seed(seed, split, cell.key))
@@ -210,6 +216,7 @@ def generate(
         parts["disp"].append(batch.displacement)
         parts["dem"].append(batch.dem)
         parts["cum"].append(batch.cumulative)
+        parts["defo"].append(batch.deformation)
         parts["valid"].append(torch.isfinite(batch.displacement).any(1))
         for key, value in zip(
             labels, (cell.amplitude_mm, cell.noise, cell.source, cell.dem), strict=True
@@ -224,7 +231,8 @@ def generate(
         noise=np.asarray(labels["noise"]),
         source=np.asarray(labels["source"]),
         dem_kind=np.asarray(labels["dem"]),
-        times_days=np.arange(n_dates, dtype=np.float64) * base.interval_days,
+        times_days=np.asarray(base.times_days(), dtype=np.float64),
+        deformation=torch.cat(parts["defo"]),
     )
 
 
@@ -238,6 +246,69 @@ def classical_maps(scenes: Scenes, method: str, sigma_px: float = 2.0) -> torch.
         for i in range(len(scenes))
     ]
     return torch.stack(maps)
+
+
+def series_rmse(
+    scenes: Scenes,
+    cumulative: dict[str, torch.Tensor],
+    sigma_px: dict[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Per-date RMSE (mm) of each method's denoised series on the deforming scenes.
+
+    The series of one 9-date scene: the model and ``zero`` give the window's cumulative
+    spread linearly over the real times (what the inference engine returns for a stack of
+    exactly one window); ``raw`` the displacement itself; the classical methods their own
+    series (:func:`insar_denoise.baselines.classical_series`). Truth and estimates are
+    de-planed date by date on the common mask. Returns ``{method: {"per_date": [N floats,
+    date 0 first], "all": pooled over dates 1..N-1}}``.
+    """
+    if scenes.deformation is None:
+        return {}
+    sel = np.flatnonzero(scenes.amplitude_mm > 0)
+    times = torch.from_numpy(scenes.times_days)
+    frac = (times / times[-1]).float()
+    mask = (scenes.valid & torch.isfinite(scenes.cumulative))[sel]
+    for est in cumulative.values():
+        mask = mask & torch.isfinite(est[sel])
+    n = len(frac)
+    mask_t = mask[:, None].expand(-1, n, -1, -1)
+
+    def flat_deplane(series: torch.Tensor) -> torch.Tensor:
+        s, t, h, w = series.shape
+        out = deplane(
+            torch.nan_to_num(series.float()).reshape(s * t, h, w), mask_t.reshape(-1, h, w)
+        )
+        return out.reshape(s, t, h, w)
+
+    truth = flat_deplane(scenes.deformation[sel])
+    out: dict[str, dict[str, Any]] = {}
+    for name in cumulative:
+        if name in ("model", "zero"):
+            est = cumulative[name][sel][:, None] * frac[None, :, None, None]
+        elif name == "raw":
+            disp = scenes.displacement[sel]
+            est = disp - disp[:, :1]
+        else:
+            est = torch.stack(
+                [
+                    torch.as_tensor(
+                        baselines.classical_series(
+                            name,
+                            scenes.displacement[i],
+                            scenes.dem[i],
+                            times,
+                            sigma_px.get(name, 2.0),
+                        )
+                    ).float()
+                    for i in sel
+                ]
+            )
+        err = torch.where(mask_t, flat_deplane(est) - truth, torch.zeros(()))
+        npix = mask_t.sum((0, 2, 3)).clamp_min(1)
+        per_date = torch.sqrt((err**2).sum((0, 2, 3)) / npix)
+        pooled = torch.sqrt((err[:, 1:] ** 2).sum() / npix[1:].sum())
+        out[name] = {"per_date": [float(v) for v in per_date], "all": float(pooled)}
+    return out
 
 
 def estimate_all(

@@ -250,6 +250,19 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
         cells = [_threshold(metrics["detection_threshold_mm"][lv][m]) for lv in levels]
         cells += [_fmt(metrics["false_positive_p99_mm"][lv][m]) for lv in levels]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
+    series = metrics.get("series_rmse_mm") or {}
+    if series:
+        n = len(next(iter(series.values()))["per_date"])
+        out += [
+            "",
+            "## Denoised time series: per-date RMSE (mm), deforming scenes",
+            "",
+            "| method | all dates | " + " | ".join(f"date {k}" for k in range(1, n)) + " |",
+            "|---|---:|" + "---:|" * (n - 1),
+        ]
+        for m, row in series.items():
+            cells = [_fmt(v) for v in row["per_date"][1:]]
+            out.append(f"| {m} | {_fmt(row['all'])} | " + " | ".join(cells) + " |")
     design = metrics["design"]
     out += [
         "",

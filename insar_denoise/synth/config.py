@@ -25,6 +25,11 @@ SOURCE_NAMES: tuple[str, ...] = (
 #: History codes of ``SimBatch.history`` (index = code).
 HISTORY_NAMES: tuple[str, ...] = ("none", "step", "linear", "transient")
 
+#: Intervals (multiples of ``interval_days / 2``: 6 and 12 days for Sentinel-1's 12) of
+#: ``irregular_sampling``, cycled: mixed 6/12-day sampling with one missing date (a double
+#: interval) per cycle, as when two satellites fly and acquisitions are lost.
+IRREGULAR_INTERVALS: tuple[int, ...] = (2, 1, 1, 2, 4, 1, 2, 1)
+
 #: Sentinel-1 C-band half wavelength (mm): one phase cycle in LOS displacement.
 S1_HALF_WAVELENGTH_MM = 27.7
 
@@ -49,7 +54,8 @@ class SimConfig:
 
     Grid and dates
         ``size`` (pixels, square tiles), ``n_dates``, ``interval_days`` between dates,
-        ``pixel_spacing_m``.
+        ``pixel_spacing_m``; ``irregular_sampling`` replaces the regular intervals by the
+        fixed pattern of :data:`IRREGULAR_INTERVALS` (see :meth:`times_days`).
     Deformation
         ``source_probs`` over :data:`SOURCE_NAMES`; ``history_probs`` over step / linear /
         transient; ``amplitude_mm``: log-uniform range of the max |LOS| of the cumulative
@@ -68,6 +74,7 @@ class SimConfig:
     size: int = 64
     n_dates: int = 9
     interval_days: float = 12.0
+    irregular_sampling: bool = False
     pixel_spacing_m: float = 90.0
     poisson: float = 0.25
     # deformation sources
@@ -154,6 +161,17 @@ class SimConfig:
             )
         if any(v < 0 for v in table.values()) or sum(table.values()) <= 0:
             raise ConfigError(f"SimConfig.{name}={table}: weights must be >= 0 with a positive sum")
+
+    def times_days(self) -> list[float]:
+        """Acquisition times (days since the first date) of the ``n_dates`` dates."""
+        if not self.irregular_sampling:
+            return [i * float(self.interval_days) for i in range(int(self.n_dates))]
+        half = float(self.interval_days) / 2.0
+        times, t = [0.0], 0.0
+        for i in range(int(self.n_dates) - 1):
+            t += IRREGULAR_INTERVALS[i % len(IRREGULAR_INTERVALS)] * half
+            times.append(t)
+        return times
 
     def source_weights(self) -> list[float]:
         """Weights in the order of :data:`SOURCE_NAMES`."""

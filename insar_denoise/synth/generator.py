@@ -145,7 +145,7 @@ def simulate_batch(
     )
     incidence = sampling.uniform(gen, config.incidence_deg, (b,), device)
     los = unit_los_maps(gen, config, source, incidence, heading, device)
-    times = torch.arange(t, device=device, dtype=torch.float32) * config.interval_days
+    times = torch.tensor(config.times_days(), device=device, dtype=torch.float32)
     hist = sample_histories(
         gen, history, times, duration_frac=config.transient_duration_frac, device=device
     )

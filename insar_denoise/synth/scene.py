@@ -36,7 +36,8 @@ def simulate_scene(
     amplitude_mm : float, optional
         Fix the max |LOS| of the cumulative deformation (mm).
     start_date : str
-        ISO date of the first acquisition; the next ones follow every ``interval_days``.
+        ISO date of the first acquisition; the next ones follow ``config.times_days()``
+        (every ``interval_days``, or the irregular pattern).
     device : str or torch.device
         Compute device.
 
@@ -56,8 +57,8 @@ def simulate_scene(
         config = dataclasses.replace(config, amplitude_mm=fixed)
     gen = torch.Generator().manual_seed(int(seed))
     batch = simulate_batch(config, 1, generator=gen, device=device).to("cpu")
-    step = np.timedelta64(int(round(config.interval_days)), "D")
-    dates = np.datetime64(start_date, "D") + step * np.arange(config.n_dates)
+    offsets = np.round(np.asarray(config.times_days())).astype("timedelta64[D]")
+    dates = np.datetime64(start_date, "D") + offsets
     return {
         "displacement": batch.displacement[0].numpy(),
         "deformation": batch.deformation[0].numpy(),
