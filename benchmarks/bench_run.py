@@ -144,7 +144,8 @@ def worker(args: argparse.Namespace) -> dict:
         "tile_px": out.attrs["insar_denoise_tile_px"],
         "overlap_px": out.attrs["insar_denoise_overlap_px"],
         "stride": args.stride,
-        "windows": int(out.attrs.get("insar_denoise_windows", 0)) or n_windows(args),
+        "window": int(out.attrs["insar_denoise_window"]),
+        "windows": n_windows(args.dates, int(out.attrs["insar_denoise_window"]), args.stride),
         "writer": writer,
         "wall_s": round(wall, 2),
         "mpix_dates_per_s": round(mpix_dates / wall, 4),
@@ -153,18 +154,18 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
-def n_windows(args: argparse.Namespace, dates: int | None = None) -> int:
-    """Number of model windows over ``dates`` (default ``args.dates``) at ``args.stride``."""
+def n_windows(dates: int, window: int, stride: int) -> int:
+    """Number of model windows (one model pass each) over ``dates`` dates."""
     from insar_denoise.inference.windows import window_starts
 
-    return len(window_starts(dates or args.dates, 9, args.stride))
+    return len(window_starts(dates, window, stride))
 
 
 def full_frame_hours(run: dict, args: argparse.Namespace) -> float:
     """Extrapolate one run to a Sentinel-1 frame, 5000 x 5000 px x 100 dates (same stride):
     time scales with pixels x windows (each window is one model pass over the scene)."""
     per_px_window = run["wall_s"] / (run["size_px"] ** 2 * run["windows"])
-    return per_px_window * 5000**2 * n_windows(args, 100) / 3600.0
+    return per_px_window * 5000**2 * n_windows(100, run["window"], args.stride) / 3600.0
 
 
 def run_size(args: argparse.Namespace, size: int, device: str) -> dict:

@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 from insar_denoise.models import load_model
+from insar_denoise.models.normalization import deplane as plane_removed
 
 from insar_denoise.evaluation import metrics
 from insar_denoise.inference import denoise_dataset
@@ -35,18 +37,14 @@ METHODS = ("model", "raw", "best")
 
 
 def deplane(a: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``a`` minus its least-squares plane over ``ok`` (NaN outside)."""
-    yy, xx = np.mgrid[0 : a.shape[0], 0 : a.shape[1]]
-    g = np.column_stack([np.ones(ok.sum()), yy[ok], xx[ok]])
-    coef, *_ = np.linalg.lstsq(g, a[ok], rcond=None)
-    return np.where(ok, a - (coef[0] + coef[1] * yy + coef[2] * xx), np.nan)
+    """``a`` minus its least-squares plane over ``ok`` (NaN outside): the model's own."""
+    t = torch.from_numpy(np.where(ok, a, 0.0).astype(np.float64))[None]
+    return np.where(ok, plane_removed(t, torch.from_numpy(ok)[None])[0].numpy(), np.nan)
 
 
 def fault_signals(n: int, shape: tuple[int, int], days: np.ndarray, amp_mm: float, seed: int):
     """``(n, T, H, W)`` Okada fault creep, linear in the real acquisition times, with max
     |cumulative LOS| = ``amp_mm``."""
-    import torch
-
     cfg = SimConfig(size=int(max(shape)), n_dates=2, amplitude_mm=(1.0, 1.0), source_margin=0.3)
     batch = simulate_batch(
         cfg.with_source("okada"), n, generator=torch.Generator().manual_seed(seed)

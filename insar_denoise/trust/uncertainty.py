@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from insar_denoise.inference import denoise_dataset
@@ -92,21 +91,12 @@ def _deplane_np(maps: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def local_noise(removed: torch.Tensor, ok: torch.Tensor, window_px: float = NOISE_WINDOW_PX):
     """Local RMS (mm) of ``removed`` ``(B, H, W)`` over ``ok`` pixels, Gaussian-weighted."""
-    radius = int(math.ceil(3.0 * window_px))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / window_px) ** 2)
-    k = (k / k.sum()).to(removed.device)
-    w = ok.to(torch.float64)[:, None]
-    v = torch.where(ok, removed.double(), torch.zeros((), dtype=torch.float64))[:, None] ** 2
+    from insar_denoise.baselines import gaussian_filter_nan
 
-    def blur(a: torch.Tensor) -> torch.Tensor:
-        a = F.conv2d(F.pad(a, (radius, radius, 0, 0)), k.view(1, 1, 1, -1))
-        return F.conv2d(F.pad(a, (0, 0, radius, radius)), k.view(1, 1, -1, 1))
-
-    num, den = blur(v)[:, 0], blur(w)[:, 0]
-    overall = (v[:, 0].sum((1, 2)) / w[:, 0].sum((1, 2)).clamp_min(1.0)).sqrt()
-    rms = torch.where(den > 1e-3, (num / den.clamp_min(1e-12)).sqrt(), overall.view(-1, 1, 1))
-    return rms
+    sq = torch.where(ok, removed.double() ** 2, torch.nan)
+    local = gaussian_filter_nan(sq, window_px, keep_nan=False)
+    overall = torch.nanmean(sq.flatten(1), dim=1).nan_to_num(0.0).view(-1, 1, 1)
+    return torch.where(torch.isfinite(local), local, overall).sqrt()
 
 
 def features(
@@ -126,11 +116,10 @@ def features(
 
 def combine(feats: dict, coefs: dict[str, float]):
     """1-sigma map ``sqrt(sum_k (c_k f_k)^2)`` (numpy or torch features)."""
-    total = 0.0
+    total = feats["spread"] * 0.0
     for name, c in coefs.items():
-        if c:
-            total = total + (float(c) * feats[name]) ** 2
-    return total**0.5 if not isinstance(total, float) else feats["spread"] * 0.0
+        total = total + (float(c) * feats[name]) ** 2
+    return total**0.5
 
 
 def predict_with_uncertainty(
