@@ -110,6 +110,7 @@ def worker(args: argparse.Namespace) -> dict:
         device=args.device,
         stride=args.stride,
         tile=args.tile,
+        overlap=args.overlap,
         progress=False,
         return_noise=False,
         chunk=chunk,
@@ -195,6 +196,8 @@ def run_size(args: argparse.Namespace, size: int, device: str) -> dict:
         cmd += ["--chunk", str(args.chunk)]
     if args.tile:
         cmd += ["--tile", str(args.tile)]
+    if args.overlap is not None:
+        cmd += ["--overlap", str(args.overlap)]
     subprocess.run(cmd, check=True)
     result = json.loads(Path(path).read_text())
     os.remove(path)
@@ -316,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int, default=1, help="window stride in dates")
     p.add_argument("--chunk", type=int, default=None, help="block core side in pixels")
     p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: the model's)")
     p.add_argument("--seam-size", type=int, default=None)
     p.add_argument("--seam-dates", type=int, default=None)
     p.add_argument("--seam-tile", type=int, default=None)
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     args.dates = args.dates or (12 if args.quick else 30)
     args.seam_size = args.seam_size or (256 if args.quick else 512)
     args.seam_dates = args.seam_dates or (10 if args.quick else 12)
-    args.seam_tile = args.seam_tile or (128 if args.quick else 256)
+    # args.seam_tile None: the model's default tile
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     report = {
         "argv": sys.argv[1:],

@@ -1,8 +1,10 @@
 """Does ``inject`` on a simulated stack find the threshold that ``evaluate`` finds for that noise?
 
 For each benchmark noise level (turbulence 3 or 10 mm per date, the rest of the training
-distribution), a 9-date stack without deformation is simulated (``--size`` px); ``inject``
-(model method, the evaluate amplitudes) measures its detection threshold, and ``evaluate``'s
+distribution), a stack of 4 x 4 independent no-deformation benchmark scenes of ``--size`` px
+is built (:func:`insar_denoise.evaluation.benchmark.noise_mosaic`: the very noise that
+``evaluate`` scores, cell by cell); ``inject`` (model method, the evaluate amplitudes, one
+``--size`` px crop per cell) measures its detection threshold, and ``evaluate``'s
 in-distribution split gives the threshold for the same noise level. Per amplitude, both
 detected fractions are written side by side.
 
@@ -21,7 +23,6 @@ from insar_denoise.models import load_model
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation.runner import run_benchmark
 from insar_denoise.io.scene import scene_dataset
-from insar_denoise.synth import SimConfig, simulate_scene
 from insar_denoise.trust.inject import run_injection
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16, help="injections per amplitude")
     p.add_argument("--n-evaluate", type=int, default=48, help="evaluate scenes per amplitude")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=int, default=64, help="cell side (px), as evaluate's scenes")
+    p.add_argument("--seed", type=int, default=11, help="seed of the noise stacks")
     p.add_argument("--metrics", type=Path, help="reuse an evaluate metrics.json (split in)")
     p.add_argument("--output", type=Path, default=OUT / "inject_vs_evaluate.json")
     args = p.parse_args(argv)
@@ -45,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run_benchmark(model, n_per_amplitude=args.n_evaluate, seed=7).metrics
     report = {"amplitudes_mm": amps, "model_id": model.metadata.get("model_id"), "levels": {}}
     for level, std in bm.NOISE_STD_MM.items():
-        cfg = SimConfig(size=args.size, n_dates=9, turbulence_std_mm=(std, std))
-        ds = scene_dataset(simulate_scene(cfg, 11, source="none"))
-        res = run_injection(ds, model, amplitudes=amps, n=args.n, seed=0, crop_px=64)
+        window = int(model.metadata["window"])
+        noise = bm.noise_mosaic(level, 4, args.seed, size=args.size, n_dates=window)
+        ds = scene_dataset(noise)
+        res = run_injection(ds, model, amplitudes=amps, n=args.n, seed=0, crop_px=args.size)
         groups = metrics["groups"]["amplitude_noise"]
         report["levels"][level] = {
             "turbulence_std_mm": std,

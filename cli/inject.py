@@ -27,7 +27,7 @@ def _amplitudes(text: str) -> tuple[float, ...]:
 )
 @click.option(
     "--amplitudes",
-    default="1,2,3,5,10",
+    default="1,2,3,5,10,20",
     show_default=True,
     help="Injected amplitudes, max |LOS| of the cumulative signal (mm), comma-separated.",
 )

@@ -28,15 +28,23 @@ def _training_config(size: int = 64, n_dates: int = 9) -> SimConfig:
     return SimConfig.from_dict({**cfg["sim"], "n_dates": n_dates, "size": size})
 
 
+def _unfixed(cfg: SimConfig) -> SimConfig:
+    """``cfg`` without the fields every stratum fixes (source and amplitude)."""
+    return dataclasses.replace(cfg, source_probs={"mogi": 1.0}, amplitude_mm=(1.0, 1.0))
+
+
 def test_in_split_is_the_training_distribution() -> None:
+    # every stratum fixes source and amplitude; everything else is the training prior
     assert bm.split_config("in") == {}
-    assert bm.base_config(64, 9, "in") == _training_config()
-    assert bm.base_config(32, 5) == _training_config(32, 5)
+    assert _unfixed(bm.base_config(64, 9, "in")) == _unfixed(_training_config())
+    assert _unfixed(bm.base_config(32, 5)) == _unfixed(_training_config(32, 5))
+    cell = bm.Stratum(5.0, "low", "mogi", "real").config(bm.base_config(64, 9))
+    assert cell.amplitude_mm == (5.0, 5.0) and cell.source_probs["mogi"] == 1.0
 
 
 def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
-    train = _training_config()
-    shifted = bm.base_config(64, 9, "shifted")
+    train = _unfixed(_training_config())  # source and amplitude: fixed by every stratum
+    shifted = _unfixed(bm.base_config(64, 9, "shifted"))
     overrides = bm.split_config("shifted")
     # turbulence: only von Karman with exponential covariance, lengths below training's
     assert train.powerlaw_prob == 0.5 and shifted.powerlaw_prob == 0.0
@@ -65,7 +73,7 @@ def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
         assert same == (f.name not in overrides), f.name
     # the strata keep their fixed amplitude / noise / source / DEM kind in the shifted split
     cell = bm.Stratum(5.0, "high", "mogi", "synthetic")
-    cfg = cell.config(shifted)
+    cfg = cell.config(bm.base_config(64, 9, "shifted"))
     assert cfg.amplitude_mm == (5.0, 5.0) and cfg.turbulence_std_mm == (10.0, 10.0)
     assert cfg.real_dem_prob == 0.0 and cfg.source_weights()[-1] == 1.0
     assert cfg.mogi_depth_km == shifted.mogi_depth_km
@@ -207,14 +215,15 @@ def test_split_both_writes_both_splits(both_report) -> None:
     for name, m in metrics["splits"].items():
         assert m["kind"] == "benchmark" and m["split"] == name
         assert m["methods"] == metrics["methods"] and "model" in m["methods"]
-        assert m["groups"]["all"]["all"]["n"] == m["n_scenes"] == 12
+        assert m["groups"]["all"]["all"]["n"] == m["n_scenes"] == 2 * len(bm.AMPLITUDES_MM)
     assert metrics["splits"]["in"]["split_overrides"] == {}
     shifted = metrics["splits"]["shifted"]
     assert shifted["sim_config"]["holes_prob"] == 1.0
     assert shifted["split_overrides"]["correlation_length_km"] == [0.2, 0.8]
-    assert metrics["splits"]["in"]["sim_config"] == json.loads(
-        json.dumps(_training_config(32, 5).to_dict())
-    )
+    fixed = ("source_probs", "amplitude_mm")  # set by every stratum
+    in_cfg = {k: v for k, v in metrics["splits"]["in"]["sim_config"].items() if k not in fixed}
+    train = json.loads(json.dumps(_training_config(32, 5).to_dict()))
+    assert in_cfg == {k: v for k, v in train.items() if k not in fixed}
     # the two splits are scored on different scenes
     rm = {n: m["groups"]["all"]["all"]["rmse_mm"]["raw"] for n, m in metrics["splits"].items()}
     assert rm["in"] != rm["shifted"]

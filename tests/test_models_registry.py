@@ -15,7 +15,7 @@ from insar_denoise.models import (
     load_model,
     weights_sha256,
 )
-from insar_denoise.models.registry import default_overlap, resolve
+from insar_denoise.models.registry import default_overlap, resolve, tiling_for_crop
 
 from insar_denoise.errors import ModelError
 
@@ -70,6 +70,14 @@ def test_inference_mode_output(exported) -> None:
 @pytest.mark.parametrize("rf,multiple,expected", [(84, 8, 88), (1, 8, 8), (32, 8, 32), (33, 4, 36)])
 def test_default_overlap(rf: int, multiple: int, expected: int) -> None:
     assert default_overlap(rf, multiple) == expected
+
+
+@pytest.mark.parametrize(
+    "crop,expected", [(64, (96, 32)), (100, (152, 48)), (256, (384, 88)), (8, (16, 0))]
+)
+def test_tiling_for_crop(crop: int, expected: tuple[int, int]) -> None:
+    # 1.5 training crops a side, half a crop of overlap capped at the receptive field (84 px)
+    assert tiling_for_crop(crop, 84, 8) == expected
 
 
 def test_missing_file(tmp_path: Path) -> None:

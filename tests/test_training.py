@@ -185,6 +185,8 @@ def test_cli_train_export_load(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     model = load_model(out)
     assert model.window == 3 and model.metadata["sim_config"]["n_dates"] == 3
+    # inference tiles default to 1.5 training crops (16 px), half a crop of overlap
+    assert (model.metadata["default_tile"], model.metadata["default_overlap"]) == (24, 8)
     assert model.metadata["val_metrics"]["metrics"]["all"]["n"] == 4
     bad = runner.invoke(main, ["export", str(tmp_path / "nothing"), "-o", str(out)])
     assert bad.exit_code == 2 and "no resume state" in bad.output

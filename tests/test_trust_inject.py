@@ -114,3 +114,23 @@ def test_tiny_untrained_model_via_cli(tmp_path: Path):
     assert all(r["gain"] is not None for r in data["records"])
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_inject_threshold_within_one_step_of_evaluate_for_the_same_noise(monkeypatch):
+    """Issue 13's check, with the linear-rate stack (fast): both paths find the same limit.
+
+    ``evaluate`` draws scenes of the low-noise level (3 mm turbulence per date) with sources;
+    ``inject`` adds sources to a stack of 16 no-deformation scenes of that level.
+    """
+    from insar_denoise.evaluation import benchmark as bm
+    from insar_denoise.evaluation.runner import run_benchmark
+
+    amps = (5.0, 10.0, 20.0, 40.0)
+    monkeypatch.setattr(bm, "AMPLITUDES_MM", (0.0, *amps))
+    evaluated = run_benchmark(None, n_per_amplitude=24, size=64, seed=3)
+    expected = evaluated.metrics["detection_threshold_mm"]["low"]["stack"]
+    ds = scene_dataset(bm.noise_mosaic("low", 4, seed=11, size=64, n_dates=9))
+    res = run_injection(ds, method="stack", amplitudes=amps, n=16, seed=0, crop_px=64)
+    assert expected is not None and res.threshold_mm is not None
+    assert expected > amps[0]  # a threshold inside the range, not at its edge
+    assert abs(amps.index(expected) - amps.index(res.threshold_mm)) <= 1

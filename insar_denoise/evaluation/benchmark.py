@@ -36,7 +36,7 @@ from insar_denoise.training.validation import predict_in_batches, raw_cumulative
 log = logging.getLogger(__name__)
 
 #: amplitudes of the strata: max |cumulative LOS| over the window (mm)
-AMPLITUDES_MM: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0)
+AMPLITUDES_MM: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 #: turbulence standard deviation per date of each noise level (mm)
 NOISE_STD_MM: dict[str, float] = {"low": 3.0, "high": 10.0}
 SOURCES: tuple[str, ...] = ("okada_strike_slip", "okada_dip_slip", "mogi")
@@ -121,8 +121,9 @@ def stratum_seed(seed: int, split: str, key: str) -> int:
 def split_config(split: str) -> dict[str, Any]:
     """:class:`~insar_denoise.synth.SimConfig` overrides of a benchmark split.
 
-    ``"in"``: none (the training distribution, ``SimConfig()``, as ``training/default.yaml``
-    with ``sim: {}``). ``"shifted"``: generated differently from training in the ways real
+    ``"in"``: none (the simulator's prior, ``SimConfig()``: the training distribution of
+    ``training/default.yaml`` but for its source mix and amplitude range, which every
+    stratum fixes anyway). ``"shifted"``: generated differently from training in the ways real
     data differ; every override lies outside (or at the edge of) what training draws:
 
     - turbulence: von Karman with exponential covariance only (``powerlaw_prob`` 0, Hurst
@@ -234,6 +235,47 @@ def generate(
         times_days=np.asarray(base.times_days(), dtype=np.float64),
         deformation=torch.cat(parts["defo"]),
     )
+
+
+def noise_mosaic(
+    noise: str, cells: int, seed: int, *, size: int, n_dates: int, split: str = "in"
+) -> dict[str, Any]:
+    """A ``cells`` x ``cells`` stack of the benchmark's no-deformation scenes of one noise level.
+
+    Each ``size`` px cell is an independent scene of the 0 mm strata (DEM kinds alternate),
+    so ``inject`` with ``crop_px=size`` on it meets exactly the noise that ``evaluate`` scores
+    (one large simulated scene has most of its turbulence at scales above ``size``).
+    Returns a scene dict for :func:`insar_denoise.io.scene.scene_dataset`.
+    """
+    if noise not in NOISE_STD_MM:
+        raise ValueError(f"unknown noise level {noise!r}; choose one of {list(NOISE_STD_MM)}")
+    base = base_config(size, n_dates, split)
+    disp = np.empty((n_dates, cells * size, cells * size), np.float32)
+    dem = np.empty((cells * size, cells * size), np.float32)
+    for k in range(cells * cells):
+        cell = Stratum(0.0, noise, "none", DEMS[k % len(DEMS)])
+        gen = torch.Generator().manual_seed(stratum_seed(seed, split, f"mosaic{k}|{cell.key}"))
+        batch = simulate_batch(cell.config(base), 1, generator=gen)
+        r, c = divmod(k, cells)
+        win = (slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size))
+        disp[(slice(None), *win)] = batch.displacement[0].numpy()
+        dem[win] = batch.dem[0].numpy()
+    offsets = np.round(np.asarray(base.times_days())).astype("timedelta64[D]")
+    zeros = np.zeros_like(disp)
+    return {
+        "displacement": disp,
+        "deformation": zeros,
+        "cumulative": zeros[0],
+        "dem": dem,
+        "valid": np.isfinite(disp).any(0),
+        "dates": np.datetime64("2020-01-01", "D") + offsets,
+        "pixel_spacing_m": float(base.pixel_spacing_m),
+        "amplitude_mm": 0.0,
+        "source": "none",
+        "history": "none",
+        "seed": int(seed),
+        "config": base.to_dict(),
+    }
 
 
 def classical_maps(scenes: Scenes, method: str, sigma_px: float = 2.0) -> torch.Tensor:

@@ -5,7 +5,8 @@ Each tile output is multiplied by a separable weight ``w(y) w(x)`` and the mosai
 pixels the 1-D weight is
 
 - 0 on the first ``margin`` pixels (where the model sees past the tile edge and its output
-  is not trustworthy; ``margin`` = receptive-field half-width),
+  is least trustworthy; the engine uses the receptive-field half-width, at most a quarter
+  of the overlap, so that the ramp spans at least half of it: no hard cut between tiles),
 - a squared-sine (Hann) ramp over the next ``overlap - 2 margin`` pixels,
 - 1 beyond.
 

@@ -224,11 +224,14 @@ def denoise_dataset(
         overlap = int(meta["default_overlap"] if overlap is None else overlap)
         if not 0 <= overlap < tile:
             raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
-        if overlap < int(meta["receptive_field_px"]) // 2:
+        # below the model's own default and half its receptive field (or tile): seams may show
+        context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
+        if overlap < context:
             log.warning(
-                "overlap %d px is less than half the receptive field (%s px): tile edges "
-                "will show; use overlap >= receptive_field_px for tile-exact results",
+                "overlap %d px is less than %d px (the model's default overlap, at most half "
+                "its %s px receptive field): tile edges may show",
                 overlap,
+                context,
                 meta["receptive_field_px"],
             )
         chunk = int(chunk or default_chunk(tile, overlap))

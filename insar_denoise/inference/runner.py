@@ -148,7 +148,9 @@ class BlockDenoiser:
         self.starts, self.matrix = np.asarray(starts), matrix
         self.batch_size = max(1, int(batch_size))
         self.progress = progress if progress is not None else Progress(0, False)
-        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 2)
+        # zero weight on the outer quarter of the overlap (at most the receptive-field
+        # half-width): the Hann ramp always spans at least half of it, no hard cut
+        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
         self._lock = threading.Lock()
         self._weight_cache: dict[tuple, np.ndarray] = {}
 

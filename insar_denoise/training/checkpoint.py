@@ -84,7 +84,7 @@ def model_from_state(state: dict[str, Any], weights: str = "ema") -> DenoisingAu
 
 def metadata_from_state(state: dict[str, Any], model: DenoisingAutoencoder) -> dict[str, Any]:
     """Model-file metadata: architecture, training config, data distribution, metrics."""
-    meta = base_metadata(model)
+    meta = base_metadata(model, crop_px=int(state["config"].get("crop") or 0) or None)
     history = state.get("history") or []
     meta.update(
         {

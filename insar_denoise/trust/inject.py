@@ -52,7 +52,7 @@ from insar_denoise.trust.qc import interval_days, model_metadata, pixel_spacing_
 
 log = logging.getLogger(__name__)
 
-DEFAULT_AMPLITUDES_MM: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)
+DEFAULT_AMPLITUDES_MM: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 #: injected source families and their relative weights (the training mix without "none")
 INJECTED_SOURCES = {"okada_strike_slip": 0.2, "okada_dip_slip": 0.2, "okada_tensile": 0.1}
 INJECTED_SOURCES["mogi"] = 0.3

@@ -295,7 +295,8 @@ def calibrate(
     ----------
     model : a ``LoadedModel`` (or anything with ``metadata["window"]`` and a
         ``(displacement, dem) -> cumulative`` call).
-    n : benchmark scenes per amplitude level (6 levels, 0-10 mm, two noise levels).
+    n : benchmark scenes per amplitude level (0-20 mm); a multiple of 12 gives every
+        stratum (source x DEM x noise level) the same share, smaller values leave some out.
     seed : the fitting scenes use seeds ``seed ... seed + fit_seeds - 1`` (pooled);
         ``test_seed`` (default ``seed + 100``) gives the fresh test scenes.
     size : scene side (px).
