@@ -31,6 +31,7 @@ import torch
 from insar_denoise import baselines
 from insar_denoise.models.normalization import deplane
 from insar_denoise.synth import SimConfig, simulate_batch
+from insar_denoise.synth.scene import scene_dates
 from insar_denoise.training.validation import predict_in_batches, raw_cumulative
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,6 @@ def noise_mosaic(
         win = (slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size))
         disp[(slice(None), *win)] = batch.displacement[0].numpy()
         dem[win] = batch.dem[0].numpy()
-    offsets = np.round(np.asarray(base.times_days())).astype("timedelta64[D]")
     zeros = np.zeros_like(disp)
     return {
         "displacement": disp,
@@ -268,7 +268,7 @@ def noise_mosaic(
         "cumulative": zeros[0],
         "dem": dem,
         "valid": np.isfinite(disp).any(0),
-        "dates": np.datetime64("2020-01-01", "D") + offsets,
+        "dates": scene_dates(base),
         "pixel_spacing_m": float(base.pixel_spacing_m),
         "amplitude_mm": 0.0,
         "source": "none",

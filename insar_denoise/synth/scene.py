@@ -12,6 +12,12 @@ from insar_denoise.synth.config import SimConfig
 from insar_denoise.synth.generator import simulate_batch
 
 
+def scene_dates(config: SimConfig, start_date: str = "2020-01-01") -> np.ndarray:
+    """Acquisition dates (``datetime64[D]``) of ``config.times_days()`` from ``start_date``."""
+    offsets = np.round(np.asarray(config.times_days())).astype("timedelta64[D]")
+    return np.datetime64(start_date, "D") + offsets
+
+
 def simulate_scene(
     config: SimConfig,
     seed: int,
@@ -57,8 +63,7 @@ def simulate_scene(
         config = dataclasses.replace(config, amplitude_mm=fixed)
     gen = torch.Generator().manual_seed(int(seed))
     batch = simulate_batch(config, 1, generator=gen, device=device).to("cpu")
-    offsets = np.round(np.asarray(config.times_days())).astype("timedelta64[D]")
-    dates = np.datetime64(start_date, "D") + offsets
+    dates = scene_dates(config, start_date)
     return {
         "displacement": batch.displacement[0].numpy(),
         "deformation": batch.deformation[0].numpy(),
