@@ -65,7 +65,8 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 @click.option(
     "--uncertainty",
     type=click.Path(dir_okay=False),
-    help="GeoTIFF of the calibrated 1-sigma uncertainty (mm) of the cumulative map (model).",
+    help="GeoTIFF of the calibrated uncertainty of the cumulative map (model), mm: band 1 "
+    "1-sigma (68 % half-width), band 2 the 95 % half-width.",
 )
 def run(
     stack,

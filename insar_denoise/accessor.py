@@ -19,6 +19,30 @@ import xarray as xr
 
 from insar_denoise.errors import InputError
 
+#: ``denoise_dataset`` options that also shape the uncertainty's model runs
+_TTA_KWARGS = ("tile", "overlap", "window", "stride", "device", "batch_size", "chunk")
+
+
+def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.Dataset:
+    """``denoise_dataset``, plus the calibrated 1-sigma map as ``uncertainty`` if asked."""
+    from insar_denoise.inference.engine import denoise_dataset
+
+    if uncertainty and kwargs.get("method", "model") != "model":
+        raise InputError("uncertainty=True needs method='model' (test-time augmentation)")
+    if uncertainty and (model is None or isinstance(model, str)):
+        from insar_denoise.models import load_model
+
+        model = load_model("default" if model is None else model)
+    out = denoise_dataset(ds, model, **kwargs)
+    if uncertainty:
+        from insar_denoise.trust.uncertainty import predict_with_uncertainty
+
+        tta = {k: v for k, v in kwargs.items() if k in _TTA_KWARGS}
+        _, sigma, half = predict_with_uncertainty(ds, model, estimate=out["cumulative"], **tta)
+        out["uncertainty"] = sigma.assign_coords(y=out["y"], x=out["x"])
+        out["uncertainty_95"] = half.assign_coords(y=out["y"], x=out["x"])
+    return out
+
 
 def _as_dem(dem: Any, like: xr.DataArray) -> xr.DataArray:
     if isinstance(dem, xr.DataArray):
@@ -33,24 +57,28 @@ class InsarDatasetAccessor:
     def __init__(self, xarray_obj: xr.Dataset) -> None:
         self._obj = xarray_obj
 
-    def denoise(self, dem: Any = None, model: Any = None, **kwargs: Any) -> xr.Dataset:
+    def denoise(
+        self, dem: Any = None, model: Any = None, uncertainty: bool = False, **kwargs: Any
+    ) -> xr.Dataset:
         """Denoise; see :func:`insar_denoise.inference.denoise_dataset` for ``kwargs``.
 
         Parameters
         ----------
         dem : optional elevation ``(y, x)`` in m replacing/adding the Dataset's ``dem``.
         model : None (packaged default), name, path or loaded model.
+        uncertainty : also return ``uncertainty``, the calibrated 1-sigma (mm, the 68 %
+            half-width) of the cumulative map, and ``uncertainty_95``, its 95 % half-width
+            (:func:`insar_denoise.trust.predict_with_uncertainty`, as ``run --uncertainty``).
 
         Returns
         -------
-        New Dataset with ``cumulative``, ``deformation`` and ``noise`` in mm.
+        New Dataset with ``cumulative``, ``deformation`` and ``noise`` in mm (and
+        ``uncertainty``, ``uncertainty_95``).
         """
-        from insar_denoise.inference.engine import denoise_dataset
-
         ds = self._obj
         if dem is not None:
             ds = ds.assign(dem=_as_dem(dem, ds["displacement"]))
-        return denoise_dataset(ds, model, **kwargs)
+        return _denoise(ds, model, uncertainty, kwargs)
 
 
 @xr.register_dataarray_accessor("insar")
@@ -61,7 +89,12 @@ class InsarDataArrayAccessor:
         self._obj = xarray_obj
 
     def denoise(
-        self, dem: Any = None, model: Any = None, valid: Any = None, **kwargs: Any
+        self,
+        dem: Any = None,
+        model: Any = None,
+        valid: Any = None,
+        uncertainty: bool = False,
+        **kwargs: Any,
     ) -> xr.Dataset:
         """Denoise this displacement stack with elevation ``dem`` ``(y, x)`` in m.
 
@@ -70,10 +103,10 @@ class InsarDataArrayAccessor:
         dem : elevation ``(y, x)`` in m (DataArray or array); required for the model.
         model : None (packaged default), name, path or loaded model.
         valid : optional ``(y, x)`` bool mask of usable pixels.
+        uncertainty : also return ``uncertainty`` and ``uncertainty_95`` (mm), as for
+            ``ds.insar.denoise``.
         **kwargs : passed to :func:`insar_denoise.inference.denoise_dataset`.
         """
-        from insar_denoise.inference.engine import denoise_dataset
-
         da = self._obj
         if set(da.dims) != {"time", "y", "x"}:
             raise InputError(f"displacement must have dims (time, y, x), got {da.dims}")
@@ -83,4 +116,4 @@ class InsarDataArrayAccessor:
             ds["dem"] = _as_dem(dem, da)
         if valid is not None:
             ds["valid"] = _as_dem(valid, da)
-        return denoise_dataset(ds, model, **kwargs)
+        return _denoise(ds, model, uncertainty, kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from insar_denoise.errors import OutputError
+from insar_denoise.errors import ConfigError, OutputError
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io import write_output
 from insar_denoise.io.layouts import load_inputs
@@ -108,6 +108,8 @@ def run_pipeline(
     start = time.perf_counter()
     targets = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
     if uncertainty is not None:
+        if method != "model":
+            raise ConfigError("--uncertainty needs --method model")
         targets["uncertainty"] = uncertainty
     targets = {k: check_target(v, overwrite) for k, v in targets.items() if v is not None}
     if len({p.resolve() for p in targets.values()}) != len(targets):
@@ -145,7 +147,7 @@ def run_pipeline(
         or targets["output"].suffix in (".nc", ".zarr"),
     )
     qc.emit_warnings(found)  # after denoise_dataset's own validation, before the work
-    n_out = 1 + (series is not None) + (noise is not None)
+    n_out = 1 + (series is not None) + (noise is not None) + (uncertainty is not None)
     nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
     if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:
         result = result.persist()
@@ -179,7 +181,18 @@ def run_pipeline(
         from insar_denoise.trust.uncertainty import write_uncertainty
 
         written["uncertainty"] = write_uncertainty(
-            ds, model, targets["uncertainty"], method=method, overwrite=overwrite, tags=tags
+            ds,
+            model,
+            targets["uncertainty"],
+            method=method,
+            overwrite=overwrite,
+            tags=tags,
+            estimate=result["cumulative"],
+            tile=tile,
+            overlap=overlap,
+            stride=stride,
+            device=device,
+            batch_size=batch_size,
         )
     return RunResult(
         outputs=written,

@@ -12,8 +12,10 @@ from insar_denoise.models import load_model
 from insar_denoise.trust.uncertainty import calibrate, calibration_path, save_calibration
 
 model = load_model("default")
-# n = 12: every stratum of each amplitude gets a scene (12 cells), so fit and test sets are alike
-cal = calibrate(model, n=12, seed=0, fit_seeds=4)
+# n = 12: every stratum of each amplitude gets a scene (12 cells), so fit and test sets are alike;
+# bands of the model's single run (what `run` writes), hand features only
+# (benchmarks/uncertainty_modes.py compares the variance head and test-time copies)
+cal = calibrate(model, n=12, seed=0, fit_seeds=4, head=None, augment=False)
 save_calibration(cal, calibration_path(model.path), overwrite=True)
 PY
 $BIN/insar-denoise evaluate --split both --n "$N" --seed 0 -o "$OUT" --overwrite -q

@@ -51,3 +51,24 @@ def test_accessor_import_does_not_import_torch():
     code = "import sys, insar_denoise.accessor; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_accessor_uncertainty_is_the_calibrated_sigma():
+    import pytest
+
+    from insar_denoise.errors import InputError
+    from insar_denoise.trust.uncertainty import predict_with_uncertainty
+
+    ds = synthetic_dataset(n_dates=5, shape=(24, 20))
+    model = tiny_model(5)
+    out = ds.insar.denoise(model=model, uncertainty=True, tile=16, overlap=8, progress=False)
+    _, ref, _ = predict_with_uncertainty(ds, model, tile=16, overlap=8)
+    assert out["uncertainty"].dims == ("y", "x") and out["uncertainty"].attrs["units"] == "mm"
+    np.testing.assert_allclose(out["uncertainty"].values, ref.values)
+    assert float(out["uncertainty"].max()) > 0
+    via_da = ds.displacement.insar.denoise(
+        dem=ds.dem, model=model, uncertainty=True, tile=16, overlap=8, progress=False
+    )
+    np.testing.assert_allclose(via_da["uncertainty"].values, ref.values)
+    with pytest.raises(InputError, match="method='model'"):
+        ds.insar.denoise(method="raw", uncertainty=True, progress=False)

@@ -202,3 +202,29 @@ def test_run_stride_is_recorded_and_validated(scene_dir: Path, tmp_path: Path):
     with rasterio.open(out) as src:
         assert src.tags()["STRIDE"] == "8"
         assert np.isfinite(src.read(1)).mean() > 0.99
+
+
+def test_run_uncertainty_with_a_classical_method_fails_before_writing(
+    scene_dir: Path, tmp_path: Path
+):
+    args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif")]
+    args += ["-o", str(tmp_path / "def.tif"), "--method", "raw"]
+    res = CliRunner().invoke(main, [*args, "--uncertainty", str(tmp_path / "s.tif")])
+    assert res.exit_code == 2
+    assert "--uncertainty needs --method model" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: Path):
+    """Band 1 (1 sigma) and band 2 (95 % half-width) on the output grid; the 95 % band is the
+    wider one, and the stored calibration is for the single run the output holds."""
+    sigma_path = tmp_path / "sigma.tif"
+    args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif")]
+    res = _invoke([*args, "-o", str(tmp_path / "def.tif"), "--uncertainty", str(sigma_path)])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(sigma_path) as s, rasterio.open(tmp_path / "def.tif") as d:
+        assert (s.count, s.crs, s.transform) == (2, d.crs, d.transform)
+        assert s.tags()["N_AUGMENTATIONS"] == "1"
+        sigma, half = s.read(1), s.read(2)
+    ok = np.isfinite(sigma)
+    assert ok.mean() > 0.9 and np.all(half[ok] > sigma[ok]) and np.all(sigma[ok] > 0)

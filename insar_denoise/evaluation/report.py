@@ -290,7 +290,52 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
         f"![correlation]({figure_prefix}corr_vs_amplitude.png)",
         "",
     ]
+    out += uncertainty_section(metrics.get("uncertainty"), figure_prefix)
     return "\n".join(out)
+
+
+def uncertainty_section(unc: dict[str, Any] | None, figure_prefix: str = "") -> list[str]:
+    """Report lines on the model's calibrated uncertainty bands on these scenes."""
+    if not unc:
+        return []
+    out = ["## Uncertainty calibration", ""]
+    if "skipped" in unc:
+        return out + [f"Not scored: {unc['skipped']}.", ""]
+    out += [
+        "Share of pixels whose truth lies within the model's stored bands (`run "
+        "--uncertainty`), on these scenes:",
+        "",
+        "| band | nominal | observed | mean half-width (mm) |",
+        "|---|---|---|---|",
+        f"| ±1σ (band 1) | 68.3 % | {100 * unc['coverage_1sigma']:.1f} % | "
+        f"{unc['mean_sigma_mm']:.2f} |",
+        f"| 95 % (band 2) | 95.4 % | {100 * unc['coverage_95']:.1f} % | "
+        f"{unc['mean_halfwidth_95_mm']:.2f} |",
+        f"| ±2σ (Gaussian reading) | 95.4 % | {100 * unc['coverage_2sigma']:.1f} % | "
+        f"{2 * unc['mean_sigma_mm']:.2f} |",
+        "",
+        "| amplitude (mm) | " + " | ".join(unc["coverage_by_amplitude"]) + " |",
+        "|---|" + "---|" * len(unc["coverage_by_amplitude"]),
+        "| ±1σ | "
+        + " | ".join(f"{100 * v[0]:.0f} %" for v in unc["coverage_by_amplitude"].values())
+        + " |",
+        "| 95 % band | "
+        + " | ".join(f"{100 * v[1]:.0f} %" for v in unc["coverage_by_amplitude"].values())
+        + " |",
+        "",
+        "By turbulence level (±1σ / 95 % band): "
+        + ", ".join(
+            f"{k}: {100 * v[0]:.0f} / {100 * v[1]:.0f} %"
+            for k, v in unc.get("coverage_by_noise", {}).items()
+        )
+        + ". The bands are calibrated over the benchmark's mix of scenes, not per scene: "
+        "they are too wide where there is no deformation and too narrow over large signals "
+        "the model shrinks.",
+        "",
+        f"![uncertainty calibration]({figure_prefix}uncertainty_calibration.png)",
+        "",
+    ]
+    return out
 
 
 def _pyplot():
@@ -370,6 +415,24 @@ def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
+def _plot_uncertainty(metrics: dict[str, Any], path: Path, paths: dict, key: str) -> None:
+    """The coverage curve of the uncertainty bands, if the metrics have one."""
+    unc = metrics.get("uncertainty") or {}
+    if "curve" not in unc:
+        return
+    from insar_denoise.trust.figures import calibration_figure
+
+    calibration_figure(
+        np.asarray(unc["curve"]["levels_sigma"]),
+        np.asarray(unc["curve"]["observed"]),
+        path,
+        True,
+        coverage_95=unc["coverage_95"],
+        title=f"split {metrics.get('split', '')}",
+    )
+    paths[key] = path
+
+
 def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
     """Write ``metrics.json``, ``report.md`` and the figures into ``out_dir``.
 
@@ -386,6 +449,7 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         plot_curves(metrics, "corr", "correlation with target", out / "corr_vs_amplitude.png")
         paths["rmse"] = out / "rmse_vs_amplitude.png"
         paths["corr"] = out / "corr_vs_amplitude.png"
+        _plot_uncertainty(metrics, out / "uncertainty_calibration.png", paths, "uncertainty")
     for name, split_metrics in metrics.get("splits", {}).items():
         rmse_path = out / f"{name}_rmse_vs_amplitude.png"
         corr_path = out / f"{name}_corr_vs_amplitude.png"
@@ -393,6 +457,8 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         plot_curves(split_metrics, "corr", f"correlation with target, split {name}", corr_path)
         paths[f"{name}_rmse"] = rmse_path
         paths[f"{name}_corr"] = corr_path
+        unc_path = out / f"{name}_uncertainty_calibration.png"
+        _plot_uncertainty(split_metrics, unc_path, paths, f"{name}_uncertainty")
     with atomic_output(out / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
     with atomic_output(out / "report.md", overwrite=True) as tmp:

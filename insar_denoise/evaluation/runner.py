@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +40,13 @@ def model_info(model: Any) -> dict[str, Any] | None:
     if model is None:
         return None
     meta = dict(getattr(model, "metadata", {}) or {})
+    path = str(getattr(model, "path", "") or "")
+    if path:  # relative to the working directory when inside it (reports are committed)
+        rel = os.path.relpath(path)
+        path = path if rel.startswith("..") else rel
     return {
         "id": meta.get("model_id", "custom"),
-        "path": str(getattr(model, "path", "")),
+        "path": path,
         "metadata": meta,
     }
 
@@ -194,6 +199,12 @@ def _run_split(
     estimates = bm.estimate_all(scenes, model, tuning["sigma_px"])
     scored, deplaned, truth, mask = score(estimates, scenes)
     scored["series_rmse_mm"] = bm.series_rmse(scenes, estimates, tuning["sigma_px"])
+    if model is not None:
+        from insar_denoise.trust.uncertainty import benchmark_uncertainty
+
+        uncertainty = benchmark_uncertainty(model, scenes, estimates["model"])
+        if uncertainty is not None:
+            scored["uncertainty"] = uncertainty
     metrics: dict[str, Any] = {
         "kind": "benchmark",
         "package_version": __version__,

@@ -150,6 +150,8 @@ def _write_gtiff(da: xr.DataArray, path: Path, tags: dict[str, str]) -> None:
     count, height, width = da.shape
     if band_dim == "time":
         descriptions = iso(da["time"].values)
+    elif band_dim in da.coords and da[band_dim].dtype.kind in "UO":
+        descriptions = [str(v) for v in da[band_dim].values]
     else:
         descriptions = [str(da.name or "")] * count
     block = 256 if max(height, width) > 256 else 16 * ((max(height, width) + 15) // 16)

@@ -4,9 +4,11 @@
   (:func:`qc_checks`) and the QC report of a run (:func:`write_qc_report`; ``run --report``);
 - :mod:`.inject`: inject synthetic sources of known amplitude into a real stack and measure
   their recovery and the detection threshold (:func:`run_injection`; ``insar-denoise inject``);
-- :mod:`.uncertainty`: 1-sigma uncertainty by test-time augmentation with a calibration on
-  the simulated benchmark (:func:`predict_with_uncertainty`, :func:`calibrate`;
-  ``run --uncertainty``).
+- :mod:`.uncertainty`: calibrated 1-sigma (68 %) and 95 % uncertainty bands of the
+  cumulative map, fitted on the simulated benchmark (:func:`predict_with_uncertainty`,
+  :func:`calibrate`; ``run --uncertainty``, ``ds.insar.denoise(uncertainty=True)``);
+- :mod:`.sigma_head`: an optional variance head trained with a Gaussian likelihood (an
+  experiment, not shipped: ``benchmarks/uncertainty_modes.py``).
 """
 
 from __future__ import annotations

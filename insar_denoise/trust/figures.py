@@ -146,15 +146,23 @@ def threshold_map_figure(
 
 
 def calibration_figure(
-    levels: np.ndarray, coverage: np.ndarray, path: Path, overwrite: bool
+    levels: np.ndarray,
+    coverage: np.ndarray,
+    path: Path,
+    overwrite: bool,
+    coverage_95: float | None = None,
+    title: str = "observed (fresh seed)",
 ) -> Path:
-    """Observed coverage of ``|truth - mean| <= z sigma`` against the Gaussian expectation."""
+    """Observed coverage of ``|truth - mean| <= z sigma`` against the Gaussian expectation
+    (and of the separately calibrated 95 % band, if given)."""
     from math import erf, sqrt
 
     plt = _plt()
     expected = [erf(z / sqrt(2.0)) for z in levels]
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot(expected, coverage, "o-", label="observed (fresh seed)")
+    ax.plot(expected, coverage, "o-", label=f"z sigma, z = {levels[0]:g}..{levels[-1]:g}: {title}")
+    if coverage_95 is not None:
+        ax.plot([erf(2 / sqrt(2.0))], [coverage_95], "s", color="C3", label="95 % band")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, label="ideal")
     ax.set_xlabel("expected coverage (Gaussian)")
     ax.set_ylabel("observed coverage")
