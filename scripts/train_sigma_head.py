@@ -55,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         log=lambda s: print(s, flush=True),
     )
+    seeds = sorted(int(p.stem.removeprefix("data_")) for p in CACHE.glob("data_*.pt"))
     meta = {
         "model_sha256": model.metadata["sha256"],
         "model_id": model.metadata.get("model_id"),
@@ -62,11 +63,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "steps": args.steps,
         "batch": args.batch,
         "loss": "gaussian nll",
-        "data": "benchmark design, seeds "
-        + ",".join(
-            p.stem[5:]
-            for p in sorted(CACHE.glob("data_*.pt"))[:1] + sorted(CACHE.glob("data_*.pt"))[-1:]
-        ),
+        "data": f"benchmark design, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} x 84 scenes)",
     }
     out = Path(args.out) if args.out else sh.head_path(model.path)
     sh.export_head(head, meta, out)
