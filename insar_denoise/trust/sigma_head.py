@@ -14,7 +14,6 @@ Only torch and numpy are needed (it trains on the device machine too).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -28,25 +27,17 @@ from insar_denoise.models.normalization import deplane, normalize_dem, robust_sc
 
 #: input channels, in order
 CHANNELS = ("model", "raw", "stack", "dem", "valid")
-#: clamp of the predicted log(sigma / scale)
-LOG_RANGE = (-6.0, 6.0)
 FORMAT = "insar-denoise-sigma-head"
 
 
 def stack_cumulative(displacement: Tensor, times_days: Tensor) -> Tensor:
-    """Linear-rate (least-squares line per pixel) times the span, ``(B, N, H, W) -> (B, H, W)``."""
-    # Stacking / linear velocity fit (as MintPy timeseries2velocity) times the duration
-    d = displacement.double()
-    t = (times_days.double() - times_days.double()[0]).view(1, -1, 1, 1)
-    ok = torch.isfinite(d)
-    m = ok.double()
-    d0 = torch.where(ok, d, 0.0)
-    n, st, stt = m.sum(1), (m * t).sum(1), (m * t * t).sum(1)
-    sd, sdt = d0.sum(1), (d0 * t).sum(1)
-    det = n * stt - st * st
-    good = (n >= 2) & (det > 1e-12)
-    rate = torch.where(good, (n * sdt - st * sd) / torch.where(good, det, 1.0), 0.0)
-    return rate * float(t.flatten()[-1])
+    """Linear-rate stack of each scene, ``(B, N, H, W) -> (B, H, W)`` mm (0 where a pixel has
+    fewer than two finite dates): :func:`insar_denoise.baselines.linear_rate_stack`."""
+    from insar_denoise.baselines import linear_rate_stack
+
+    b, n, h, w = displacement.shape
+    dates_first = displacement.double().transpose(0, 1).reshape(n, b * h, w)
+    return torch.nan_to_num(linear_rate_stack(dates_first, times_days.double())).view(b, h, w)
 
 
 def head_inputs(
@@ -96,7 +87,7 @@ class SigmaHead(nn.Module):
             g = g + self.act(conv(g))
         g = nn.functional.interpolate(g, size=(h, w), mode="bilinear", align_corners=False)
         out = self.head(torch.cat([f, g], 1))[:, 0]
-        return out.clamp(-6.0, 6.0)  # LOG_RANGE
+        return out.clamp(-6.0, 6.0)  # sigma within e^-6 .. e^6 times the scene scale
 
 
 def gaussian_nll(log_sigma: Tensor, error: Tensor, mask: Tensor) -> Tensor:
@@ -181,19 +172,17 @@ def train_head(
     return head.eval()
 
 
-def head_sha256(head: nn.Module) -> str:
-    """SHA-256 over the head's state dict (sorted names and bytes)."""
-    digest = hashlib.sha256()
-    for name, t in sorted(head.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def export_head(head: SigmaHead, metadata: dict[str, Any], path: str | Path) -> Path:
     """Write the scripted head with ``metadata.json`` (format, model sha256, training facts)."""
     path = Path(path)
-    meta = {"format": FORMAT, "channels": list(CHANNELS), "sha256": head_sha256(head), **metadata}
+    from insar_denoise.models.registry import weights_sha256
+
+    meta = {
+        "format": FORMAT,
+        "channels": list(CHANNELS),
+        "sha256": weights_sha256(head),
+        **metadata,
+    }
     scripted = torch.jit.script(head.eval())
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files={"metadata.json": json.dumps(meta)})
@@ -235,17 +224,15 @@ def sigma_map(
     reflected at its edges); the window variances are blended with the engine's Hann weights.
     """
     from insar_denoise.inference.blending import Mosaic, axis_weights
-    from insar_denoise.inference.tiling import grid_starts
+    from insar_denoise.inference.tiling import grid_starts, pad_block
 
     h, w = estimate.shape
     pad = overlap
     ys, xs = grid_starts(h, tile, overlap, pad), grid_starts(w, tile, overlap, pad)
-    after_y, after_x = ys[-1] + tile - h, xs[-1] + tile - w
+    pad_y, pad_x = (pad, ys[-1] + tile - h), (pad, xs[-1] + tile - w)
     maps = np.stack([estimate, raw, stack, dem]).astype(np.float64)
-    finite = valid & np.isfinite(maps).all(0)
-    widths = ((0, 0), (pad, after_y), (pad, after_x))
-    maps = np.pad(np.nan_to_num(maps), widths, mode="reflect" if min(h, w) > 1 else "edge")
-    ok = np.pad(finite, widths[1:], mode="reflect" if min(h, w) > 1 else "edge")
+    ok = pad_block(valid & np.isfinite(maps).all(0), pad_y, pad_x)
+    maps = pad_block(np.nan_to_num(maps), pad_y, pad_x)
     mosaic = Mosaic(1, (h, w))
     margin = overlap // 4
     wy = [axis_weights(tile, overlap, margin, g > 0, g < len(ys) - 1) for g in range(len(ys))]

@@ -327,21 +327,13 @@ def scene_residuals(
     raw = deplane(torch.nan_to_num(disp[:, -1] - disp[:, 0]), mask)
     head_map = None
     if head is not None:
-        head_map = torch.stack(
-            [
-                torch.from_numpy(
-                    head_feature(
-                        head,
-                        mean[i].numpy(),
-                        disp[i].numpy(),
-                        scenes.times_days,
-                        scenes.dem[i].numpy(),
-                        mask[i].numpy(),
-                    )
-                )
-                for i in range(len(scenes))
-            ]
-        )
+        maps = [
+            head_feature(head, m, d, scenes.times_days, z, ok)
+            for m, d, z, ok in zip(
+                mean.numpy(), disp.numpy(), scenes.dem.numpy(), mask.numpy(), strict=True
+            )
+        ]
+        head_map = torch.from_numpy(np.stack(maps))
     spread = dep.std(0, unbiased=True) if len(dep) > 1 else torch.zeros_like(mean)
     feats = features(spread, raw - mean, mean, mask, head_map)
     resid = (truth - mean).abs()[mask].numpy()
