@@ -68,6 +68,13 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
     help="GeoTIFF of the calibrated uncertainty of the cumulative map (model), mm: band 1 "
     "1-sigma (68 % half-width), band 2 the 95 % half-width.",
 )
+@click.option(
+    "--detection",
+    "detection_path",
+    type=click.Path(dir_okay=False),
+    help="GeoTIFF of the detection probability (whole-stack models): the chance that the "
+    "cumulative deformation exceeds the model's detect_mm there.",
+)
 def run(
     stack,
     dem,
@@ -92,6 +99,7 @@ def run(
     quiet,
     report,
     uncertainty,
+    detection_path,
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
@@ -134,6 +142,7 @@ def run(
             progress=not quiet,
             report=report,
             uncertainty=uncertainty,
+            detection=detection_path,
         )
     if not quiet:
         h, w = res.shape

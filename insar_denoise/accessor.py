@@ -34,7 +34,7 @@ def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.
 
         model = load_model("default" if model is None else model)
     out = denoise_dataset(ds, model, **kwargs)
-    if uncertainty:
+    if uncertainty and "uncertainty" not in out:  # whole-stack models predict their own
         from insar_denoise.trust.uncertainty import predict_with_uncertainty
 
         tta = {k: v for k, v in kwargs.items() if k in _TTA_KWARGS}

@@ -89,6 +89,7 @@ def run_pipeline(
     progress: bool = True,
     report: str | Path | None = None,
     uncertainty: str | Path | None = None,
+    detection: str | Path | None = None,
 ) -> RunResult:
     """Denoise one frame and write its outputs.
 
@@ -111,6 +112,10 @@ def run_pipeline(
         if method != "model":
             raise ConfigError("--uncertainty needs --method model")
         targets["uncertainty"] = uncertainty
+    if detection is not None:
+        if method != "model":
+            raise ConfigError("--detection needs --method model")
+        targets["detection"] = detection
     targets = {k: check_target(v, overwrite) for k, v in targets.items() if v is not None}
     if len({p.resolve() for p in targets.values()}) != len(targets):
         raise OutputError(f"{output}: two outputs name the same file")
@@ -147,6 +152,8 @@ def run_pipeline(
         or targets["output"].suffix in (".nc", ".zarr"),
     )
     qc.emit_warnings(found)  # after denoise_dataset's own validation, before the work
+    if detection is not None and "detection" not in result:
+        raise ConfigError("--detection needs a whole-stack model (this one has no detection map)")
     n_out = 1 + (series is not None) + (noise is not None) + (uncertainty is not None)
     nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
     if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:
@@ -188,11 +195,18 @@ def run_pipeline(
             overwrite=overwrite,
             tags=tags,
             estimate=result["cumulative"],
+            result=result,
             tile=tile,
             overlap=overlap,
             stride=stride,
             device=device,
             batch_size=batch_size,
+        )
+    if detection is not None:
+        det = result["detection"].assign_attrs(units="1")
+        det_tags = {**tags, "DETECTION": det.attrs.get("long_name", "")}
+        written["detection"] = write_output(
+            det, targets["detection"], overwrite=overwrite, tags=det_tags
         )
     return RunResult(
         outputs=written,

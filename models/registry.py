@@ -124,6 +124,47 @@ def base_metadata(model: DenoisingAutoencoder, crop_px: int | None = None) -> di
     }
 
 
+STACK_NORMALIZATION = (
+    "inside the model: per-date noise variances from robust variances of date differences; "
+    "per-pixel weighted least squares on a constant + piecewise-linear ramps in normalised "
+    "time; coefficients divided by the median propagated noise of the cumulative map "
+    "(scale) and compressed by asinh for the CNN, whose corrections are added in noise units "
+    "and multiplied back; DEM: mean removed, divided by its std (floor 50 m). Output: the "
+    "series relative to the first date (defined up to a constant per date, nothing de-planed) "
+    "and a detection probability."
+)
+
+
+def stack_metadata(model: nn.Module, crop_px: int) -> dict[str, Any]:
+    """Architecture part of the metadata of a whole-stack model (``kind: stack``).
+
+    Inference tiles default to the training crop (the model estimates its noise per tile).
+    """
+    from insar_denoise.models.stack_denoiser import receptive_field_px
+
+    rf = receptive_field_px()
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "stack",
+        "architecture": "StackDenoiser",
+        "channels": list(model.channels),
+        "segments": int(model.segments),
+        "detect_mm": float(model.detect_mm),
+        "n_parameters": count_parameters(model),
+        "window": int(model.segments) + 2,
+        "min_valid_dates": int(model.segments) + 2,
+        "tile_multiple": int(model.tile_multiple),
+        "receptive_field_px": rf,
+        "default_tile": int(crop_px),
+        "default_overlap": int(crop_px) // 4,
+        "normalization": STACK_NORMALIZATION,
+        "output": "(series (B, T, H, W) mm LOS relative to the first date, positive towards "
+        "the satellite, up to a constant per date; detection (B, H, W) probability)",
+        "package_version": __version__,
+    }
+
+
 def export_model(module: nn.Module, metadata: dict[str, Any], path: str | Path) -> Path:
     """Script ``module`` and write it with ``metadata`` atomically to ``path``.
 
@@ -201,10 +242,20 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files("insar_denoise.models") / "default.pt"))
 
 
+def packaged_models() -> list[str]:
+    """Names of the models shipped in the package (``default``, ``window_v1``, ...)."""
+    folder = importlib.resources.files("insar_denoise.models")
+    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
+
+
 def resolve(name_or_path: str | Path) -> Path:
-    """Map ``"default"`` to the packaged model; anything else is a path."""
+    """Map a packaged model's name (``"default"``, ``"window_v1"``) to its file; anything
+    else is a path."""
     if str(name_or_path) == "default":
         return default_model_path()
+    name = str(name_or_path)
+    if "/" not in name and not name.endswith(".pt") and name in packaged_models():
+        return Path(str(importlib.resources.files("insar_denoise.models") / f"{name}.pt"))
     return Path(name_or_path)
 
 
@@ -262,6 +313,7 @@ def load_model(name_or_path: str | Path = "default", device: str = "cpu") -> Loa
 
 __all__ = [
     "DEFAULT_CHANNELS",
+    "stack_metadata",
     "LoadedModel",
     "base_metadata",
     "build_untrained",

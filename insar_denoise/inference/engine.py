@@ -9,6 +9,7 @@ dask workers. A numpy-backed input is computed before returning.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -115,9 +116,11 @@ def _assemble(
     valid: da.Array | None,
     blocks: list[list[Block]],
     extra: tuple = (),
+    n_out: int | None = None,
 ) -> da.Array:
-    """Run ``fn(disp, dem, valid, block, *extra)`` on every block; return the (T, H, W) mosaic."""
-    n_dates = disp.shape[0]
+    """Run ``fn(disp, dem, valid, block, *extra)`` on every block; return the mosaic of its
+    ``(n_out, h, w)`` outputs (default ``n_out``: the number of dates)."""
+    n_dates = disp.shape[0] if n_out is None else int(n_out)
     rows = []
     for row in blocks:
         parts = []
@@ -214,6 +217,22 @@ def denoise_dataset(
         configure_threads()
         wrapped = prepare_model(model, dev)
         meta = wrapped.metadata
+        if meta.get("kind") == "stack":
+            return _denoise_stack(
+                ds,
+                src,
+                wrapped,
+                dev,
+                days,
+                attrs,
+                tile,
+                overlap,
+                batch_size,
+                progress,
+                return_noise,
+                chunk,
+                lazy,
+            )
         n = wrapped.window
         if window is not None and int(window) != n:
             raise ConfigError(f"window={window} but the model was trained for N={n} dates")
@@ -283,6 +302,103 @@ def denoise_dataset(
         deformation, cumulative = computed[0], computed[1]
         noise = computed[2] if return_noise else None
     return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+
+
+def _denoise_stack(
+    ds,
+    src,
+    wrapped,
+    dev,
+    days,
+    attrs,
+    tile,
+    overlap,
+    batch_size,
+    progress,
+    return_noise,
+    chunk,
+    lazy,
+) -> xr.Dataset:
+    """The model branch of :func:`denoise_dataset` for whole-stack models (``kind: stack``)."""
+    from insar_denoise.inference.devices import configure_threads, fit_batch_size
+    from insar_denoise.inference.runner import Progress
+    from insar_denoise.inference.stack_runner import StackBlockDenoiser, min_dates
+
+    configure_threads()
+    meta = wrapped.metadata
+    n_dates, h, w = src.shape
+    if n_dates < min_dates(wrapped):
+        raise InputError(
+            f"the stack has {n_dates} dates; the model needs at least {min_dates(wrapped)}"
+        )
+    multiple = int(meta["tile_multiple"])
+    tile = round_up(int(tile or meta["default_tile"]), multiple)
+    overlap = int(meta["default_overlap"] if overlap is None else overlap)
+    if not 0 <= overlap < tile:
+        raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
+    chunk = int(chunk or default_chunk(tile, overlap))
+    tile_hw = (
+        min(tile, round_up(h + 2 * overlap, multiple)),
+        min(tile, round_up(w + 2 * overlap, multiple)),
+    )
+    batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
+    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None)
+    blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
+    fn.progress = Progress(count_tiles(blocks), progress)
+    attrs.update(
+        insar_denoise_model=wrapped.name,
+        insar_denoise_model_id=str(meta.get("model_id", "custom")),
+        insar_denoise_tile_px=tile,
+        insar_denoise_overlap_px=overlap,
+        insar_denoise_window=n_dates,
+        insar_denoise_stride=1,
+        insar_denoise_chunk_px=chunk,
+        insar_denoise_device=str(dev),
+        insar_denoise_batch_size=int(batch_size),
+    )
+    disp = _as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    dem = _as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
+    valid = None
+    if "valid" in ds:
+        valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    stacked = _assemble(fn, disp, dem, valid, blocks, (), n_out=n_dates + 3)
+    deformation, cumulative = stacked[:n_dates], stacked[n_dates]
+    detection, sigma = stacked[n_dates + 1], stacked[n_dates + 2]
+    noise = (disp - disp[:1]) - deformation if return_noise else None
+    if not lazy:
+        parts = [deformation, cumulative, detection, sigma] + ([noise] if return_noise else [])
+        computed = dask.compute(*parts, scheduler="threads")
+        deformation, cumulative, detection, sigma = computed[:4]
+        noise = computed[4] if return_noise else None
+    out = _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+    cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
+    mm = {"units": "mm", "calibration": json.dumps(cal)}
+    out["uncertainty"] = xr.DataArray(
+        sigma * float(cal["k68"]),
+        coords=out["cumulative"].coords,
+        dims=("y", "x"),
+        attrs={
+            **mm,
+            "long_name": "1-sigma uncertainty of the cumulative deformation (68 % half-width)",
+        },
+    )
+    out["uncertainty_95"] = xr.DataArray(
+        sigma * float(cal["k95"]),
+        coords=out["cumulative"].coords,
+        dims=("y", "x"),
+        attrs={**mm, "long_name": "95 % half-width of the cumulative deformation"},
+    )
+    out["detection"] = xr.DataArray(
+        detection,
+        coords=out["cumulative"].coords,
+        dims=("y", "x"),
+        attrs={
+            "units": "1",
+            "long_name": f"probability that |cumulative deformation| > "
+            f"{meta.get('detect_mm', 1.0)} mm",
+        },
+    )
+    return out
 
 
 def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:

@@ -634,7 +634,14 @@ def write_uncertainty(
 
     if method != "model":
         raise ConfigError("--uncertainty needs --method model")
-    _, sigma, half = predict_with_uncertainty(ds, model, **kwargs)
+    result = kwargs.pop("result", None)
+    if result is not None and "uncertainty" in result:  # whole-stack models predict their own
+        sigma = result["uncertainty"].assign_attrs(n_augmentations=0, sigma_model="model head")
+        sigma.attrs["halfwidth_95_model"] = result["uncertainty_95"].attrs.get("calibration", "")
+        half = result["uncertainty_95"]
+    else:
+        kwargs.pop("result", None)
+        _, sigma, half = predict_with_uncertainty(ds, model, **kwargs)
     bands = xr.concat([sigma, half], dim="band").assign_coords(band=list(UNCERTAINTY_BANDS))
     bands = bands.assign_attrs(units="mm")
     if ds.rio.crs is not None:

@@ -1,0 +1,136 @@
+"""The engine side of whole-stack models (metadata ``kind: "stack"``): one block at a time.
+
+A whole-stack model sees every date of a tile at once (``(B, T, h, w)`` mm with NaN gaps,
+``(B, h, w)`` m, ``(B, T)`` days) and returns the denoised series and a detection map. A
+block is cut into tiles, the tiles run in batches, and their outputs are blended with the
+same weights as window models (:mod:`.blending`). The block result stacks ``T`` series
+maps (NaN where the input date is missing), the cumulative map (last minus first date of the
+model's series, defined on every pixel the model keeps), the detection map and the model's
+predicted error std of the cumulative map (mm, uncalibrated).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from insar_denoise.errors import ModelError
+from insar_denoise.inference.blending import Mosaic, axis_weights
+from insar_denoise.inference.runner import InferenceModel, Progress, _fill_nan, _sl
+from insar_denoise.inference.tiling import AxisTile, Block, pad_block
+
+
+def min_dates(model: InferenceModel) -> int:
+    """Fewest valid dates a pixel needs for the model (its basis size plus one)."""
+    return int(model.metadata.get("min_valid_dates", 6))
+
+
+class StackBlockDenoiser:
+    """Callable ``(disp, dem, valid, block) -> (T + 3, h, w)`` float32 for a stack model:
+    the series, the cumulative map, the detection map and the predicted error std (mm)."""
+
+    def __init__(
+        self,
+        model: InferenceModel,
+        device: torch.device,
+        tile: int,
+        overlap: int,
+        times_days: np.ndarray,
+        batch_size: int,
+        progress: Progress | None,
+        min_valid_dates: int | None = None,
+    ) -> None:
+        self.model, self.device = model, device
+        self.tile, self.overlap = tile, overlap
+        self.times = np.asarray(times_days, dtype=np.float32)
+        self.batch_size = max(1, int(batch_size))
+        self.progress = progress if progress is not None else Progress(0, False)
+        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
+        self.min_valid = max(min_dates(model), int(min_valid_dates or 0))
+        self._lock = threading.Lock()
+        self._weight_cache: dict[tuple, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
+    ) -> np.ndarray:
+        disp = np.array(disp, dtype=np.float32)
+        present = np.isfinite(disp)
+        ok = present.sum(0) >= self.min_valid
+        if valid is not None:
+            ok &= np.asarray(valid, dtype=bool)
+        disp[:, ~ok] = np.nan
+        disp = pad_block(disp, block.pad_y, block.pad_x)
+        dem = pad_block(np.asarray(dem, dtype=np.float32), block.pad_y, block.pad_x)
+        ok = pad_block(ok, block.pad_y, block.pad_x)
+        present = pad_block(present, block.pad_y, block.pad_x)
+        cy, cx = block.core_in_extended
+        n_dates = disp.shape[0]
+        mosaic = Mosaic(n_dates + 2, block.core_shape)
+        todo = []
+        for ty in block.tiles_y:
+            for tx in block.tiles_x:
+                y0, y1 = max(ty.start, cy.start), min(ty.start + ty.size, cy.stop)
+                x0, x1 = max(tx.start, cx.start), min(tx.start + tx.size, cx.stop)
+                if y1 > y0 and x1 > x0 and ok[y0:y1, x0:x1].any():
+                    todo.append((ty, tx))
+                else:
+                    self.progress.update(1)
+        for b in range(0, len(todo), self.batch_size):
+            batch = todo[b : b + self.batch_size]
+            x = np.stack([disp[:, _sl(ty), _sl(tx)] for ty, tx in batch])
+            h = np.stack([_fill_nan(dem[_sl(ty), _sl(tx)]) for ty, tx in batch])
+            series, detection, sigma = self._run(x, h)
+            for (ty, tx), s, p, e in zip(batch, series, detection, sigma, strict=True):
+                weight = self._weights(ty, tx)
+                y0, x0 = ty.start - cy.start, tx.start - cx.start
+                for i in range(n_dates):
+                    mosaic.add(i, np.nan_to_num(s[i]), weight, y0, x0)
+                mosaic.add(n_dates, np.nan_to_num(p), weight, y0, x0)
+                mosaic.add(n_dates + 1, np.nan_to_num(e), weight, y0, x0)
+                mosaic.add_weight(weight, y0, x0)
+                self.progress.update(1)
+        out = mosaic.result()
+        series = out[:n_dates]
+        keep = ok[cy, cx]
+        cumulative = series[-1] - series[0]
+        series = np.where(present[:, cy, cx], series, np.nan)
+        result = np.concatenate([series, cumulative[None], out[n_dates:]], axis=0)
+        result[:, ~keep] = np.nan
+        return result.astype(np.float32)
+
+    def _weights(self, ty: AxisTile, tx: AxisTile) -> np.ndarray:
+        key = (ty.size, ty.taper_start, ty.taper_end, tx.size, tx.taper_start, tx.taper_end)
+        if key not in self._weight_cache:
+            wy = axis_weights(ty.size, self.overlap, self.margin, ty.taper_start, ty.taper_end)
+            wx = axis_weights(tx.size, self.overlap, self.margin, tx.taper_start, tx.taper_end)
+            self._weight_cache[key] = np.outer(wy, wx).astype(np.float32)
+        return self._weight_cache[key]
+
+    def _run(self, x: np.ndarray, dem: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One model call: ``(B, T, h, w)`` mm, ``(B, h, w)`` m -> series, detection, sigma."""
+        with self._lock, torch.inference_mode():
+            xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+            ht = torch.from_numpy(np.ascontiguousarray(dem)).to(self.device)
+            tt = torch.from_numpy(np.ascontiguousarray(self.times)).to(self.device)
+            out = self.model.fn(xt, ht, tt[None].expand(xt.shape[0], -1).contiguous())
+            if not isinstance(out, tuple | list) or len(out) != 3:
+                raise ModelError("a stack model must return (series, detection, sigma)")
+            series, detection, sigma = out
+            maps = (tuple(detection.shape), tuple(sigma.shape))
+            if tuple(series.shape) != tuple(xt.shape) or maps != (tuple(ht.shape),) * 2:
+                raise ModelError(
+                    f"stack model returned {tuple(series.shape)}, {maps[0]} and {maps[1]}, "
+                    f"expected {tuple(xt.shape)} and twice {tuple(ht.shape)}"
+                )
+            return tuple(o.float().cpu().numpy() for o in (series, detection, sigma))
