@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from insar_denoise.inference import denoise_dataset
-from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
 from insar_denoise.models.registry import export_model, stack_metadata
 from insar_denoise.models.stack_denoiser import (
@@ -16,6 +13,9 @@ from insar_denoise.models.stack_denoiser import (
     ramp_basis,
     receptive_field_px,
 )
+
+from insar_denoise.inference import denoise_dataset
+from insar_denoise.inference.testing import synthetic_dataset
 
 
 def pwl_history(u: np.ndarray, knots: np.ndarray) -> np.ndarray:
