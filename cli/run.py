@@ -75,6 +75,12 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
     help="GeoTIFF of the detection probability (whole-stack models): the chance that the "
     "cumulative deformation exceeds the model's detect_mm there.",
 )
+@click.option(
+    "--deramp",
+    is_flag=True,
+    help="Remove each date's least-squares plane first (orbital ramps). Off by default: it "
+    "also deletes deformation broader than the scene (bowls, inflation, interseismic).",
+)
 def run(
     stack,
     dem,
@@ -100,6 +106,7 @@ def run(
     report,
     uncertainty,
     detection_path,
+    deramp,
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
@@ -143,6 +150,7 @@ def run(
             report=report,
             uncertainty=uncertainty,
             detection=detection_path,
+            deramp=deramp,
         )
     if not quiet:
         h, w = res.shape

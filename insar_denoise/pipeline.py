@@ -90,6 +90,7 @@ def run_pipeline(
     report: str | Path | None = None,
     uncertainty: str | Path | None = None,
     detection: str | Path | None = None,
+    deramp: bool = False,
 ) -> RunResult:
     """Denoise one frame and write its outputs.
 
@@ -146,6 +147,7 @@ def run_pipeline(
         batch_size=batch_size,
         method=method,
         progress=progress,
+        deramp=deramp,
         return_noise=noise is not None
         or quicklook is not None
         or report is not None

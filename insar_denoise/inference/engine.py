@@ -155,6 +155,7 @@ def denoise_dataset(
     chunk: int | None = None,
     sigma_px: float = 2.0,
     lam: float = DEFAULT_LAMBDA,
+    deramp: bool = False,
 ) -> xr.Dataset:
     """Denoise a canonical Dataset: cumulative deformation and a denoised series.
 
@@ -181,6 +182,8 @@ def denoise_dataset(
     sigma_px : Gaussian filter sigma in pixels for ``filter`` and ``best``.
     lam : second-difference regularisation weight of the window combination (see
         :mod:`insar_denoise.inference.windows`).
+    deramp : remove each date's least-squares plane first (:mod:`.deramp`; off by default:
+        it deletes broad signals). ``noise`` is then relative to the original input.
 
     Returns
     -------
@@ -196,6 +199,32 @@ def denoise_dataset(
     ConfigError
         Unknown method, bad tile/overlap/window.
     """
+    if deramp:
+        from insar_denoise.inference.deramp import deramp_dataset
+
+        kw = dict(
+            tile=tile,
+            overlap=overlap,
+            window=window,
+            stride=stride,
+            device=device,
+            batch_size=batch_size,
+            method=method,
+            progress=progress,
+            chunk=chunk,
+            sigma_px=sigma_px,
+            lam=lam,
+        )
+        out = denoise_dataset(deramp_dataset(ds), model, return_noise=return_noise, **kw)
+        if return_noise:
+            src = ds["displacement"].transpose("time", "y", "x")
+            out["noise"] = (src - src.isel(time=0)) - out["deformation"]
+            out["noise"].attrs = {
+                "units": "mm",
+                "long_name": "input displacement minus denoised displacement (ramps included)",
+            }
+        out.attrs["insar_denoise_deramp"] = "yes"
+        return out
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     _check_dataset(ds, need_dem=method in ("model", "elevation", "filter", "best"))

@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +35,11 @@ def _default_sim() -> dict[str, Any]:
     return {
         "source_probs": {
             "none": 0.12,
-            "okada_strike_slip": 0.2,
-            "okada_dip_slip": 0.2,
+            "okada_strike_slip": 0.18,
+            "okada_dip_slip": 0.17,
             "okada_tensile": 0.08,
-            "mogi": 0.4,
+            "mogi": 0.3,
+            "bowl": 0.15,
         },
         "amplitude_mm": (0.5, 80.0),
         "fault_top_depth_km": (0.02, 4.0),
@@ -184,6 +186,7 @@ def train(cfg: StackTrainConfig, out_dir: str | Path, max_seconds: float | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     resume = out / "resume.pt"
+    torch.manual_seed(cfg.seed)  # the initial weights
     model = StackDenoiser(cfg.segments, cfg.widths, cfg.detect_mm)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-5)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -195,6 +198,8 @@ def train(cfg: StackTrainConfig, out_dir: str | Path, max_seconds: float | None 
         gen.set_state(state["gen"])
         step, best = int(state["step"]), float(state["best"])
     val = validation_set(cfg)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then exit
     start = last_ckpt = time.time()
     log_path = out / "log.csv"
     new_log = not log_path.exists()
@@ -255,7 +260,7 @@ def train(cfg: StackTrainConfig, out_dir: str | Path, max_seconds: float | None 
                     ]
                 )
                 fh.flush()
-            done = max_seconds is not None and time.time() - start > max_seconds
+            done = stop["now"] or (max_seconds is not None and time.time() - start > max_seconds)
             if step % cfg.val_every_steps == 0 or done or step == cfg.total_steps:
                 v = validate(model, val, cfg)
                 writer.writerow(
