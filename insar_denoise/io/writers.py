@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -37,19 +38,58 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def check_target(path: str | Path, overwrite: bool = False) -> Path:
-    """Fail fast when ``path`` cannot be written; return it as a Path.
+def check_folder(folder: str | Path, label: str | Path | None = None) -> Path:
+    """Fail fast when files cannot be created in ``folder`` (or, while it does not exist
+    yet, in its nearest existing ancestor, where it would be created); return it.
+
+    Creates and removes a hidden probe file, so the answer holds for root and read-only
+    mounts alike. ``label`` (default ``folder``) starts the error message.
 
     Raises
     ------
     OutputError
-        The output exists and ``overwrite`` is False, or its folder does not exist.
+        A path component is a file, or the folder is not writable.
+    """
+    folder = Path(folder)
+    label = folder if label is None else label
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{label}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".insar-denoise-probe-", dir=existing)
+    except OSError as exc:
+        raise OutputError(
+            f"{label}: cannot write in folder {existing} ({exc.strerror or exc})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def check_target(path: str | Path, overwrite: bool = False, *, create_parent: bool = False) -> Path:
+    """Fail fast when ``path`` cannot be written; return it as a Path.
+
+    ``create_parent``: a missing folder is fine when its own parent exists (the caller
+    creates it before writing, e.g. with :func:`make_parent`).
+
+    Raises
+    ------
+    OutputError
+        The output exists and ``overwrite`` is False, its folder does not exist (or is a
+        file), or files cannot be created there.
     """
     path = Path(path)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise OutputError(f"{path}: already exists (pass overwrite=True / --overwrite)")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: folder {path.parent} does not exist")
+    folder = path.parent
+    if not folder.is_dir():
+        if folder.exists():
+            raise OutputError(f"{path}: {folder} is a file, not a folder")
+        if not (create_parent and folder.parent.is_dir()):
+            raise OutputError(f"{path}: folder {folder} does not exist")
+    check_folder(folder, path)
     return path
 
 

@@ -631,12 +631,15 @@ def write_uncertainty(
     """
     from insar_denoise.errors import ConfigError
     from insar_denoise.io import write_output
+    from insar_denoise.io.units import SIGN_CONVENTION
 
     if method != "model":
         raise ConfigError("--uncertainty needs --method model")
     _, sigma, half = predict_with_uncertainty(ds, model, **kwargs)
     bands = xr.concat([sigma, half], dim="band").assign_coords(band=list(UNCERTAINTY_BANDS))
-    bands = bands.assign_attrs(units="mm")
+    bands = bands.assign_attrs(
+        units="mm", sign_convention=ds.attrs.get("sign_convention", SIGN_CONVENTION)
+    )
     if ds.rio.crs is not None:
         bands = bands.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
     tags = {
