@@ -22,7 +22,7 @@ from insar_denoise.io import write_output
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.io.licsbas import write_licsbas
 from insar_denoise.io.mintpy import write_mintpy
-from insar_denoise.io.writers import check_folder, check_target
+from insar_denoise.io.writers import check_folder, check_target, remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ def run_pipeline(
     }
     if len({p.resolve() for p in targets.values()}) != len(targets):
         raise OutputError(f"{output}: two outputs name the same file")
+    for path in targets.values():
+        remove_stale_partials(path)  # a killed earlier run's; frees the space before the work
     if report is not None:
         from insar_denoise.trust.qc import check_report_dir
 

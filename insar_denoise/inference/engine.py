@@ -220,10 +220,20 @@ def denoise_dataset(
         starts = window_starts(n_dates, n, stride)
         matrix = combination_matrix(n_dates, n, starts, days, lam)
         multiple = int(meta["tile_multiple"])
+        if tile is not None and int(tile) < multiple:
+            raise ConfigError(
+                f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
+                f"(leave it out for the default, {meta['default_tile']} px)"
+            )
         tile = round_up(int(tile or meta["default_tile"]), multiple)
         overlap = int(meta["default_overlap"] if overlap is None else overlap)
-        if not 0 <= overlap < tile:
-            raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
+        if overlap < 0:
+            raise ConfigError(f"overlap={overlap} px must be 0 or more")
+        if overlap >= tile:
+            raise ConfigError(
+                f"overlap={overlap} px must be smaller than tile={tile} px: "
+                "lower overlap= or raise tile="
+            )
         # below the model's own default and half its receptive field (or tile): seams may show
         context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
         if overlap < context:
@@ -239,6 +249,7 @@ def denoise_dataset(
             min(tile, round_up(h + 2 * overlap, multiple)),
             min(tile, round_up(w + 2 * overlap, multiple)),
         )
+        used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap)
         batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
         fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
         blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
@@ -247,7 +258,7 @@ def denoise_dataset(
         attrs.update(
             insar_denoise_model=wrapped.name,
             insar_denoise_model_id=str(wrapped.metadata.get("model_id", "custom")),
-            insar_denoise_tile_px=tile,
+            insar_denoise_tile_px=used,
             insar_denoise_overlap_px=overlap,
             insar_denoise_window=n,
             insar_denoise_stride=int(stride),
@@ -283,6 +294,19 @@ def denoise_dataset(
         deformation, cumulative = computed[0], computed[1]
         noise = computed[2] if return_noise else None
     return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+
+
+def _clamped(tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int) -> int | str:
+    """Say that ``tile`` was cut to the scene plus its overlap; the tile used (px, or HxW)."""
+    used = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
+    log.warning(
+        "tile=%d px is larger than the scene (%dx%d px) plus overlap=%d px: tiles of %s px used",
+        tile,
+        *hw,
+        overlap,
+        used,
+    )
+    return used
 
 
 def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:

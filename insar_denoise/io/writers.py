@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -82,7 +84,7 @@ def check_target(path: str | Path, overwrite: bool = False, *, create_parent: bo
     """
     path = Path(path)
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputError(f"{path}: already exists (pass overwrite=True / --overwrite)")
+        raise OutputError(f"{path}: already exists (pass overwrite=True)")
     folder = path.parent
     if not folder.is_dir():
         if folder.exists():
@@ -93,13 +95,43 @@ def check_target(path: str | Path, overwrite: bool = False, *, create_parent: bo
     return path
 
 
+def stale_partials(path: str | Path) -> list[Path]:
+    """Hidden files or folders that an interrupted write of ``path`` left beside it.
+
+    :func:`atomic_output` writes ``.<stem>.partial-<8 hex><suffix>`` (plus GDAL's
+    ``.aux.xml`` and the COG writer's ``-plain`` copy) and, replacing a folder such as
+    ``.zarr``, moves the old one to ``.<stem>.old-<8 hex><suffix>``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(
+        rf"\.{re.escape(path.stem)}\.(?:partial|old)-[0-9a-f]{{8}}(?:-plain)?"
+        rf"{re.escape(path.suffix)}(?:\.aux\.xml)?"
+    )
+    candidates = path.parent.glob(f".{glob.escape(path.stem)}.*")
+    return sorted(p for p in candidates if pattern.fullmatch(p.name))
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Remove the :func:`stale_partials` of ``path``; log one warning line naming them."""
+    found = stale_partials(path)
+    for stale in found:
+        _remove(stale)
+    if found:
+        names = ", ".join(p.name for p in found)
+        log.warning("%s: removed stale partial output(s) of an interrupted run: %s", path, names)
+    return found
+
+
 @contextmanager
 def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
 
     The temporary name keeps the suffix (drivers that go by extension work) and lives in
     the target folder, so the final ``os.replace`` is atomic for files. On any exception
-    the temporary file or folder is removed and the exception propagates.
+    the temporary file or folder is removed and the exception propagates; partial files
+    that a killed earlier write left are removed first (:func:`remove_stale_partials`).
 
     Parameters
     ----------
@@ -115,6 +147,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         wrote nothing.
     """
     path = check_target(path, overwrite)
+    remove_stale_partials(path)
     tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     aux = Path(f"{tmp}.aux.xml")
     try:
