@@ -119,3 +119,120 @@ def test_uncertainty_geotiff_carries_the_sign_convention(scene_dir: Path, tmp_pa
     assert res.exit_code == 0, res.output
     with rasterio.open(sigma) as src:
         assert "towards the satellite" in src.tags()["SIGN_CONVENTION"]
+
+
+def _stale(folder: Path, name: str) -> list[Path]:
+    """Fake leftovers of a killed write of ``folder/name`` (the writer's naming scheme)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    tmp = folder / f".{stem}.partial-0123abcd{suffix}"
+    if suffix == ".zarr":
+        tmp.mkdir()
+        (tmp / ".zgroup").write_text("{}")
+        return [tmp]
+    tmp.write_bytes(b"half a file")
+    aux = folder / f"{tmp.name}.aux.xml"
+    aux.write_text("<PAMDataset/>")
+    return [tmp, aux]
+
+
+@pytest.mark.parametrize("name", ["def.tif", "out.zarr"])
+def test_run_removes_stale_partials_of_its_outputs(scene_dir: Path, tmp_path: Path, name: str):
+    stale = _stale(tmp_path, name)
+    other = tmp_path / ".other.partial-0123abcd.tif"  # another output's: kept
+    other.write_bytes(b"not ours")
+    res = _run(scene_dir, "-o", tmp_path / name, "--method", "raw", "-q")
+    assert res.exit_code == 0, res.output
+    assert not any(p.exists() for p in stale) and other.exists()
+    lines = [x for x in res.stderr.splitlines() if "stale partial" in x]
+    assert len(lines) == 1 and lines[0].startswith("insar-denoise: warning: ")
+    assert str(tmp_path / name) in lines[0] and stale[0].name in lines[0]
+
+
+def test_batch_removes_stale_partials_and_labels_warnings_by_frame(scene_dir: Path, tmp_path: Path):
+    import yaml
+
+    frame = {
+        "name": "frame_a",
+        "stack": f"{scene_dir}/disp_*.tif",
+        "dem": str(scene_dir / "dem.tif"),
+        "output": str(tmp_path / "out" / "a.tif"),
+        "method": "elevation",
+        "units": "m",  # mm data read as metres: the noise check fires
+    }
+    manifest = tmp_path / "frames.yaml"
+    manifest.write_text(yaml.safe_dump({"frames": [frame]}))
+    (tmp_path / "out").mkdir()
+    stale = _stale(tmp_path / "out", "a.tif")
+    res = _invoke(["batch", manifest, "-q"])
+    assert res.exit_code == 0, res.output
+    assert not any(p.exists() for p in stale)
+    lines = res.stderr.strip().splitlines()
+    assert any("frame_a: " in x and "stale partial" in x and stale[0].name in x for x in lines)
+    assert any(x.startswith("insar-denoise: warning: frame_a: [noise_high]") for x in lines)
+    # one line per warning: no Python source lines, no logging-format lines
+    assert all(x.startswith("insar-denoise: warning: frame_a: ") for x in lines), lines
+
+
+def test_run_warnings_are_one_cli_line_naming_the_input(scene_dir: Path, tmp_path: Path):
+    res = _run(scene_dir, "-o", tmp_path / "d.tif", "--overlap", 8, "--units", "m", "-q")
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 3, lines  # seams, few dates, noise
+    label = f"{_stack(scene_dir)[0]} (+9 files): "
+    assert all(x.startswith(f"insar-denoise: warning: {label}") for x in lines), lines
+    assert any("overlap 8 px" in x for x in lines) and any("[noise_high]" in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    ("tile", "message"),
+    [
+        ("0", "--tile 0 px is too small: at least the model's tile multiple, 8 px"),
+        ("16", "--overlap 32 px must be smaller than --tile 16 px: lower --overlap or raise"),
+    ],
+)
+def test_bad_tile_is_a_one_line_error_naming_the_options(
+    scene_dir: Path, tmp_path: Path, tile: str, message: str
+):
+    res = _run(scene_dir, "-o", tmp_path / "d.tif", "--tile", tile, "-q")
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tile_larger_than_the_scene_records_the_tile_used(scene_dir: Path, tmp_path: Path):
+    out = tmp_path / "d.tif"
+    res = _run(scene_dir, "-o", out, "--tile", 512, "-q")
+    assert res.exit_code == 0, res.output
+    # 64 px scene + 2 x 32 px overlap = 128 px
+    assert "--tile 512 px is larger than the scene (64x64 px)" in res.stderr
+    assert "tiles of 128 px used" in res.stderr
+    with rasterio.open(out) as src:
+        assert src.tags()["TILE_PX"] == "128"
+
+
+def test_messages_use_command_line_spelling(scene_dir: Path, tmp_path: Path):
+    res = _run(scene_dir, "-o", tmp_path / "d.tif", "--units", "furlong", "-q")
+    assert res.exit_code == 2 and "(override with --units)" in res.output, res.output
+    assert "units=" not in res.output
+    # a NetCDF with two series and no insar-denoise provenance: ambiguous
+    ds = xr.Dataset(
+        {n: (("time", "y", "x"), np.zeros((3, 4, 4), "float32")) for n in ("east", "north")},
+        coords={"time": np.array(["2020-01-01", "2020-01-13", "2020-01-25"], "datetime64[ns]")},
+    )
+    ds.rio.write_crs("EPSG:4326").to_netcdf(tmp_path / "two.nc")
+    res = _invoke(["info", tmp_path / "two.nc"])
+    assert res.exit_code == 2 and "pass --variable" in res.output, res.output
+    assert "variable=" not in res.output
+
+
+def test_info_shows_wavelength_and_the_warnings_run_gives(scene_dir: Path):
+    res = _invoke(["info", *_stack(scene_dir), "--units", "m"])
+    assert res.exit_code == 0, res.output
+    assert "wavelength:     not used (input in m)" in res.output
+    assert "run would warn (default):" in res.output and "[noise_high]" in res.output
+    assert "[few_dates] 10 dates for a 9-date window" in res.output
+    res = _invoke(["info", *_stack(scene_dir), "--units", "rad", "--wavelength", 236.0, "--json"])
+    import json
+
+    summary = json.loads(res.output)
+    assert summary["wavelength_mm"] == 236.0
+    assert {w["code"] for w in summary["qc_warnings"]} >= {"few_dates"}

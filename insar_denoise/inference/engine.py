@@ -225,6 +225,7 @@ def denoise_dataset(
                 f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
                 f"(leave it out for the default, {meta['default_tile']} px)"
             )
+        asked = tile is not None
         tile = round_up(int(tile or meta["default_tile"]), multiple)
         overlap = int(meta["default_overlap"] if overlap is None else overlap)
         if overlap < 0:
@@ -249,7 +250,7 @@ def denoise_dataset(
             min(tile, round_up(h + 2 * overlap, multiple)),
             min(tile, round_up(w + 2 * overlap, multiple)),
         )
-        used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap)
+        used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
         batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
         fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
         blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
@@ -296,10 +297,14 @@ def denoise_dataset(
     return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
 
 
-def _clamped(tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int) -> int | str:
-    """Say that ``tile`` was cut to the scene plus its overlap; the tile used (px, or HxW)."""
+def _clamped(
+    tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int, asked: bool
+) -> int | str:
+    """Say that ``tile`` was cut to the scene plus its overlap (a warning when the caller
+    asked for it, else info); return the tile used (px, or ``HxW`` when not square)."""
     used = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
-    log.warning(
+    log.log(
+        logging.WARNING if asked else logging.INFO,
         "tile=%d px is larger than the scene (%dx%d px) plus overlap=%d px: tiles of %s px used",
         tile,
         *hw,
