@@ -199,7 +199,7 @@ def run_pipeline(
     out = targets["output"]
     if out.suffix.lower() in (".tif", ".tiff"):
         written["output"] = write_output(
-            result["cumulative"], out, overwrite=overwrite, cog=cog, tags=tags
+            result["cumulative_deformation"], out, overwrite=overwrite, cog=cog, tags=tags
         )
     else:
         written["output"] = write_output(result, out, overwrite=overwrite, tags=tags)
@@ -226,7 +226,7 @@ def run_pipeline(
             method=method,
             overwrite=overwrite,
             tags=tags,
-            estimate=result["cumulative"],
+            estimate=result["cumulative_deformation"],
             tile=tile,
             overlap=overlap,
             stride=stride,
@@ -250,8 +250,8 @@ def write_quicklook(ds: xr.Dataset, result: xr.Dataset, path: str | Path, overwr
 
     disp = ds["displacement"].transpose("time", "y", "x")
     raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
-    raw = raw.where(np.isfinite(result["cumulative"]))
-    denoised = result["cumulative"].compute()
+    raw = raw.where(np.isfinite(result["cumulative_deformation"]))
+    denoised = result["cumulative_deformation"].compute()
     removed = (raw - denoised).rio.write_crs(ds.rio.crs)
     dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
     panels = [

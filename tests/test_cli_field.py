@@ -54,7 +54,7 @@ def test_own_output_reads_back_as_the_denoised_series(scene_dir: Path, tmp_path:
     assert res.exit_code == 0, res.output
     written = xr.open_dataset(out, engine="zarr" if suffix == ".zarr" else None)
     with rasterio.open(again) as src:
-        np.testing.assert_allclose(src.read(1), written["cumulative"].values, atol=1e-4)
+        np.testing.assert_allclose(src.read(1), written["cumulative_deformation"].values, atol=1e-4)
     # --variable names another series: the removed noise
     noise = tmp_path / "noise.tif"
     res = _invoke(
@@ -236,3 +236,17 @@ def test_info_shows_wavelength_and_the_warnings_run_gives(scene_dir: Path):
     summary = json.loads(res.output)
     assert summary["wavelength_mm"] == 236.0
     assert {w["code"] for w in summary["qc_warnings"]} >= {"few_dates"}
+
+
+def test_output_names_cumulative_deformation_and_old_files_read_back(
+    scene_dir: Path, tmp_path: Path
+):
+    out = tmp_path / "out.nc"
+    assert _run(scene_dir, "-o", out, "--method", "raw", "-q").exit_code == 0
+    with xr.open_dataset(out) as ds:
+        assert "cumulative_deformation" in ds.data_vars and "cumulative" not in ds.data_vars
+        old = ds.load().rename({"cumulative_deformation": "cumulative"})
+    old.to_netcdf(tmp_path / "old.nc")  # as written before the rename
+    res = _invoke(["info", tmp_path / "old.nc", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"n_dates": 10' in res.output

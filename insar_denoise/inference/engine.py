@@ -181,10 +181,10 @@ def denoise_dataset(
 
     Returns
     -------
-    Dataset with ``cumulative(y, x)`` (last minus first date), ``deformation(time, y, x)``
-    and, if asked, ``noise(time, y, x)``, all float32 mm and NaN where the input is invalid;
-    coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
-    Dask-backed if ``ds`` is.
+    Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
+    ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm and
+    NaN where the input is invalid; coords, attrs and CRS of ``ds`` carried over,
+    provenance in ``insar_denoise_*`` attrs. Dask-backed if ``ds`` is.
 
     Raises
     ------
@@ -321,7 +321,7 @@ def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:
     mm = {"units": "mm", "sign_convention": "positive towards the satellite (LOS)"}
     out = xr.Dataset(
         {
-            "cumulative": xr.DataArray(
+            "cumulative_deformation": xr.DataArray(
                 cumulative,
                 coords=coords2,
                 dims=("y", "x"),
