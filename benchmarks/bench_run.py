@@ -115,7 +115,7 @@ def worker(args: argparse.Namespace) -> dict:
         return_noise=False,
         chunk=chunk,
     )
-    cumulative = out["cumulative"]
+    cumulative = out["cumulative_deformation"]
     with tempfile.TemporaryDirectory() as tmp:
         writer = args.writer
         if writer == "geotiff":
@@ -274,9 +274,11 @@ def seam_metric(args: argparse.Namespace, device: str) -> dict:
         )
         truth = batch.cumulative[i].numpy()
         for name, out in (("tiled", tiled), ("whole", whole)):
-            err = _deplaned_abs(out["cumulative"].values - truth)
+            err = _deplaned_abs(out["cumulative_deformation"].values - truth)
             errs[name].append((np.nanmean(err[border]), np.nanmean(err[interior])))
-        diff = _deplaned_abs(tiled["cumulative"].values - whole["cumulative"].values)
+        diff = _deplaned_abs(
+            tiled["cumulative_deformation"].values - whole["cumulative_deformation"].values
+        )
         errs["tiled_vs_whole"].append((np.nanmean(diff[border]), np.nanmean(diff[interior])))
     mean = {k: np.mean(np.asarray(v, dtype=float), axis=0) for k, v in errs.items()}
     ratio = float(mean["tiled"][0] / mean["tiled"][1])

@@ -61,7 +61,7 @@ def fault_signals(n: int, shape: tuple[int, int], days: np.ndarray, amp_mm: floa
 
 def run(ds: xr.Dataset, model, method: str) -> np.ndarray:
     res = denoise_dataset(ds, model, method=method, progress=False, return_noise=False)
-    return np.asarray(res["cumulative"].values, np.float64)
+    return np.asarray(res["cumulative_deformation"].values, np.float64)
 
 
 def band_errors(ds: xr.Dataset, model, est: np.ndarray, truth: np.ndarray, ok: np.ndarray):

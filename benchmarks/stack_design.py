@@ -119,7 +119,7 @@ def main() -> None:
             ds = scene_dataset(scene)[["displacement", "dem"]]
             truth = scene["cumulative"]
             for name, fn in methods.items():
-                cum = fn(ds)["cumulative"].values
+                cum = fn(ds)["cumulative_deformation"].values
                 ok = np.isfinite(cum) & sb.valid[0].numpy()
                 rows[name][n_dates].append(score(cum, truth, ok))
         print(f"T={n_dates} done ({time.time() - start:.0f} s)", flush=True)

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 ds, model, tile=tile, overlap=overlap, progress=False, return_noise=False
             )
             wall = time.perf_counter() - start
-            est = torch.from_numpy(np.asarray(out["cumulative"].values, np.float32))[None]
+            est = torch.from_numpy(np.asarray(out["cumulative_deformation"].values, np.float32))[
+                None
+            ]
             ok = torch.isfinite(est) & torch.isfinite(truth)
             e = deplane(torch.nan_to_num(est), ok)[0].numpy()
             t = deplane(torch.nan_to_num(truth), ok)[0].numpy()

@@ -30,6 +30,12 @@ def _format(info: dict) -> str:
         f"units:          {info['units']} (input {info['input_units']}, "
         f"from {info['input_units_from']}); {info['sign_convention']}",
         f"memory:         {info['memory']} if loaded",
+        "wavelength:     "
+        + (
+            f"{info['wavelength_mm']:.9g} mm (converts the rad input)"
+            if info.get("wavelength_mm")
+            else f"not used (input in {info['input_units']})"
+        ),
     ]
     dem = info["dem"]
     if dem is None:
@@ -41,6 +47,10 @@ def _format(info: dict) -> str:
         )
     lines.append("NaN fraction per date:")
     lines += [f"  {date}  {frac:.4f}" for date, frac in info["nan_fraction"].items()]
+    checks = info.get("qc_warnings")
+    if checks is not None:
+        lines.append(f"run would warn ({info['qc_model']}):" + ("" if checks else " nothing"))
+        lines += [f"  [{w['code']}] {w['message']}" for w in checks]
     return "\n".join(lines)
 
 
@@ -57,6 +67,18 @@ def _format(info: dict) -> str:
 )
 @click.option("--variable", help="NetCDF/Zarr variable (default: the only 3-D one).")
 @click.option("--pairs", "pairs_pattern", help="Interferogram name pattern, e.g. '{ref}_{sec}'.")
+@click.option(
+    "--model",
+    default=None,
+    help="Model whose out-of-distribution checks to run (default: shipped).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["model", "elevation", "filter", "stack", "raw", "best"]),
+    default="model",
+    show_default=True,
+    help="As for run: the classical methods skip the model's window check.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(
     stack: tuple[str, ...],
@@ -65,10 +87,12 @@ def info(
     wavelength_mm: float | None,
     variable: str | None,
     pairs_pattern: str | None,
+    model: str | None,
+    method: str,
     as_json: bool,
 ) -> None:
     """Describe STACK: GeoTIFFs (files or globs), a multi-band GeoTIFF, NetCDF/Zarr,
-    unwrapped interferograms, or a MintPy / LiCSBAS .h5."""
+    unwrapped interferograms, or a MintPy / LiCSBAS .h5; list the warnings run would give."""
     from insar_denoise.io import stack_info
     from insar_denoise.io.layouts import load_inputs
 
@@ -81,5 +105,16 @@ def info(
         pairs_pattern=pairs_pattern,
         require_dem=False,
     )
-    summary = {"layout": layout, **stack_info(ds)}
+    from dataclasses import asdict
+
+    from insar_denoise.trust import qc
+
+    checks = qc.qc_checks(ds, qc.model_metadata(model, method))
+    summary = {
+        "layout": layout,
+        **stack_info(ds),
+        "wavelength_mm": ds.attrs.get("wavelength_mm"),
+        "qc_model": model or "default" if method == "model" else f"method {method}",
+        "qc_warnings": [asdict(w) for w in checks],
+    }
     click.echo(json.dumps(summary, indent=2) if as_json else _format(summary))

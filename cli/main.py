@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
-import sys
 
 import click
 
@@ -58,7 +56,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InsarDenoiseError as exc:
-            click.echo(f"insar-denoise: error: {exc}", err=True)
+            from insar_denoise.cli.messages import cli_spelling, one_line
+
+            click.echo(f"insar-denoise: error: {cli_spelling(one_line(exc))}", err=True)
             ctx.exit(2)
 
 
@@ -72,6 +72,6 @@ def main(verbose: int) -> None:
 
     Units are millimetres along the line of sight (LOS); positive = motion towards the satellite.
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    fmt = "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    from insar_denoise.cli.messages import configure_logging
+
+    configure_logging(verbose)

@@ -110,21 +110,10 @@ def run(
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
-    import warnings
-
+    from insar_denoise.messages import input_label, labelled_warnings
     from insar_denoise.pipeline import run_pipeline
-    from insar_denoise.trust.qc import OutOfDistributionWarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, OutOfDistributionWarning):
-            click.echo(f"insar-denoise: warning: {message}", err=True)
-        else:
-            previous(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", OutOfDistributionWarning)
-        previous = warnings.showwarning
-        warnings.showwarning = show
+    with labelled_warnings(input_label(list(stack)), always=False):
         res = run_pipeline(
             list(stack),
             output,

@@ -38,7 +38,9 @@ def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.
         from insar_denoise.trust.uncertainty import predict_with_uncertainty
 
         tta = {k: v for k, v in kwargs.items() if k in _TTA_KWARGS}
-        _, sigma, half = predict_with_uncertainty(ds, model, estimate=out["cumulative"], **tta)
+        _, sigma, half = predict_with_uncertainty(
+            ds, model, estimate=out["cumulative_deformation"], **tta
+        )
         out["uncertainty"] = sigma.assign_coords(y=out["y"], x=out["x"])
         out["uncertainty_95"] = half.assign_coords(y=out["y"], x=out["x"])
     return out
@@ -72,7 +74,7 @@ class InsarDatasetAccessor:
 
         Returns
         -------
-        New Dataset with ``cumulative``, ``deformation`` and ``noise`` in mm (and
+        New Dataset with ``cumulative_deformation``, ``deformation`` and ``noise`` in mm (and
         ``uncertainty``, ``uncertainty_95``).
         """
         ds = self._obj

@@ -22,7 +22,7 @@ from insar_denoise.io import write_output
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.io.licsbas import write_licsbas
 from insar_denoise.io.mintpy import write_mintpy
-from insar_denoise.io.writers import check_target
+from insar_denoise.io.writers import check_folder, check_target, remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,36 @@ class RunResult:
     wall_s: float = 0.0
     attrs: dict[str, Any] = field(default_factory=dict)
     warnings: list[Any] = field(default_factory=list)
+
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".nc", ".nc4", ".zarr")
+H5_SUFFIXES = (".h5", ".hdf5", ".he5")
+
+
+def check_formats(targets: dict[str, Path], layout: str) -> None:
+    """Fail before any work when an output's extension cannot be written (``OutputError``).
+
+    ``targets``: ``{"output"|"series"|"noise"|"uncertainty"|...: path}``; ``layout`` as
+    :func:`insar_denoise.io.layouts.detect_layout` (``.h5`` needs ``mintpy``/``licsbas``).
+    """
+    for kind in ("output", "series", "noise", "uncertainty"):
+        path = targets.get(kind)
+        if path is None:
+            continue
+        suffix = path.suffix.lower()
+        if kind in ("series", "noise") and suffix in H5_SUFFIXES:
+            if layout not in ("mintpy", "licsbas"):
+                raise OutputError(
+                    f"{path}: .h5 output needs a MintPy or LiCSBAS input; use .tif or .nc"
+                )
+        elif suffix not in RASTER_SUFFIXES:
+            raise OutputError(f"{path}: unknown output format {suffix!r}; use .tif, .nc or .zarr")
+
+
+def make_parents(paths: Any) -> None:
+    """Create the missing folder of each output (its parent exists: see ``check_target``)."""
+    for path in paths:
+        Path(path).parent.mkdir(exist_ok=True)
 
 
 def _write_series(
@@ -117,12 +147,19 @@ def run_pipeline(
         if method != "model":
             raise ConfigError("--detection needs --method model")
         targets["detection"] = detection
-    targets = {k: check_target(v, overwrite) for k, v in targets.items() if v is not None}
+    targets = {
+        k: check_target(v, overwrite, create_parent=True)
+        for k, v in targets.items()
+        if v is not None
+    }
     if len({p.resolve() for p in targets.values()}) != len(targets):
         raise OutputError(f"{output}: two outputs name the same file")
+    for path in targets.values():
+        remove_stale_partials(path)  # a killed earlier run's; frees the space before the work
     if report is not None:
         from insar_denoise.trust.qc import check_report_dir
 
+        check_folder(report)
         check_report_dir(report, overwrite)
     ds, layout = load_inputs(
         inputs,
@@ -132,6 +169,7 @@ def run_pipeline(
         variable=variable,
         pairs_pattern=pairs_pattern,
     )
+    check_formats(targets, layout)
     from insar_denoise.trust import qc
 
     metadata = qc.model_metadata(model, method)
@@ -166,10 +204,11 @@ def run_pipeline(
         if k.startswith("insar_denoise_")
     }
     written: dict[str, Path] = {}
+    make_parents(targets.values())
     out = targets["output"]
     if out.suffix.lower() in (".tif", ".tiff"):
         written["output"] = write_output(
-            result["cumulative"], out, overwrite=overwrite, cog=cog, tags=tags
+            result["cumulative_deformation"], out, overwrite=overwrite, cog=cog, tags=tags
         )
     else:
         written["output"] = write_output(result, out, overwrite=overwrite, tags=tags)
@@ -196,7 +235,7 @@ def run_pipeline(
             method=method,
             overwrite=overwrite,
             tags=tags,
-            estimate=result["cumulative"],
+            estimate=result["cumulative_deformation"],
             result=result,
             tile=tile,
             overlap=overlap,
@@ -227,8 +266,8 @@ def write_quicklook(ds: xr.Dataset, result: xr.Dataset, path: str | Path, overwr
 
     disp = ds["displacement"].transpose("time", "y", "x")
     raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
-    raw = raw.where(np.isfinite(result["cumulative"]))
-    denoised = result["cumulative"].compute()
+    raw = raw.where(np.isfinite(result["cumulative_deformation"]))
+    denoised = result["cumulative_deformation"].compute()
     removed = (raw - denoised).rio.write_crs(ds.rio.crs)
     dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
     panels = [

@@ -18,18 +18,22 @@ def test_dataset_accessor_lazy_and_does_not_mutate():
     before = ds.copy(deep=True)
     out = ds.insar.denoise(model=tiny_model(), tile=16, overlap=8, progress=False)
     assert isinstance(out["deformation"].data, da.Array)
-    assert isinstance(out["cumulative"].data, da.Array)
+    assert isinstance(out["cumulative_deformation"].data, da.Array)
     assert set(ds.data_vars) == {"displacement", "dem"}
     assert ds.identical(before)
     direct = denoise_dataset(ds, tiny_model(), tile=16, overlap=8, progress=False)
-    np.testing.assert_allclose(out["cumulative"].values, direct["cumulative"].values)
+    np.testing.assert_allclose(
+        out["cumulative_deformation"].values, direct["cumulative_deformation"].values
+    )
 
 
 def test_dataset_accessor_dem_override():
     ds = synthetic_dataset(n_dates=6, shape=(20, 20))
     out = ds.insar.denoise(dem=ds.dem.values * 0 + 100.0, model=tiny_model(), progress=False)
     ref = denoise_dataset(ds.assign(dem=ds.dem * 0 + 100.0), tiny_model(), progress=False)
-    np.testing.assert_allclose(out["cumulative"].values, ref["cumulative"].values)
+    np.testing.assert_allclose(
+        out["cumulative_deformation"].values, ref["cumulative_deformation"].values
+    )
     assert float(ds.dem.max()) > 100.0
 
 
@@ -43,7 +47,9 @@ def test_dataarray_accessor():
     assert ds.displacement.identical(before)
     raw = ds.displacement.insar.denoise(method="raw", progress=False)
     np.testing.assert_allclose(
-        raw["cumulative"].values, (ds.displacement[-1] - ds.displacement[0]).values, atol=1e-5
+        raw["cumulative_deformation"].values,
+        (ds.displacement[-1] - ds.displacement[0]).values,
+        atol=1e-5,
     )
 
 

@@ -99,7 +99,7 @@ def test_run_netcdf_series_noise_and_quicklook(scene_dir: Path, tmp_path: Path):
     )
     assert res.exit_code == 0, res.output
     ds = xr.open_dataset(nc)
-    assert {"cumulative", "deformation", "noise"} <= set(ds.data_vars)
+    assert {"cumulative_deformation", "deformation", "noise"} <= set(ds.data_vars)
     assert ds.sizes["time"] == 10
     s = _read(series)[0]
     n = _read(noise)[0]

@@ -37,7 +37,9 @@ def test_tiled_equals_untiled_away_from_edges(shape, tile, overlap, chunk):
     ref = _untiled(ds, model)
     e = 4  # the tiny model's receptive-field half-width plus a margin: scene-edge effects
     np.testing.assert_allclose(out.deformation.values[:, e:-e, e:-e], ref[:, e:-e, e:-e], atol=1e-3)
-    np.testing.assert_allclose(out["cumulative"].values[e:-e, e:-e], ref[-1, e:-e, e:-e], atol=1e-3)
+    np.testing.assert_allclose(
+        out["cumulative_deformation"].values[e:-e, e:-e], ref[-1, e:-e, e:-e], atol=1e-3
+    )
     noise = ds.displacement.values - out.deformation.values
     np.testing.assert_allclose(out.noise.values, noise, atol=1e-5)
 
@@ -71,9 +73,16 @@ def test_georeference_coords_and_attrs_preserved():
     assert out.rio.transform() == ds.rio.transform()
     for c in ("time", "y", "x"):
         np.testing.assert_array_equal(out[c].values, ds[c].values)
-    assert out["cumulative"].dims == ("y", "x") and out.deformation.dims == ("time", "y", "x")
+    assert out["cumulative_deformation"].dims == ("y", "x") and out.deformation.dims == (
+        "time",
+        "y",
+        "x",
+    )
     assert out.attrs["units"] == "mm" and out.attrs["insar_denoise_model"] == "tiny-test-model"
-    assert out.attrs["insar_denoise_window"] == 5 and out["cumulative"].attrs["units"] == "mm"
+    assert (
+        out.attrs["insar_denoise_window"] == 5
+        and out["cumulative_deformation"].attrs["units"] == "mm"
+    )
     assert out.deformation.dtype == np.float32
 
 
@@ -83,7 +92,7 @@ def test_nan_and_valid_mask_propagate():
     ds["valid"] = (("y", "x"), np.ones((24, 24), bool))
     ds["valid"][10, 11] = False
     out = denoise_dataset(ds, tiny_model(), tile=16, overlap=8, progress=False)
-    for v in ("cumulative", "deformation", "noise"):
+    for v in ("cumulative_deformation", "deformation", "noise"):
         arr = out[v].values
         assert np.isnan(arr[..., 5, 6]).all() and np.isnan(arr[..., 10, 11]).all()
         assert np.isfinite(arr).sum() == arr.size - 2 * arr.size // (24 * 24)
@@ -111,8 +120,8 @@ def test_all_nan_tiles_are_skipped():
     # one block of 64 + 2 x 4 px context: tile starts 0, 12, ..., 56 on each axis -> 6 x 6
     # tiles; only the 2 tile columns reaching columns < 20 (+4 context) hold data.
     assert 0 < counter.items <= 6 * 3
-    assert np.isnan(out["cumulative"].values[:, 20:]).all()
-    assert np.isfinite(out["cumulative"].values[:, :20]).all()
+    assert np.isnan(out["cumulative_deformation"].values[:, 20:]).all()
+    assert np.isfinite(out["cumulative_deformation"].values[:, :20]).all()
     ds["displacement"] = ds.displacement * np.nan
     counter.items = 0
     out = denoise_dataset(ds, model, tile=16, overlap=4, progress=False)
@@ -140,7 +149,10 @@ def test_dask_input_gives_lazy_output_equal_to_eager():
     ds = synthetic_dataset(n_dates=6, shape=(40, 36))
     lazy = ds.chunk({"time": 3, "y": 16, "x": 16})
     out = denoise_dataset(lazy, tiny_model(), tile=16, overlap=8, chunk=20, progress=False)
-    assert all(isinstance(out[v].data, da.Array) for v in ("cumulative", "deformation", "noise"))
+    assert all(
+        isinstance(out[v].data, da.Array)
+        for v in ("cumulative_deformation", "deformation", "noise")
+    )
     eager = denoise_dataset(ds, tiny_model(), tile=16, overlap=8, chunk=20, progress=False)
     np.testing.assert_allclose(out.compute().deformation.values, eager.deformation.values)
 
@@ -165,8 +177,8 @@ def test_packaged_architecture_runs_when_available():
     module = models.build_untrained(window=9, channels=(4, 8, 8, 8))
     ds = synthetic_dataset(n_dates=10, shape=(40, 48))
     out = denoise_dataset(ds, module, tile=32, overlap=8, progress=False)
-    assert out["cumulative"].shape == (40, 48)
-    assert np.isfinite(out["cumulative"].values).all()
+    assert out["cumulative_deformation"].shape == (40, 48)
+    assert np.isfinite(out["cumulative_deformation"].values).all()
     assert out.attrs["insar_denoise_window"] == 9
 
 
@@ -193,4 +205,4 @@ def test_default_model_is_loaded_when_model_is_none():
     out = denoise_dataset(ds, progress=False)
     assert out.attrs["insar_denoise_model"].startswith("default")
     assert out.attrs["insar_denoise_window"] == 9
-    assert np.isfinite(out["cumulative"].values).all()
+    assert np.isfinite(out["cumulative_deformation"].values).all()

@@ -97,7 +97,7 @@ def test_engine_stack_path_is_exact_across_tiles_with_gaps(tmp_path):
     ds["displacement"].values[:] = disp
     out = denoise_dataset(ds, str(path), tile=32, overlap=8, progress=False)
     truth = disp[-1] - disp[0]
-    cum = out["cumulative"].values
+    cum = out["cumulative_deformation"].values
     assert np.isnan(cum[30, 40]) and np.isfinite(cum[10, 20])
     assert np.isnan(out["deformation"].values[4, 10, 20])
     ok = np.isfinite(cum) & np.isfinite(truth)

@@ -170,7 +170,7 @@ def test_run_pipeline_and_cli_show_warnings(scene, tmp_path: Path):
         catch_exceptions=False,
     )
     assert result.exit_code == 0
-    assert "warning: [noise_high]" in result.stderr
+    assert "insar-denoise: warning: " in result.stderr and ": [noise_high]" in result.stderr
     assert json.loads((tmp_path / "rep2" / "qc.json").read_text())["warnings"][0]["code"] == (
         "noise_high"
     )

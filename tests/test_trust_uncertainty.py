@@ -191,7 +191,7 @@ def test_single_run_sigma_reuses_the_run_output(tmp_path: Path):
     net = build_untrained(window=9, channels=(2, 4, 4, 4), seed=3)
     model = load_model(export_model(net, net.insar_metadata, tmp_path / "m.pt"))
     coefs = {"noise": 0.3, "signal": 0.5, "floor": 0.2}
-    est = denoise_dataset(ds, model, progress=False, tile=32, overlap=8)["cumulative"]
+    est = denoise_dataset(ds, model, progress=False, tile=32, overlap=8)["cumulative_deformation"]
     _, s1, h1 = predict_with_uncertainty(
         ds, model, coefficients=coefs, augment=False, estimate=est, tile=32, overlap=8
     )

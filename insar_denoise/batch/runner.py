@@ -143,12 +143,13 @@ def process_frame(
         )
     record_path(frame).unlink(missing_ok=True)
     try:
+        from insar_denoise.messages import labelled_warnings
         from insar_denoise.pipeline import run_pipeline
 
         for path in outputs.values():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         extra = {k: v for k, v in outputs.items() if k != "output"}
-        with _worker_scheduler():
+        with _worker_scheduler(), labelled_warnings(frame.name):
             res = run_pipeline(
                 list(frame.inputs),
                 outputs["output"],

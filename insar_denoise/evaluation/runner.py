@@ -289,7 +289,7 @@ def evaluate_stack(
             progress=progress,
             return_noise=False,
         )
-        maps[method] = np.asarray(res["cumulative"].values, np.float32)
+        maps[method] = np.asarray(res["cumulative_deformation"].values, np.float32)
     order = [m for m in bm.METHODS if m in maps]
     disp = np.asarray(ds["displacement"].values)
     valid = torch.from_numpy(np.isfinite(disp).any(0) & np.isfinite(truth_np))[None]

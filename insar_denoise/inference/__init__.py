@@ -1,7 +1,8 @@
 """Whole-scene inference: tiling on dask, blending, time windows, devices, baselines.
 
 ``denoise_dataset(ds, model)`` takes the canonical Dataset (see ``insar_denoise.io``) and
-returns ``cumulative(y, x)``, ``deformation(time, y, x)`` and ``noise(time, y, x)`` in mm.
+returns ``cumulative_deformation(y, x)``, ``deformation(time, y, x)`` and
+``noise(time, y, x)`` in mm.
 Submodules, one job each: :mod:`.tiling` (blocks and tiles), :mod:`.blending` (tile
 weights), :mod:`.windows` (time windows and their least-squares combination),
 :mod:`.devices` (device, threads, batch size), :mod:`.runner` (model wrapper, block

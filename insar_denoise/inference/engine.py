@@ -187,10 +187,10 @@ def denoise_dataset(
 
     Returns
     -------
-    Dataset with ``cumulative(y, x)`` (last minus first date), ``deformation(time, y, x)``
-    and, if asked, ``noise(time, y, x)``, all float32 mm and NaN where the input is invalid;
-    coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
-    Dask-backed if ``ds`` is.
+    Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
+    ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm and
+    NaN where the input is invalid; coords, attrs and CRS of ``ds`` carried over,
+    provenance in ``insar_denoise_*`` attrs. Dask-backed if ``ds`` is.
 
     Raises
     ------
@@ -268,10 +268,21 @@ def denoise_dataset(
         starts = window_starts(n_dates, n, stride)
         matrix = combination_matrix(n_dates, n, starts, days, lam)
         multiple = int(meta["tile_multiple"])
+        if tile is not None and int(tile) < multiple:
+            raise ConfigError(
+                f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
+                f"(leave it out for the default, {meta['default_tile']} px)"
+            )
+        asked = tile is not None
         tile = round_up(int(tile or meta["default_tile"]), multiple)
         overlap = int(meta["default_overlap"] if overlap is None else overlap)
-        if not 0 <= overlap < tile:
-            raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
+        if overlap < 0:
+            raise ConfigError(f"overlap={overlap} px must be 0 or more")
+        if overlap >= tile:
+            raise ConfigError(
+                f"overlap={overlap} px must be smaller than tile={tile} px: "
+                "lower overlap= or raise tile="
+            )
         # below the model's own default and half its receptive field (or tile): seams may show
         context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
         if overlap < context:
@@ -287,6 +298,7 @@ def denoise_dataset(
             min(tile, round_up(h + 2 * overlap, multiple)),
             min(tile, round_up(w + 2 * overlap, multiple)),
         )
+        used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
         batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
         fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
         blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
@@ -295,7 +307,7 @@ def denoise_dataset(
         attrs.update(
             insar_denoise_model=wrapped.name,
             insar_denoise_model_id=str(wrapped.metadata.get("model_id", "custom")),
-            insar_denoise_tile_px=tile,
+            insar_denoise_tile_px=used,
             insar_denoise_overlap_px=overlap,
             insar_denoise_window=n,
             insar_denoise_stride=int(stride),
@@ -404,7 +416,7 @@ def _denoise_stack(
     mm = {"units": "mm", "calibration": json.dumps(cal)}
     out["uncertainty"] = xr.DataArray(
         sigma * float(cal["k68"]),
-        coords=out["cumulative"].coords,
+        coords=out["cumulative_deformation"].coords,
         dims=("y", "x"),
         attrs={
             **mm,
@@ -413,13 +425,13 @@ def _denoise_stack(
     )
     out["uncertainty_95"] = xr.DataArray(
         sigma * float(cal["k95"]),
-        coords=out["cumulative"].coords,
+        coords=out["cumulative_deformation"].coords,
         dims=("y", "x"),
         attrs={**mm, "long_name": "95 % half-width of the cumulative deformation"},
     )
     out["detection"] = xr.DataArray(
         detection,
-        coords=out["cumulative"].coords,
+        coords=out["cumulative_deformation"].coords,
         dims=("y", "x"),
         attrs={
             "units": "1",
@@ -430,6 +442,23 @@ def _denoise_stack(
     return out
 
 
+def _clamped(
+    tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int, asked: bool
+) -> int | str:
+    """Say that ``tile`` was cut to the scene plus its overlap (a warning when the caller
+    asked for it, else info); return the tile used (px, or ``HxW`` when not square)."""
+    used = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
+    log.log(
+        logging.WARNING if asked else logging.INFO,
+        "tile=%d px is larger than the scene (%dx%d px) plus overlap=%d px: tiles of %s px used",
+        tile,
+        *hw,
+        overlap,
+        used,
+    )
+    return used
+
+
 def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:
     """Wrap the arrays with the input's coords, attrs and CRS."""
     coords3 = src.coords
@@ -437,7 +466,7 @@ def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:
     mm = {"units": "mm", "sign_convention": "positive towards the satellite (LOS)"}
     out = xr.Dataset(
         {
-            "cumulative": xr.DataArray(
+            "cumulative_deformation": xr.DataArray(
                 cumulative,
                 coords=coords2,
                 dims=("y", "x"),

@@ -89,6 +89,8 @@ def probe(path: str | Path) -> RasterMeta:
                 band_dates.append(
                     described or next((band_tags[k] for k in _DATE_TAGS if band_tags.get(k)), None)
                 )
+            if src.count == 0:
+                raise InputError(f"{path}: holds no raster band (a container of sub-datasets?)")
             rows, cols = src.block_shapes[0]
             last = rasterio.windows.Window(
                 (src.width - 1) // cols * cols,

@@ -15,8 +15,9 @@ import xarray as xr
 from insar_denoise.errors import InputError
 from insar_denoise.io.licsbas import is_licsbas_file, open_licsbas
 from insar_denoise.io.mintpy import is_mintpy_file, open_mintpy
+from insar_denoise.io.netcdf import is_zarr
 from insar_denoise.io.network import is_interferogram_stack, open_interferograms
-from insar_denoise.io.stack import open_stack
+from insar_denoise.io.stack import NETCDF_SUFFIXES, open_stack
 from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM
 
 LAYOUTS = ("mintpy", "licsbas", "interferograms", "stack")
@@ -37,6 +38,8 @@ def detect_layout(inputs: Sequence[str | Path], pairs_pattern: str | None = None
             return "mintpy"
         if is_licsbas_file(h5):
             return "licsbas"
+    if len(paths) == 1 and (is_zarr(paths[0]) or Path(paths[0]).suffix.lower() in NETCDF_SUFFIXES):
+        return "stack"  # NetCDF/Zarr (also insar-denoise's own output), never interferograms
     if pairs_pattern is not None or (paths and is_interferogram_stack(paths)):
         return "interferograms"
     return "stack"

@@ -13,6 +13,8 @@ from insar_denoise.io.geotiff import one_line
 _RENAME = {"lat": "y", "latitude": "y", "lon": "x", "longitude": "x"}
 _VALID_NAMES = ("valid", "mask")
 _DEM_NAMES = ("dem", "height", "elevation")
+OWN_SERIES = "deformation"
+"""The variable read from insar-denoise's own NetCDF/Zarr output (the denoised series)."""
 
 
 def is_zarr(path: str | Path) -> bool:
@@ -45,7 +47,8 @@ def _time_dim(da: xr.DataArray) -> str | None:
 
 
 def _pick_variable(ds: xr.Dataset, path: str, variable: str | None) -> str:
-    """The displacement variable: ``variable``, else the only 3-D variable with a time."""
+    """The displacement variable: ``variable``, else ``deformation`` in insar-denoise's own
+    output, else the only 3-D variable with a time dimension."""
     if variable is not None:
         if variable not in ds.data_vars:
             raise InputError(
@@ -53,6 +56,8 @@ def _pick_variable(ds: xr.Dataset, path: str, variable: str | None) -> str:
             )
         return variable
     candidates = [str(name) for name, da in ds.data_vars.items() if da.ndim == 3 and _time_dim(da)]
+    if OWN_SERIES in candidates and any(str(k).startswith("insar_denoise_") for k in ds.attrs):
+        return OWN_SERIES  # insar-denoise's own output: its denoised series
     if len(candidates) != 1:
         found = ", ".join(candidates) or "none"
         raise InputError(

@@ -55,7 +55,7 @@ def normalize_units(units: str, source: str = "units") -> str:
     if key not in _LOOKUP:
         raise UnitsError(
             f"{source}: unknown displacement units {units!r}; "
-            f"use one of {', '.join(KNOWN_UNITS)} (override with units=/--units)"
+            f"use one of {', '.join(KNOWN_UNITS)} (override with units=)"
         )
     return _LOOKUP[key]
 

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dask.array
@@ -21,81 +16,20 @@ import xarray as xr
 from insar_denoise._version import __version__
 from insar_denoise.errors import OutputError
 from insar_denoise.io.dates import iso
+from insar_denoise.io.targets import (  # noqa: F401  (re-exported: callers import them here)
+    _remove,
+    atomic_output,
+    check_folder,
+    check_target,
+    remove_stale_partials,
+    stale_partials,
+)
 
 log = logging.getLogger(__name__)
 
 AUX_NAMES = ("dem", "valid")
 """Variables never chosen as 'the' array to write when a Dataset holds several."""
 _ROWS = 1024
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or a folder if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def check_target(path: str | Path, overwrite: bool = False) -> Path:
-    """Fail fast when ``path`` cannot be written; return it as a Path.
-
-    Raises
-    ------
-    OutputError
-        The output exists and ``overwrite`` is False, or its folder does not exist.
-    """
-    path = Path(path)
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputError(f"{path}: already exists (pass overwrite=True / --overwrite)")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: folder {path.parent} does not exist")
-    return path
-
-
-@contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
-
-    The temporary name keeps the suffix (drivers that go by extension work) and lives in
-    the target folder, so the final ``os.replace`` is atomic for files. On any exception
-    the temporary file or folder is removed and the exception propagates.
-
-    Parameters
-    ----------
-    path : str or Path
-        The final output (file or folder such as ``.zarr``).
-    overwrite : bool
-        Replace an existing output.
-
-    Raises
-    ------
-    OutputError
-        ``path`` exists and ``overwrite`` is False, its folder is missing, or the body
-        wrote nothing.
-    """
-    path = check_target(path, overwrite)
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-    aux = Path(f"{tmp}.aux.xml")
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"{path}: nothing was written")
-        check_target(path, overwrite)
-    except BaseException:
-        _remove(tmp)
-        _remove(aux)
-        raise
-    if path.is_dir() and not path.is_symlink():
-        old = path.with_name(f".{path.stem}.old-{uuid.uuid4().hex[:8]}{path.suffix}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        _remove(old)
-    else:
-        os.replace(tmp, path)
-    if aux.exists():
-        os.replace(aux, f"{path}.aux.xml")
-    log.info("wrote %s", path)
 
 
 def pick_array(obj: xr.Dataset | xr.DataArray) -> xr.DataArray:

@@ -62,7 +62,7 @@ def calibration_errors(
         }
         ds = scene_dataset(scene)[["displacement", "dem"]]
         out = denoise_dataset(ds, model, progress=False, return_noise=False)
-        cum = out["cumulative"].values
+        cum = out["cumulative_deformation"].values
         sig = out["uncertainty"].values / float(model.metadata["sigma_calibration"]["k68"])
         truth = sb.cumulative[0].numpy()
         ok = np.isfinite(cum) & np.isfinite(sig) & sb.valid[0].numpy()

@@ -36,7 +36,7 @@ def map_figure(ds: xr.Dataset, result: xr.Dataset, path: Path, overwrite: bool) 
 
     disp = ds["displacement"].transpose("time", "y", "x")
     raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
-    denoised = result["cumulative"].compute()
+    denoised = result["cumulative_deformation"].compute()
     raw = raw.where(np.isfinite(denoised))
     crs = ds.rio.crs
     if crs is not None:

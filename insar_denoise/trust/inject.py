@@ -201,7 +201,7 @@ def _denoise_mosaic(
         },
     )
     res = denoise_dataset(mos, model, method=method, progress=False, return_noise=False, **kw)
-    return np.asarray(res["cumulative"].values, np.float64)
+    return np.asarray(res["cumulative_deformation"].values, np.float64)
 
 
 def _deplaned(maps: tuple[np.ndarray, ...], ok: np.ndarray) -> list[np.ndarray]:

@@ -212,7 +212,7 @@ def predict_with_uncertainty(
     if not augment:
         if estimate is None:
             kw = {"progress": False, "return_noise": False, **denoise_kwargs}
-            estimate = denoise_dataset(ds, model, **kw)["cumulative"]
+            estimate = denoise_dataset(ds, model, **kw)["cumulative_deformation"]
         outs.append(np.asarray(estimate.transpose("y", "x").values, np.float64))
     for turns, flip, s in augmentations(sign, augment)[len(outs) :]:
         d = np.ascontiguousarray(_forward(disp, turns, flip)) * s
@@ -230,7 +230,9 @@ def predict_with_uncertainty(
             },
         )
         res = denoise_dataset(aug, model, progress=False, return_noise=False, **denoise_kwargs)
-        outs.append(s * _inverse(np.asarray(res["cumulative"].values, np.float64), turns, flip))
+        outs.append(
+            s * _inverse(np.asarray(res["cumulative_deformation"].values, np.float64), turns, flip)
+        )
     stack = np.stack(outs)
     ok = np.isfinite(stack).all(0)
     stack = _deplane_np(stack, ok)
@@ -267,7 +269,11 @@ def predict_with_uncertainty(
         "halfwidth_95_model": json.dumps(coefficients_95 or {"sigma": 2.0}),
         "n_augmentations": len(outs),
     }
-    name = "mean of test-time augmented cumulative deformation" if augment else "cumulative"
+    name = (
+        "mean of test-time augmented cumulative deformation"
+        if augment
+        else "cumulative deformation"
+    )
     cum = template.copy(data=mean.astype(np.float32)).assign_attrs(
         attrs, long_name=f"{name} (de-planed)"
     )
@@ -631,6 +637,7 @@ def write_uncertainty(
     """
     from insar_denoise.errors import ConfigError
     from insar_denoise.io import write_output
+    from insar_denoise.io.units import SIGN_CONVENTION
 
     if method != "model":
         raise ConfigError("--uncertainty needs --method model")
@@ -643,7 +650,9 @@ def write_uncertainty(
         kwargs.pop("result", None)
         _, sigma, half = predict_with_uncertainty(ds, model, **kwargs)
     bands = xr.concat([sigma, half], dim="band").assign_coords(band=list(UNCERTAINTY_BANDS))
-    bands = bands.assign_attrs(units="mm")
+    bands = bands.assign_attrs(
+        units="mm", sign_convention=ds.attrs.get("sign_convention", SIGN_CONVENTION)
+    )
     if ds.rio.crs is not None:
         bands = bands.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
     tags = {
