@@ -22,6 +22,7 @@ import xarray as xr
 from insar_denoise import baselines
 from insar_denoise._version import __version__
 from insar_denoise.errors import ConfigError, InputError
+from insar_denoise.inference import masks
 from insar_denoise.inference.tiling import (
     Block,
     count_tiles,
@@ -76,7 +77,8 @@ class ClassicalBlock:
     """Block function of a classical baseline (:func:`insar_denoise.baselines.classical_series`).
 
     The elevation fit uses the whole-scene coefficients, and the Gaussian filter sees NaN
-    outside the scene, so block-wise results equal a whole-scene run.
+    outside the scene, so block-wise results equal a whole-scene run. Every step is NaN-aware
+    per date; the series' gaps are then filled in time (:func:`.masks.fill_time_gaps`).
     """
 
     def __init__(self, method: str, times_days: np.ndarray, sigma_px: float) -> None:
@@ -84,7 +86,7 @@ class ClassicalBlock:
 
     def __call__(self, disp, dem, valid, block: Block, sums=None) -> np.ndarray:
         disp = np.asarray(disp, dtype=np.float64)
-        ok = np.isfinite(disp).all(0)
+        ok = np.isfinite(disp).any(0)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)
         disp = pad_block(np.where(ok[None], disp, np.nan), block.pad_y, block.pad_x, "nan")
@@ -95,7 +97,8 @@ class ClassicalBlock:
             self.method, disp, dem, self.times_days, self.sigma_px, coefficients=coef
         )
         core = block.core_in_extended
-        out = series[:, core[0], core[1]].astype(np.float32)
+        out = masks.fill_time_gaps(series[:, core[0], core[1]], self.times_days)
+        out = out.astype(np.float32)
         out[:, ~pad_block(ok, block.pad_y, block.pad_x)[core]] = np.nan
         return out
 
@@ -152,6 +155,7 @@ def denoise_dataset(
     chunk: int | None = None,
     sigma_px: float = 2.0,
     lam: float = DEFAULT_LAMBDA,
+    min_valid_dates: int | None = None,
 ) -> xr.Dataset:
     """Denoise a canonical Dataset: cumulative deformation and a denoised series.
 
@@ -178,11 +182,16 @@ def denoise_dataset(
     sigma_px : Gaussian filter sigma in pixels for ``filter`` and ``best``.
     lam : second-difference regularisation weight of the window combination (see
         :mod:`insar_denoise.inference.windows`).
+    min_valid_dates : a pixel finite on at least this many dates is kept (its missing dates
+        are NaN in ``deformation`` and ``noise``); default
+        :func:`~insar_denoise.inference.masks.default_min_valid_dates` (half the dates, at
+        least the model window).
 
     Returns
     -------
     Dataset with ``cumulative(y, x)`` (last minus first date), ``deformation(time, y, x)``
-    and, if asked, ``noise(time, y, x)``, all float32 mm and NaN where the input is invalid;
+    and, if asked, ``noise(time, y, x)``, all float32 mm; NaN on pixels not kept and, in the
+    series, at a kept pixel's missing dates (its cumulative bridges them in time);
     coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
     Dask-backed if ``ds`` is.
 
@@ -271,18 +280,32 @@ def denoise_dataset(
     valid = None
     if "valid" in ds:
         valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    need = _min_valid_dates(min_valid_dates, n_dates, n if method == "model" else None)
+    attrs["insar_denoise_min_valid_dates"] = need
+    keep = masks.valid_pixels(disp, valid, need)
+    masked = da.where(keep[None], disp, np.nan).rechunk((-1, chunk, chunk))
+    filled = masks.fill_time_gaps_lazy(masked, days)  # the model cannot take NaN dates
     if method in ("elevation", "filter", "best"):
-        ok = da.isfinite(disp).all(axis=0) if valid is None else valid & da.isfinite(disp).all(0)
-        extra = (_elevation_sums(disp, dem, ok),)
-    deformation = _assemble(fn, disp, dem, valid, blocks, extra)
-    cumulative = deformation[-1]
-    noise = (disp - disp[:1]) - deformation if return_noise else None
+        extra = (_elevation_sums(masked, dem, keep),)
+    series = _assemble(fn, filled if method == "model" else masked, dem, None, blocks, extra)
+    cumulative = series[-1]
+    deformation = masks.restore_gaps(series, disp, keep)
+    noise = (disp - filled[:1]) - deformation if return_noise else None
     if not lazy:
         parts = [deformation, cumulative] + ([noise] if return_noise else [])
         computed = dask.compute(*parts, scheduler="threads")
         deformation, cumulative = computed[0], computed[1]
         noise = computed[2] if return_noise else None
     return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+
+
+def _min_valid_dates(value: int | None, n_dates: int, window: int | None) -> int:
+    """``min_valid_dates``, defaulted and checked (``ConfigError`` naming the option)."""
+    if value is None:
+        return masks.default_min_valid_dates(n_dates, window)
+    if not 2 <= int(value) <= n_dates:
+        raise ConfigError(f"--min-valid-dates {value}: must be between 2 and {n_dates} (dates)")
+    return int(value)
 
 
 def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:
