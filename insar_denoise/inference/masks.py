@@ -98,3 +98,16 @@ def restore_gaps(series, disp, keep):
     """``series`` where the input ``disp`` is finite on a kept pixel, NaN elsewhere."""
     lib = da if isinstance(series, da.Array) or isinstance(disp, da.Array) else np
     return lib.where(lib.isfinite(disp) & keep[None], series, np.nan).astype(np.float32)
+
+
+def pixel_counts(disp, valid=None, min_valid_dates: int = 2) -> dict[str, int]:
+    """Pixels with data on some date, kept (valid on >= ``min_valid_dates``), and dropped."""
+    lib = da if isinstance(disp, da.Array) else np
+    with_data = lib.isfinite(disp).any(axis=0)
+    if valid is not None:
+        with_data = with_data & valid.astype(bool)
+    keep = valid_pixels(disp, valid, min_valid_dates)
+    n_data, n_keep = (int(v) for v in (with_data.sum(), keep.sum()))
+    if lib is da:
+        n_data, n_keep = (int(v) for v in da.compute(with_data.sum(), keep.sum()))
+    return {"with_data": n_data, "kept": n_keep, "below_min_valid_dates": n_data - n_keep}
