@@ -221,7 +221,9 @@ def result_panels(
     if "uncertainty" in result:
         panels.append(("uncertainty (1σ)", result["uncertainty"].isel(sub), "mm", "sequential"))
     if "detection" in result:
-        panels.append(("detection probability", result["detection"].isel(sub), "", "probability"))
+        panels.append(
+            ("detection probability", result["detection"].isel(sub), "probability", "probability")
+        )
     if crs is not None:
         panels = [(p[0], p[1].rio.write_crs(crs), *p[2:]) for p in panels]
     return panels, step
