@@ -25,7 +25,11 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
     help="Denoised series: .tif, .nc, or .h5 (MintPy/LiCSBAS).",
 )
 @click.option("--noise", "noise_path", type=click.Path(), help="What was removed, per date (mm).")
-@click.option("--quicklook", type=click.Path(), help="PNG: raw, denoised, removed and DEM maps.")
+@click.option(
+    "--quicklook",
+    type=click.Path(),
+    help="PNG: raw, output, classical (best) and removed cumulative maps, reference marked.",
+)
 @click.option("--model", default=None, help="Model name or TorchScript file (default: shipped).")
 @click.option(
     "--method",
@@ -81,6 +85,34 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
     help="Remove each date's least-squares plane first (orbital ramps). Off by default: it "
     "also deletes deformation broader than the scene (bowls, inflation, interseismic).",
 )
+@click.option(
+    "--ref-yx",
+    nargs=2,
+    type=int,
+    metavar="ROW COL",
+    help="Reference pixel (0-based row, column): outputs are relative to it.",
+)
+@click.option(
+    "--ref-lalo",
+    nargs=2,
+    type=float,
+    metavar="LAT LON",
+    help="Reference point in WGS 84 degrees (in the stack's CRS when it is geographic).",
+)
+@click.option(
+    "--ref-area",
+    nargs=4,
+    type=int,
+    metavar="ROW0 ROW1 COL0 COL1",
+    help="Reference area (end excluded): outputs relative to its median. Default reference: "
+    "the input's own (MintPy REF_Y/REF_X, LiCSBAS refarea), else the valid-area median.",
+)
+@click.option(
+    "--min-valid-dates",
+    type=int,
+    help="Keep a pixel valid on at least N dates (default: half the dates, at least the "
+    "model window); its missing dates stay NaN in the series.",
+)
 def run(
     stack,
     dem,
@@ -107,6 +139,10 @@ def run(
     uncertainty,
     detection_path,
     deramp,
+    ref_yx,
+    ref_lalo,
+    ref_area,
+    min_valid_dates,
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
@@ -140,6 +176,10 @@ def run(
             uncertainty=uncertainty,
             detection=detection_path,
             deramp=deramp,
+            ref_yx=ref_yx or None,
+            ref_lalo=ref_lalo or None,
+            ref_area=ref_area or None,
+            min_valid_dates=min_valid_dates,
         )
     if not quiet:
         h, w = res.shape
@@ -149,3 +189,23 @@ def run(
         )
         for kind, path in res.outputs.items():
             click.echo(f"  {kind}: {path}")
+        for line in summary_lines(res, h * w):
+            click.echo(line)
+
+
+def summary_lines(res, n_pixels: int) -> list[str]:
+    """Reference, kept pixels and p1-p99 ranges of a run, for the printed summary."""
+    px, n_dates = res.pixels, res.n_dates
+    lines = [f"reference: {res.reference}"]
+    if px:
+        lines.append(
+            f"pixels kept: {px['kept']} of {px['with_data']} with data "
+            f"({px['kept'] / max(1, n_pixels):.1%} of the grid), valid on >= "
+            f"{px['min_valid_dates']} of {n_dates} dates; {px['below_min_valid_dates']} "
+            f"pixels valid on < {px['min_valid_dates']} dates are NaN"
+        )
+    for name in ("raw", "output"):
+        if name in res.ranges:
+            lo, hi = res.ranges[name]
+            lines.append(f"{name} cumulative p1..p99: {lo:.2f} .. {hi:.2f} mm")
+    return lines

@@ -23,9 +23,21 @@ from insar_denoise.errors import InputError
 _TTA_KWARGS = ("tile", "overlap", "window", "stride", "device", "batch_size", "chunk")
 
 
+#: reference options of ``denoise`` (see :func:`insar_denoise.reference.resolve_reference`)
+_REF_KWARGS = ("ref_yx", "ref_lalo", "ref_area")
+
+
 def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.Dataset:
-    """``denoise_dataset``, plus the calibrated 1-sigma map as ``uncertainty`` if asked."""
+    """``denoise_dataset``, plus the calibrated 1-sigma map as ``uncertainty`` if asked, then
+    referred to ``ref_yx`` / ``ref_lalo`` / ``ref_area`` / ``reference="auto"`` if given."""
     from insar_denoise.inference.engine import denoise_dataset
+    from insar_denoise.reference import apply_reference, resolve_reference
+
+    refs = {k: kwargs.pop(k) for k in _REF_KWARGS if kwargs.get(k) is not None}
+    auto = kwargs.pop("reference", None)
+    if auto not in (None, "auto"):
+        raise InputError(f"reference={auto!r}: use 'auto', or ref_yx / ref_lalo / ref_area")
+    ref = resolve_reference(ds, **refs) if refs or auto == "auto" else None
 
     if uncertainty and kwargs.get("method", "model") != "model":
         raise InputError("uncertainty=True needs method='model' (test-time augmentation)")
@@ -43,7 +55,7 @@ def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.
         )
         out["uncertainty"] = sigma.assign_coords(y=out["y"], x=out["x"])
         out["uncertainty_95"] = half.assign_coords(y=out["y"], x=out["x"])
-    return out
+    return out if ref is None else apply_reference(out, ref)
 
 
 def _as_dem(dem: Any, like: xr.DataArray) -> xr.DataArray:
@@ -71,6 +83,11 @@ class InsarDatasetAccessor:
         uncertainty : also return ``uncertainty``, the calibrated 1-sigma (mm, the 68 %
             half-width) of the cumulative map, and ``uncertainty_95``, its 95 % half-width
             (:func:`insar_denoise.trust.predict_with_uncertainty`, as ``run --uncertainty``).
+        **kwargs : passed to :func:`insar_denoise.inference.denoise_dataset`, and
+            ``ref_yx=(row, col)``, ``ref_lalo=(lat, lon)``, ``ref_area=(row0, row1, col0,
+            col1)`` or ``reference="auto"`` (the input's own, else the valid-area median, as
+            ``run``): the outputs are referred to it (:mod:`insar_denoise.reference`). Without
+            them the outputs are as the engine gives them.
 
         Returns
         -------

@@ -263,7 +263,9 @@ def classical_series(
 
     Returns
     -------
-    (T, H, W) series in mm: for ``stack`` and ``best`` the fitted line ``r (t - t_0)``.
+    (T, H, W) series in mm: for ``stack`` and ``best`` the fitted line ``r (t - t_0)`` over
+    each pixel's finite dates; otherwise relative to each pixel's first finite date, NaN
+    where the input is.
     """
     if method not in METHODS:
         raise ValueError(f"unknown classical method {method!r}; choose one of {METHODS}")
@@ -282,7 +284,14 @@ def classical_series(
         return _like(rate[None] * (t - t[0])[:, None, None], disp)
     if method == "filter":
         d = _to_torch(gaussian_filter_nan(d, sigma_px))
-    return _like(d - d[:1], disp)
+    return _like(d - first_valid(d), disp)
+
+
+def first_valid(disp: Array) -> Array:
+    """``(1, H, W)``: each pixel's value at its first finite date (NaN if it has none)."""
+    d = _to_torch(disp)
+    first = torch.argmax(torch.isfinite(d).to(torch.uint8), dim=0, keepdim=True)
+    return _like(torch.gather(d, 0, first), disp)
 
 
 def classical_cumulative(

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from insar_denoise.errors import ConfigError, OutputError
@@ -23,6 +22,7 @@ from insar_denoise.io.layouts import load_inputs
 from insar_denoise.io.licsbas import write_licsbas
 from insar_denoise.io.mintpy import write_mintpy
 from insar_denoise.io.writers import check_folder, check_target, remove_stale_partials
+from insar_denoise.reference import apply_reference, resolve_reference
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ class RunResult:
     wall_s: float = 0.0
     attrs: dict[str, Any] = field(default_factory=dict)
     warnings: list[Any] = field(default_factory=list)
+    reference: str = ""
+    #: ``with_data``, ``kept``, ``below_min_valid_dates`` pixel counts and ``min_valid_dates``
+    pixels: dict[str, int] = field(default_factory=dict)
+    #: ``raw`` / ``output`` cumulative: (p1, p99) in mm (output: when held in memory)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".nc", ".nc4", ".zarr")
@@ -121,6 +126,10 @@ def run_pipeline(
     uncertainty: str | Path | None = None,
     detection: str | Path | None = None,
     deramp: bool = False,
+    ref_yx: tuple[int, int] | None = None,
+    ref_lalo: tuple[float, float] | None = None,
+    ref_area: tuple[int, int, int, int] | None = None,
+    min_valid_dates: int | None = None,
 ) -> RunResult:
     """Denoise one frame and write its outputs.
 
@@ -136,6 +145,10 @@ def run_pipeline(
     their findings are raised as ``OutOfDistributionWarning`` and listed in ``warnings``.
     ``stride``: dates between window starts (1: every window; ``window - 1``: each date pair
     seen once, about ``window - 1`` times faster on long stacks).
+    ``ref_yx`` / ``ref_lalo`` / ``ref_area``: the spatial reference of the outputs
+    (:func:`insar_denoise.reference.resolve_reference`; default: the input's own, else the
+    median of the valid area). ``min_valid_dates``: dates a pixel must be valid on to be kept
+    (:mod:`insar_denoise.inference.masks`).
     """
     start = time.perf_counter()
     targets = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
@@ -170,6 +183,7 @@ def run_pipeline(
         pairs_pattern=pairs_pattern,
     )
     check_formats(targets, layout)
+    ref = resolve_reference(ds, ref_yx=ref_yx, ref_lalo=ref_lalo, ref_area=ref_area)
     from insar_denoise.trust import qc
 
     metadata = qc.model_metadata(model, method)
@@ -186,6 +200,7 @@ def run_pipeline(
         method=method,
         progress=progress,
         deramp=deramp,
+        min_valid_dates=min_valid_dates,
         return_noise=noise is not None
         or quicklook is not None
         or report is not None
@@ -194,10 +209,14 @@ def run_pipeline(
     qc.emit_warnings(found)  # after denoise_dataset's own validation, before the work
     if detection is not None and "detection" not in result:
         raise ConfigError("--detection needs a whole-stack model (this one has no detection map)")
-    n_out = 1 + (series is not None) + (noise is not None) + (uncertainty is not None)
     nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
-    if n_out > 1 and nbytes < PERSIST_LIMIT_BYTES:
+    in_memory = nbytes < PERSIST_LIMIT_BYTES
+    if in_memory:  # written, plotted and summarised without recomputing
         result = result.persist()
+    estimate = result[
+        "cumulative_deformation"
+    ]  # the uncertainty is calibrated on the unreferenced map
+    result = apply_reference(result, ref)
     tags = {
         k.removeprefix("insar_denoise_"): v
         for k, v in result.attrs.items()
@@ -235,7 +254,7 @@ def run_pipeline(
             method=method,
             overwrite=overwrite,
             tags=tags,
-            estimate=result["cumulative_deformation"],
+            estimate=estimate,
             result=result,
             tile=tile,
             overlap=overlap,
@@ -249,6 +268,14 @@ def run_pipeline(
         written["detection"] = write_output(
             det, targets["detection"], overwrite=overwrite, tags=det_tags
         )
+    from insar_denoise.inference.masks import pixel_counts
+    from insar_denoise.plots import raw_cumulative, robust_range
+
+    need = int(result.attrs["insar_denoise_min_valid_dates"])
+    pixels = pixel_counts(ds["displacement"].transpose("time", "y", "x").data, None, need)
+    ranges = {"raw": robust_range(raw_cumulative(ds, ref).values)}
+    if in_memory:
+        ranges["output"] = robust_range(result["cumulative_deformation"].values)
     return RunResult(
         outputs=written,
         layout=layout,
@@ -257,29 +284,27 @@ def run_pipeline(
         wall_s=time.perf_counter() - start,
         attrs=dict(result.attrs),
         warnings=found,
+        reference=ref.describe(),
+        pixels={**pixels, "min_valid_dates": need},
+        ranges=ranges,
     )
 
 
 def write_quicklook(ds: xr.Dataset, result: xr.Dataset, path: str | Path, overwrite: bool) -> Path:
-    """Raw cumulative, denoised cumulative, removed noise and DEM side by side (PNG)."""
-    from insar_denoise.plots import quicklook
+    """Raw, output, classical (best) and removed cumulative maps, uncertainty and detection
+    when present, each with its own robust colour bar, the reference marked (PNG)."""
+    from insar_denoise.plots import quicklook, result_panels
+    from insar_denoise.reference import reference_from_attrs
 
-    disp = ds["displacement"].transpose("time", "y", "x")
-    raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
-    raw = raw.where(np.isfinite(result["cumulative_deformation"]))
-    denoised = result["cumulative_deformation"].compute()
-    removed = (raw - denoised).rio.write_crs(ds.rio.crs)
+    ref = reference_from_attrs(result.attrs)
+    panels, step = result_panels(ds, result, ref)
     dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
-    panels = [
-        ("raw cumulative", raw.rio.write_crs(ds.rio.crs), "mm"),
-        (
-            f"denoised cumulative ({result.attrs.get('insar_denoise_method', 'model')})",
-            denoised,
-            "mm",
-        ),
-        ("removed (raw − denoised)", removed, "mm"),
-        ("DEM", ds["dem"].rio.write_crs(ds.rio.crs), "m"),
-    ]
+    where = result.attrs.get("insar_denoise_reference", "input as is")
     return quicklook(
-        panels, path, title=f"insar-denoise, LOS displacement {dates}", overwrite=overwrite
+        panels,
+        path,
+        title=f"insar-denoise, LOS displacement {dates}; reference: {where}",
+        overwrite=overwrite,
+        reference=ref,
+        step=step,
     )

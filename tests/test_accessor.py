@@ -78,3 +78,20 @@ def test_accessor_uncertainty_is_the_calibrated_sigma():
     np.testing.assert_allclose(via_da["uncertainty"].values, ref.values)
     with pytest.raises(InputError, match="method='model'"):
         ds.insar.denoise(method="raw", uncertainty=True, progress=False)
+
+
+def test_accessor_reference_options():
+    from insar_denoise.reference import apply_reference, resolve_reference
+
+    ds = synthetic_dataset(n_dates=6, shape=(20, 24))
+    out = ds.insar.denoise(model=tiny_model(), progress=False, ref_yx=(4, 5))
+    direct = denoise_dataset(ds, tiny_model(), progress=False)
+    expected = apply_reference(direct, resolve_reference(ds, ref_yx=(4, 5)))
+    np.testing.assert_allclose(out["deformation"].values, expected["deformation"].values)
+    assert (
+        out["cumulative_deformation"].values[4, 5] == 0
+        and out.attrs["insar_denoise_reference"] == "yx=4,5"
+    )
+    auto = ds.displacement.insar.denoise(method="raw", progress=False, reference="auto")
+    assert auto.attrs["insar_denoise_reference"] == "median of valid area"
+    assert abs(float(np.nanmedian(auto["cumulative_deformation"].values))) < 1e-5

@@ -91,11 +91,19 @@ def test_nan_and_valid_mask_propagate():
     ds["displacement"][3, 5, 6] = np.nan
     ds["valid"] = (("y", "x"), np.ones((24, 24), bool))
     ds["valid"][10, 11] = False
-    out = denoise_dataset(ds, tiny_model(), tile=16, overlap=8, progress=False)
+    strict = denoise_dataset(
+        ds, tiny_model(), tile=16, overlap=8, progress=False, min_valid_dates=6
+    )
     for v in ("cumulative_deformation", "deformation", "noise"):
-        arr = out[v].values
+        arr = strict[v].values
         assert np.isnan(arr[..., 5, 6]).all() and np.isnan(arr[..., 10, 11]).all()
         assert np.isfinite(arr).sum() == arr.size - 2 * arr.size // (24 * 24)
+    # default (half the dates, at least the window of 5): the pixel missing one date is kept
+    out = denoise_dataset(ds, tiny_model(), tile=16, overlap=8, progress=False)
+    assert np.isfinite(out["cumulative_deformation"].values[5, 6])
+    assert np.isnan(out["deformation"].values[3, 5, 6])
+    assert np.isfinite(np.delete(out["deformation"].values[:, 5, 6], 3)).all()
+    assert np.isnan(out["cumulative_deformation"].values[10, 11])
 
 
 class CountingModel(torch.nn.Module):

@@ -12,6 +12,7 @@ from insar_denoise.cli.main import main
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io.mintpy import open_mintpy, write_mintpy
 from insar_denoise.io.scene import scene_dataset
+from insar_denoise.reference import apply_reference, resolve_reference
 from insar_denoise.synth import SimConfig, simulate_scene
 
 
@@ -51,7 +52,11 @@ def test_run_mintpy_in_mintpy_out_read_by_mintpy(tmp_path: Path):
         assert float(atr[key]) == float(atr_in[key])
     assert atr["UNIT"] == "m" and atr["FILE_TYPE"] == "timeseries"
     # values: the same denoised series as the library gives, in metres
-    expected = denoise_dataset(open_mintpy(ts), progress=False)["deformation"].values
+    # this file has no REF_Y/REF_X: referred to the median of the valid area
+    ref = resolve_reference(open_mintpy(ts))
+    assert "REF_Y" not in atr_in and ref.kind == "median"
+    expected = apply_reference(denoise_dataset(open_mintpy(ts), progress=False), ref)
+    expected = expected["deformation"].values
     np.testing.assert_allclose(data, expected / 1000.0, atol=1e-6)
     assert not np.allclose(data, open_mintpy(ts)["displacement"].values / 1000.0, atol=1e-4)
 
@@ -89,7 +94,10 @@ def test_run_licsbas_in_licsbas_out(tmp_path: Path):
         catch_exceptions=False,
     )
     assert res.exit_code == 0, res.output
-    expected = denoise_dataset(open_licsbas(cum), progress=False)["deformation"].values
+    ref = resolve_reference(open_licsbas(cum))  # the input's refarea
+    assert ref.kind == "area"
+    expected = apply_reference(denoise_dataset(open_licsbas(cum), progress=False), ref)
+    expected = expected["deformation"].values
     with h5py.File(out_series, "r") as f, h5py.File(cum, "r") as g:
         np.testing.assert_array_equal(f["imdates"][()], g["imdates"][()])
         for key in ("corner_lat", "corner_lon", "post_lat", "post_lon"):

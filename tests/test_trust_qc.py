@@ -174,3 +174,23 @@ def test_run_pipeline_and_cli_show_warnings(scene, tmp_path: Path):
     assert json.loads((tmp_path / "rep2" / "qc.json").read_text())["warnings"][0]["code"] == (
         "noise_high"
     )
+
+
+def test_report_counts_pixels_below_min_valid_dates(ds, tmp_path: Path):
+    disp = ds["displacement"].values.copy()
+    disp[3:5, 10, 10] = np.nan  # 2 of 12 dates missing: kept
+    disp[2:, 20, 20] = np.nan  # 10 of 12 dates missing: dropped
+    gappy = ds.assign(displacement=(("time", "y", "x"), disp))
+    result = denoise_dataset(gappy, method="elevation", progress=False)
+    paths = write_qc_report(gappy, result, tmp_path / "qc", METADATA)
+    qc = json.loads(paths["qc"].read_text())
+    n_data = int(np.isfinite(disp).any(0).sum())
+    assert qc["pixels"] == {
+        "with_data": n_data,
+        "kept": n_data - 1,
+        "below_min_valid_dates": 1,
+        "min_valid_dates": 6,
+    }
+    text = paths["report"].read_text()
+    assert "pixels valid on < 6 dates: 1 (NaN in every output)" in text
+    assert "| input NaN share |" in text

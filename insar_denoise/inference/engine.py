@@ -23,6 +23,7 @@ import xarray as xr
 from insar_denoise import baselines
 from insar_denoise._version import __version__
 from insar_denoise.errors import ConfigError, InputError
+from insar_denoise.inference import masks
 from insar_denoise.inference.tiling import (
     Block,
     count_tiles,
@@ -77,7 +78,8 @@ class ClassicalBlock:
     """Block function of a classical baseline (:func:`insar_denoise.baselines.classical_series`).
 
     The elevation fit uses the whole-scene coefficients, and the Gaussian filter sees NaN
-    outside the scene, so block-wise results equal a whole-scene run.
+    outside the scene, so block-wise results equal a whole-scene run. Every step is NaN-aware
+    per date; the series' gaps are then filled in time (:func:`.masks.fill_time_gaps`).
     """
 
     def __init__(self, method: str, times_days: np.ndarray, sigma_px: float) -> None:
@@ -85,7 +87,7 @@ class ClassicalBlock:
 
     def __call__(self, disp, dem, valid, block: Block, sums=None) -> np.ndarray:
         disp = np.asarray(disp, dtype=np.float64)
-        ok = np.isfinite(disp).all(0)
+        ok = np.isfinite(disp).any(0)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)
         disp = pad_block(np.where(ok[None], disp, np.nan), block.pad_y, block.pad_x, "nan")
@@ -96,7 +98,8 @@ class ClassicalBlock:
             self.method, disp, dem, self.times_days, self.sigma_px, coefficients=coef
         )
         core = block.core_in_extended
-        out = series[:, core[0], core[1]].astype(np.float32)
+        out = masks.fill_time_gaps(series[:, core[0], core[1]], self.times_days)
+        out = out.astype(np.float32)
         out[:, ~pad_block(ok, block.pad_y, block.pad_x)[core]] = np.nan
         return out
 
@@ -156,6 +159,7 @@ def denoise_dataset(
     sigma_px: float = 2.0,
     lam: float = DEFAULT_LAMBDA,
     deramp: bool = False,
+    min_valid_dates: int | None = None,
 ) -> xr.Dataset:
     """Denoise a canonical Dataset: cumulative deformation and a denoised series.
 
@@ -184,13 +188,20 @@ def denoise_dataset(
         :mod:`insar_denoise.inference.windows`).
     deramp : remove each date's least-squares plane first (:mod:`.deramp`; off by default:
         it deletes broad signals). ``noise`` is then relative to the original input.
+    min_valid_dates : a pixel finite on at least this many dates is kept (its missing dates
+        are NaN in ``deformation`` and ``noise``); default
+        :func:`~insar_denoise.inference.masks.default_min_valid_dates` (half the dates, at
+        least the model window).
 
     Returns
     -------
-    Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
-    ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm and
-    NaN where the input is invalid; coords, attrs and CRS of ``ds`` carried over,
-    provenance in ``insar_denoise_*`` attrs. Dask-backed if ``ds`` is.
+    Dataset with ``cumulative_deformation(y, x)`` (last minus first date), ``deformation(time, y, x)``
+    and, if asked, ``noise(time, y, x)``, all float32 mm (whole-stack models add
+    ``detection``, ``uncertainty`` and ``uncertainty_95``); NaN on pixels not kept and, in
+    the
+    series, at a kept pixel's missing dates (its cumulative bridges them in time);
+    coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
+    Dask-backed if ``ds`` is.
 
     Raises
     ------
@@ -214,6 +225,7 @@ def denoise_dataset(
             chunk=chunk,
             sigma_px=sigma_px,
             lam=lam,
+            min_valid_dates=min_valid_dates,
         )
         out = denoise_dataset(deramp_dataset(ds), model, return_noise=return_noise, **kw)
         if return_noise:
@@ -261,6 +273,7 @@ def denoise_dataset(
                 return_noise,
                 chunk,
                 lazy,
+                min_valid_dates,
             )
         n = wrapped.window
         if window is not None and int(window) != n:
@@ -331,12 +344,17 @@ def denoise_dataset(
     valid = None
     if "valid" in ds:
         valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    need = _min_valid_dates(min_valid_dates, n_dates, n if method == "model" else None)
+    attrs["insar_denoise_min_valid_dates"] = need
+    keep = masks.valid_pixels(disp, valid, need)
+    masked = da.where(keep[None], disp, np.nan).rechunk((-1, chunk, chunk))
+    filled = masks.fill_time_gaps_lazy(masked, days)  # the model cannot take NaN dates
     if method in ("elevation", "filter", "best"):
-        ok = da.isfinite(disp).all(axis=0) if valid is None else valid & da.isfinite(disp).all(0)
-        extra = (_elevation_sums(disp, dem, ok),)
-    deformation = _assemble(fn, disp, dem, valid, blocks, extra)
-    cumulative = deformation[-1]
-    noise = (disp - disp[:1]) - deformation if return_noise else None
+        extra = (_elevation_sums(masked, dem, keep),)
+    series = _assemble(fn, filled if method == "model" else masked, dem, None, blocks, extra)
+    cumulative = series[-1]
+    deformation = masks.restore_gaps(series, disp, keep)
+    noise = (disp - filled[:1]) - deformation if return_noise else None
     if not lazy:
         parts = [deformation, cumulative] + ([noise] if return_noise else [])
         computed = dask.compute(*parts, scheduler="threads")
@@ -359,6 +377,7 @@ def _denoise_stack(
     return_noise,
     chunk,
     lazy,
+    min_valid_dates=None,
 ) -> xr.Dataset:
     """The model branch of :func:`denoise_dataset` for whole-stack models (``kind: stack``)."""
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
@@ -383,7 +402,9 @@ def _denoise_stack(
         min(tile, round_up(w + 2 * overlap, multiple)),
     )
     batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
-    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None)
+    need = _min_valid_dates(min_valid_dates, n_dates, min_dates(wrapped))
+    attrs["insar_denoise_min_valid_dates"] = need
+    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need)
     blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
     fn.progress = Progress(count_tiles(blocks), progress)
     attrs.update(
@@ -457,6 +478,15 @@ def _clamped(
         used,
     )
     return used
+
+
+def _min_valid_dates(value: int | None, n_dates: int, window: int | None) -> int:
+    """``min_valid_dates``, defaulted and checked (``ConfigError`` naming the option)."""
+    if value is None:
+        return masks.default_min_valid_dates(n_dates, window)
+    if not 2 <= int(value) <= n_dates:
+        raise ConfigError(f"--min-valid-dates {value}: must be between 2 and {n_dates} (dates)")
+    return int(value)
 
 
 def _to_dataset(ds, src, deformation, cumulative, noise, attrs) -> xr.Dataset:

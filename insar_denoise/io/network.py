@@ -367,7 +367,7 @@ def open_interferograms(
     -------
     xarray.Dataset
         ``displacement (time, y, x)`` float32 mm LOS relative to the first date (positive
-        towards the satellite), ``valid (y, x)`` (every date solved), ``dem (y, x)`` when
+        towards the satellite), ``valid (y, x)`` (solved on some date), ``dem (y, x)`` when
         given; CRS and transform of the files.
 
     Raises
@@ -412,7 +412,8 @@ def open_interferograms(
     coords["time"] = np.array(days, dtype="datetime64[ns]")
     disp = xr.DataArray(series, dims=("time", "y", "x"), coords=coords).rio.write_crs(meta.crs)
     disp = disp.rio.write_transform(meta.transform)
-    valid = xr.DataArray(np.isfinite(series).all(axis=0), dims=("y", "x"))
+    # solved on at least one date; how many dates a pixel needs is the engine's choice
+    valid = xr.DataArray(np.isfinite(series).any(axis=0), dims=("y", "x"))
     grid = None
     if dem is not None:
         grid = np.asarray(dem if isinstance(dem, xr.DataArray) else open_dem(dem, disp))

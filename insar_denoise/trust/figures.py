@@ -31,23 +31,18 @@ def _save(fig, path: Path, overwrite: bool) -> Path:
 
 
 def map_figure(ds: xr.Dataset, result: xr.Dataset, path: Path, overwrite: bool) -> Path:
-    """Raw cumulative, denoised cumulative and removed (raw - denoised) maps, mm."""
-    from insar_denoise.plots import quicklook
+    """Raw, output, classical (best) and removed cumulative maps (mm), and the uncertainty
+    and detection maps when the result has them, the reference marked
+    (:func:`insar_denoise.plots.result_panels`)."""
+    from insar_denoise.plots import quicklook, result_panels
+    from insar_denoise.reference import reference_from_attrs
 
-    disp = ds["displacement"].transpose("time", "y", "x")
-    raw = (disp.isel(time=-1) - disp.isel(time=0)).compute()
-    denoised = result["cumulative_deformation"].compute()
-    raw = raw.where(np.isfinite(denoised))
-    crs = ds.rio.crs
-    if crs is not None:
-        raw, denoised = raw.rio.write_crs(crs), denoised.rio.write_crs(crs)
-    panels = [
-        ("raw cumulative", raw, "mm"),
-        ("denoised cumulative", denoised, "mm"),
-        ("removed (raw − denoised)", raw - denoised, "mm"),
-    ]
+    ref = reference_from_attrs(result.attrs)
+    panels, step = result_panels(ds, result, ref)
     dates = f"{str(ds.time.values[0])[:10]} → {str(ds.time.values[-1])[:10]}"
-    return quicklook(panels, path, title=f"LOS displacement {dates}", overwrite=overwrite)
+    where = result.attrs.get("insar_denoise_reference", "input as is")
+    title = f"LOS displacement {dates}; reference: {where}"
+    return quicklook(panels, path, title=title, overwrite=overwrite, reference=ref, step=step)
 
 
 def noise_figure(rows: Sequence[dict[str, Any]], path: Path, overwrite: bool) -> Path:
@@ -61,7 +56,7 @@ def noise_figure(rows: Sequence[dict[str, Any]], path: Path, overwrite: bool) ->
         ("std_mm", "removed std (mm)"),
         ("elevation_mm_per_km", "elevation coef. (mm/km)"),
         ("spectral_beta", "spectral beta"),
-        ("nan_share", "NaN share"),
+        ("nan_share", "input NaN share\nper date"),
     ]
     for ax, (key, label) in zip(axes, keys, strict=True):
         vals = [math.nan if r[key] is None else r[key] for r in rows]

@@ -333,6 +333,7 @@ def write_qc_report(
     -------
     dict name -> written path.
     """
+    from insar_denoise.inference.masks import pixel_counts
     from insar_denoise.io import atomic_output
     from insar_denoise.trust.figures import map_figure, noise_figure
     from insar_denoise.trust.reports import qc_markdown
@@ -343,6 +344,8 @@ def write_qc_report(
     found = qc_checks(ds, metadata) if warnings_ is None else warnings_
     cfg, from_model = training_config(metadata)
     rows = noise_statistics(ds, result)
+    need = int(result.attrs.get("insar_denoise_min_valid_dates", ds.sizes["time"]))
+    pixels = pixel_counts(ds["displacement"].transpose("time", "y", "x").data, None, need)
     summary = {
         "method": result.attrs.get("insar_denoise_method", "model"),
         "model_id": result.attrs.get("insar_denoise_model_id", "none"),
@@ -357,6 +360,8 @@ def write_qc_report(
             "interval_days": cfg.interval_days,
             "window": (metadata or {}).get("window"),
         },
+        "reference": result.attrs.get("insar_denoise_reference", "input as is"),
+        "pixels": {**pixels, "min_valid_dates": need},
         "warnings": [asdict(w) for w in found],
         "per_date": rows,
         "atmosphere_beta_range": list(ATMOSPHERE_BETA),

@@ -30,6 +30,18 @@ def qc_markdown(s: dict[str, Any]) -> str:
         f"pixel spacing {tr['pixel_spacing_m']:g} m, interval {tr['interval_days']:g} days, "
         f"window {tr['window']}.",
         "",
+        f"Reference: {s.get('reference', 'input as is')}.",
+    ]
+    if "pixels" in s:
+        px = s["pixels"]
+        lines.append(
+            f"Pixels: {px['kept']} of {px['with_data']} with data kept (valid on >= "
+            f"{px['min_valid_dates']} of {s['n_dates']} dates, their other dates NaN in the "
+            f"series); pixels valid on < {px['min_valid_dates']} dates: "
+            f"{px['below_min_valid_dates']} (NaN in every output)."
+        )
+    lines += [
+        "",
         "## Out-of-distribution warnings",
         "",
     ]
@@ -41,9 +53,10 @@ def qc_markdown(s: dict[str, Any]) -> str:
         "std: spread of what was removed (mm); elevation: slope of the removed noise on the "
         "DEM (mm/km, stratified troposphere); beta: exponent of its radially averaged power "
         f"spectrum (tropospheric turbulence is typically {lo:.2f}–{hi:.2f}; near 0 = white, "
-        "pixel noise or signal left in); NaN: share of invalid input pixels.",
+        "pixel noise or signal left in); input NaN share: share of the pixels that are NaN in the "
+        "input on that date.",
         "",
-        "| date | std (mm) | elevation (mm/km) | beta | atmosphere-like | NaN share |",
+        "| date | std (mm) | elevation (mm/km) | beta | atmosphere-like | input NaN share |",
         "|---|---|---|---|---|---|",
     ]
     for r in s["per_date"]:
@@ -55,7 +68,7 @@ def qc_markdown(s: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "![raw vs denoised cumulative](maps.png)",
+        "![raw, output, classical and removed cumulative maps](maps.png)",
         "",
         "![removed noise per date](noise_per_date.png)",
         "",
