@@ -243,9 +243,19 @@ class StackDenoiser(nn.Module):
         series = torch.einsum("btk,bkhw->bthw", ramps, cleaned)
         nan = torch.full_like(mask, float("nan"))
         series = torch.where(mask[:, None] > 0, series, nan[:, None])
-        detection = torch.where(mask > 0, torch.sigmoid(logit), nan)
-        sigma = torch.where(mask > 0, torch.exp(log_sigma) * scale[:, None, None], nan)
+        sigma = torch.exp(log_sigma) * scale[:, None, None]
+        cum = cleaned.sum(dim=1)
+        detection = torch.where(mask > 0, exceedance(cum, sigma, self.detect_mm), nan)
+        sigma = torch.where(mask > 0, sigma, nan)
         return series, detection, sigma
+
+
+def exceedance(estimate: Tensor, sigma: Tensor, threshold: float) -> Tensor:
+    """P(|truth| > threshold) when truth ~ N(estimate, sigma^2): the detection probability."""
+    s = sigma.clamp_min(1e-6) * 2.0**0.5
+    upper = 0.5 * torch.erfc((threshold - estimate) / s)
+    lower = 0.5 * torch.erfc((threshold + estimate) / s)
+    return (upper + lower).clamp(0.0, 1.0)
 
 
 def receptive_field_px(widths_levels: int = 3) -> int:

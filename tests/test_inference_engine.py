@@ -212,5 +212,6 @@ def test_default_model_is_loaded_when_model_is_none():
     ds = synthetic_dataset(n_dates=10, shape=(40, 48))
     out = denoise_dataset(ds, progress=False)
     assert out.attrs["insar_denoise_model"].startswith("default")
-    assert out.attrs["insar_denoise_window"] == 9
+    assert out.attrs["insar_denoise_window"] == 10  # the whole stack
     assert np.isfinite(out["cumulative_deformation"].values).all()
+    assert {"detection", "uncertainty", "uncertainty_95"} <= set(out.data_vars)

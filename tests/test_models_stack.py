@@ -105,3 +105,14 @@ def test_engine_stack_path_is_exact_across_tiles_with_gaps(tmp_path):
     assert np.abs(err - np.median(err)).max() < 1e-3
     assert set(out.data_vars) >= {"detection", "uncertainty", "uncertainty_95"}
     assert out.attrs["insar_denoise_tile_px"] == 32
+
+
+def test_detection_is_the_gaussian_exceedance_probability():
+    from scipy.stats import norm
+
+    from insar_denoise.models.stack_denoiser import exceedance
+
+    est = torch.tensor([0.0, 0.5, 1.0, 3.0, -2.0])
+    sig = torch.tensor([0.5, 1.0, 0.2, 1.0, 0.7])
+    ref = norm.sf(1.0, est.numpy(), sig.numpy()) + norm.cdf(-1.0, est.numpy(), sig.numpy())
+    np.testing.assert_allclose(exceedance(est, sig, 1.0).numpy(), ref, atol=1e-6)

@@ -195,11 +195,10 @@ def denoise_dataset(
 
     Returns
     -------
-    Dataset with ``cumulative_deformation(y, x)`` (last minus first date), ``deformation(time, y, x)``
-    and, if asked, ``noise(time, y, x)``, all float32 mm (whole-stack models add
-    ``detection``, ``uncertainty`` and ``uncertainty_95``); NaN on pixels not kept and, in
-    the
-    series, at a kept pixel's missing dates (its cumulative bridges them in time);
+    Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
+    ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm
+    (whole-stack models add ``detection``, ``uncertainty`` and ``uncertainty_95``); NaN on
+    pixels not kept and, in the series, at a kept pixel's missing dates (its cumulative bridges them in time);
     coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
     Dask-backed if ``ds`` is.
 
@@ -280,38 +279,8 @@ def denoise_dataset(
             raise ConfigError(f"window={window} but the model was trained for N={n} dates")
         starts = window_starts(n_dates, n, stride)
         matrix = combination_matrix(n_dates, n, starts, days, lam)
-        multiple = int(meta["tile_multiple"])
-        if tile is not None and int(tile) < multiple:
-            raise ConfigError(
-                f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
-                f"(leave it out for the default, {meta['default_tile']} px)"
-            )
-        asked = tile is not None
-        tile = round_up(int(tile or meta["default_tile"]), multiple)
-        overlap = int(meta["default_overlap"] if overlap is None else overlap)
-        if overlap < 0:
-            raise ConfigError(f"overlap={overlap} px must be 0 or more")
-        if overlap >= tile:
-            raise ConfigError(
-                f"overlap={overlap} px must be smaller than tile={tile} px: "
-                "lower overlap= or raise tile="
-            )
-        # below the model's own default and half its receptive field (or tile): seams may show
-        context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
-        if overlap < context:
-            log.warning(
-                "overlap %d px is less than %d px (the model's default overlap, at most half "
-                "its %s px receptive field): tile edges may show",
-                overlap,
-                context,
-                meta["receptive_field_px"],
-            )
+        tile, overlap, tile_hw, used = _tile_plan(meta, tile, overlap, (h, w))
         chunk = int(chunk or default_chunk(tile, overlap))
-        tile_hw = (
-            min(tile, round_up(h + 2 * overlap, multiple)),
-            min(tile, round_up(w + 2 * overlap, multiple)),
-        )
-        used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
         batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
         fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
         blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
@@ -391,16 +360,8 @@ def _denoise_stack(
         raise InputError(
             f"the stack has {n_dates} dates; the model needs at least {min_dates(wrapped)}"
         )
-    multiple = int(meta["tile_multiple"])
-    tile = round_up(int(tile or meta["default_tile"]), multiple)
-    overlap = int(meta["default_overlap"] if overlap is None else overlap)
-    if not 0 <= overlap < tile:
-        raise ConfigError(f"overlap ({overlap} px) must be in [0, tile={tile} px)")
+    tile, overlap, tile_hw, used = _tile_plan(meta, tile, overlap, (h, w))
     chunk = int(chunk or default_chunk(tile, overlap))
-    tile_hw = (
-        min(tile, round_up(h + 2 * overlap, multiple)),
-        min(tile, round_up(w + 2 * overlap, multiple)),
-    )
     batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
     need = _min_valid_dates(min_valid_dates, n_dates, min_dates(wrapped))
     attrs["insar_denoise_min_valid_dates"] = need
@@ -410,7 +371,7 @@ def _denoise_stack(
     attrs.update(
         insar_denoise_model=wrapped.name,
         insar_denoise_model_id=str(meta.get("model_id", "custom")),
-        insar_denoise_tile_px=tile,
+        insar_denoise_tile_px=used,
         insar_denoise_overlap_px=overlap,
         insar_denoise_window=n_dates,
         insar_denoise_stride=1,
@@ -461,6 +422,45 @@ def _denoise_stack(
         },
     )
     return out
+
+
+def _tile_plan(
+    meta: dict, tile: int | None, overlap: int | None, hw: tuple[int, int]
+) -> tuple[int, int, tuple[int, int], int | str]:
+    """Checked tile and overlap (px), the tile shape used on this scene and its description."""
+    h, w = hw
+    multiple = int(meta["tile_multiple"])
+    if tile is not None and int(tile) < multiple:
+        raise ConfigError(
+            f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
+            f"(leave it out for the default, {meta['default_tile']} px)"
+        )
+    asked = tile is not None
+    tile = round_up(int(tile or meta["default_tile"]), multiple)
+    overlap = int(meta["default_overlap"] if overlap is None else overlap)
+    if overlap < 0:
+        raise ConfigError(f"overlap={overlap} px must be 0 or more")
+    if overlap >= tile:
+        raise ConfigError(
+            f"overlap={overlap} px must be smaller than tile={tile} px: "
+            "lower overlap= or raise tile="
+        )
+    # below the model's own default and half its receptive field (or tile): seams may show
+    context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
+    if overlap < context:
+        log.warning(
+            "overlap %d px is less than %d px (the model's default overlap, at most half "
+            "its %s px receptive field): tile edges may show",
+            overlap,
+            context,
+            meta["receptive_field_px"],
+        )
+    tile_hw = (
+        min(tile, round_up(h + 2 * overlap, multiple)),
+        min(tile, round_up(w + 2 * overlap, multiple)),
+    )
+    used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
+    return tile, overlap, tile_hw, used
 
 
 def _clamped(

@@ -65,7 +65,7 @@ class StackTrainConfig:
     widths: tuple[int, int, int] = (32, 48, 64)
     detect_mm: float = 1.0
     w_cum: float = 2.0
-    w_det: float = 0.2
+    w_det: float = 0.0  # detection comes from the sigma head (see StackDenoiser.forward)
     w_sig: float = 0.1
     checkpoint_every_s: float = 300.0
     val_every_steps: int = 500
