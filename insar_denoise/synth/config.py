@@ -21,7 +21,10 @@ SOURCE_NAMES: tuple[str, ...] = (
     "okada_dip_slip",
     "okada_tensile",
     "mogi",
+    "bowl",
 )
+#: Number of source codes before ``bowl`` was added (draws of older configs are unchanged).
+LEGACY_SOURCE_COUNT = 5
 #: History codes of ``SimBatch.history`` (index = code).
 HISTORY_NAMES: tuple[str, ...] = ("none", "step", "linear", "transient")
 
@@ -57,7 +60,9 @@ class SimConfig:
         ``pixel_spacing_m``; ``irregular_sampling`` replaces the regular intervals by the
         fixed pattern of :data:`IRREGULAR_INTERVALS` (see :meth:`times_days`).
     Deformation
-        ``source_probs`` over :data:`SOURCE_NAMES`; ``history_probs`` over step / linear /
+        ``source_probs`` over :data:`SOURCE_NAMES` (``bowl``: a broad Gaussian subsidence
+        bowl of full width at half maximum ``bowl_width_km``, weight 0 unless given);
+        ``history_probs`` over step / linear /
         transient; ``amplitude_mm``: log-uniform range of the max |LOS| of the cumulative
         deformation; fault and Mogi geometry ranges (km, degrees); ``source_margin``: share of
         the tile side kept free at each border for the source position; ``poisson``.
@@ -87,6 +92,7 @@ class SimConfig:
     fault_top_depth_km: tuple[float, float] = (0.1, 3.0)
     fault_dip_deg: tuple[float, float] = (10.0, 90.0)
     mogi_depth_km: tuple[float, float] = (0.5, 5.0)
+    bowl_width_km: tuple[float, float] = (5.0, 30.0)
     transient_duration_frac: tuple[float, float] = (0.05, 0.6)
     # viewing geometry
     ascending_prob: float = 0.5
@@ -146,7 +152,8 @@ class SimConfig:
                     raise ConfigError(f"SimConfig.{f.name}={value}: min > max")
             if f.name.endswith("_prob") and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SimConfig.{f.name}={value}: must be in [0, 1]")
-        for name in ("amplitude_mm", "turbulence_std_mm", "correlation_length_km", "real_dem_zoom"):
+        positive = ("amplitude_mm", "turbulence_std_mm", "correlation_length_km", "real_dem_zoom")
+        for name in (*positive, "bowl_width_km"):
             if getattr(self, name)[0] <= 0:
                 raise ConfigError(f"SimConfig.{name}={getattr(self, name)}: must be > 0")
         self._check_table("source_probs", self.source_probs, SOURCE_NAMES)

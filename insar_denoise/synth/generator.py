@@ -13,9 +13,15 @@ from dataclasses import dataclass
 import torch
 
 from insar_denoise.synth import artifacts, sampling
-from insar_denoise.synth.config import HISTORY_NAMES, SOURCE_NAMES, SimConfig
+from insar_denoise.synth.config import (
+    HISTORY_NAMES,
+    LEGACY_SOURCE_COUNT,
+    SOURCE_NAMES,
+    SimConfig,
+)
 from insar_denoise.synth.dems import sample_dems
 from insar_denoise.synth.histories import sample_histories
+from insar_denoise.synth.noise_params import NoiseParams
 from insar_denoise.synth.sources import unit_los_maps
 from insar_denoise.synth.stratified import stratified_delay
 from insar_denoise.synth.turbulence import turbulent_delay
@@ -44,6 +50,9 @@ class SimBatch:
         ``(B,)`` int64 codes into :attr:`source_names`.
     history : Tensor
         ``(B,)`` int64 codes into :attr:`history_names`.
+    noise : NoiseParams, optional
+        The turbulence parameters drawn for each example and the nuisance priors
+        (``simulate_batch`` fills it; the ideal observer's input).
     """
 
     displacement: torch.Tensor
@@ -56,23 +65,49 @@ class SimBatch:
     history: torch.Tensor
     source_names: tuple[str, ...] = SOURCE_NAMES
     history_names: tuple[str, ...] = HISTORY_NAMES
+    noise: NoiseParams | None = None
 
     def to(self, device: torch.device | str) -> SimBatch:
-        """Copy with every tensor moved to ``device``."""
+        """Copy with every tensor (and :attr:`noise`) moved to ``device``."""
         moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()
+            k: (v.to(device) if isinstance(v, (torch.Tensor, NoiseParams)) else v)
+            for k, v in vars(self).items()
         }
         return SimBatch(**moved)
 
 
+def _noise_params(config: SimConfig, turb: dict[str, torch.Tensor] | None, b: int) -> NoiseParams:
+    """The drawn turbulence parameters (zeros without turbulence) and the nuisance priors."""
+    if turb is None:
+        zeros = torch.zeros(b)
+        turb = {"beta": zeros, "k0_per_m": zeros, "std_mm": torch.zeros(b, config.n_dates)}
+    return NoiseParams(
+        turb_beta=turb["beta"],
+        turb_k0_per_m=turb["k0_per_m"],
+        turb_std_mm=turb["std_mm"],
+        turb_pad=float(config.turbulence_pad),
+        pixel_spacing_m=float(config.pixel_spacing_m),
+        turbulence=bool(config.turbulence),
+        stratified=bool(config.stratified),
+        strat_coef_mm_per_km=tuple(config.stratified_mm_per_km),
+        strat_quad_mm_per_km2=tuple(config.stratified_quad_mm_per_km2),
+        orbital_ramps=bool(config.orbital_ramps),
+        ramp_mm=tuple(config.ramp_mm),
+        offsets=bool(config.offsets),
+        offset_mm=tuple(config.offset_mm),
+    )
+
+
 def _atmosphere(
     gen: torch.Generator, config: SimConfig, dem: torch.Tensor, device: torch.device | str
-) -> torch.Tensor:
-    """Absolute per-date nuisance delay ``(B, T, H, W)`` mm (before referencing)."""
+) -> tuple[torch.Tensor, NoiseParams]:
+    """Absolute per-date nuisance delay ``(B, T, H, W)`` mm (before referencing) and the
+    noise parameters drawn."""
     b, t, n = dem.shape[0], config.n_dates, config.size
     atm = torch.zeros((b, t, n, n), device=device)
+    turb = None
     if config.turbulence:
-        atm = turbulent_delay(
+        atm, turb = turbulent_delay(
             gen,
             b,
             t,
@@ -85,6 +120,7 @@ def _atmosphere(
             std_mm=config.turbulence_std_mm,
             pad=config.turbulence_pad,
             device=device,
+            return_params=True,
         )
     if config.stratified:
         atm += stratified_delay(
@@ -98,7 +134,19 @@ def _atmosphere(
         atm += artifacts.orbital_ramps(gen, b, t, n, ramp_mm=config.ramp_mm, device=device)
     if config.offsets:
         atm += artifacts.offsets(gen, b, t, offset_mm=config.offset_mm, device=device)
-    return atm
+    return atm, _noise_params(config, turb, b).to(device)
+
+
+def _legacy_trimmed(weights: list[float]) -> list[float]:
+    """Source weights without the zero-weight categories appended after the original five.
+
+    ``torch.multinomial`` draws one random number per category for a single sample, so an
+    extra category, even of weight 0, would change every later draw of a batch of one.
+    """
+    n = len(weights)
+    while n > LEGACY_SOURCE_COUNT and weights[n - 1] == 0:
+        n -= 1
+    return weights[:n]
 
 
 def simulate_batch(
@@ -132,7 +180,7 @@ def simulate_batch(
     b, t, n = int(batch_size), config.n_dates, config.size
     gen = generator
     # deformation source, history, amplitude and viewing geometry
-    source = sampling.categorical(gen, config.source_weights(), b, device)
+    source = sampling.categorical(gen, _legacy_trimmed(config.source_weights()), b, device)
     history = sampling.categorical(gen, config.history_weights(), b, device)
     history = torch.where(source == 0, torch.zeros_like(history), history)
     amplitude = sampling.log_uniform(gen, config.amplitude_mm, (b,), device)
@@ -166,7 +214,7 @@ def simulate_batch(
         device=device,
     )
     # displacement = deformation + atmosphere(t) - atmosphere(t0), built in place
-    displacement = _atmosphere(gen, config, dem, device)
+    displacement, noise = _atmosphere(gen, config, dem, device)
     displacement -= displacement[:, :1].clone()
     displacement += deformation
     displacement += artifacts.unwrapping_errors(
@@ -198,4 +246,5 @@ def simulate_batch(
         amplitude_mm=deformation[:, -1].abs().amax(dim=(-2, -1)),
         source=source,
         history=history,
+        noise=noise,
     )

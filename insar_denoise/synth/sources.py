@@ -1,6 +1,9 @@
-"""Random deformation sources (Okada faults, Mogi sources) as LOS maps of unit amplitude."""
+"""Random deformation sources (Okada faults, Mogi sources, subsidence bowls) as LOS maps of
+unit amplitude."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -16,6 +19,7 @@ OKADA_KINDS = {
     SOURCE_NAMES.index("okada_tensile"): 2,
 }
 MOGI = SOURCE_NAMES.index("mogi")
+BOWL = SOURCE_NAMES.index("bowl")
 #: Okada sources up to this dip run in float32 (< 5e-4 of the peak off float64); steeper
 #: ones lose digits in the 1 / cos(dip) terms and run in float64.
 FLOAT32_MAX_DIP_DEG = 75.0
@@ -33,6 +37,22 @@ def grid_coords_m(
     return east, north
 
 
+def gaussian_bowl(
+    east: torch.Tensor,
+    north: torch.Tensor,
+    x0_m: torch.Tensor,
+    y0_m: torch.Tensor,
+    fwhm_m: torch.Tensor,
+) -> torch.Tensor:
+    """Vertical displacement of a Gaussian subsidence bowl, -1 at its centre.
+
+    ``fwhm_m`` is the full width at half maximum (m): sigma = FWHM / (2 sqrt(2 ln 2)).
+    """
+    sigma = fwhm_m / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    r2 = (east - x0_m) ** 2 + (north - y0_m) ** 2
+    return -torch.exp(-0.5 * r2 / (sigma * sigma))
+
+
 def unit_los_maps(
     gen: torch.Generator,
     config: SimConfig,
@@ -44,8 +64,9 @@ def unit_los_maps(
     """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``).
 
     The source position is uniform in the tile minus ``source_margin`` at each border;
-    slip / volume change has a random sign. Mogi sources and faults steeper than
-    :data:`FLOAT32_MAX_DIP_DEG` are computed in float64, other faults in float32.
+    slip / volume change has a random sign; a bowl always subsides (negative LOS). Mogi
+    sources, bowls and faults steeper than :data:`FLOAT32_MAX_DIP_DEG` are computed in
+    float64, other faults in float32.
     """
     b, n = source.shape[0], config.size
     east, north = grid_coords_m(n, config.pixel_spacing_m, device)
@@ -61,6 +82,10 @@ def unit_los_maps(
     width = 1e3 * sampling.log_uniform(gen, config.fault_width_km, shp, device, f64)
     top = 1e3 * sampling.uniform(gen, config.fault_top_depth_km, shp, device, f64)
     mogi_depth = 1e3 * sampling.uniform(gen, config.mogi_depth_km, shp, device, f64)
+    # drawn only when needed, so that batches without bowls keep their former draws
+    bowl_width = None
+    if bool((source == BOWL).any()):
+        bowl_width = 1e3 * sampling.uniform(gen, config.bowl_width_km, shp, device, f64)
     out = torch.zeros((b, n, n), device=device, dtype=f64)
     src = source.to(device)
     inc = incidence_deg.to(device, f64)[:, None, None]
@@ -105,6 +130,11 @@ def unit_los_maps(
             poisson=config.poisson,
         )
         out[i] = project_los(e, nn, u, inc[i], head[i])
+    bowl_idx = torch.nonzero(src == BOWL).flatten()
+    if bowl_width is not None and bowl_idx.numel():
+        i = bowl_idx
+        up = gaussian_bowl(east, north, x0[i], y0[i], bowl_width[i])
+        out[i] = project_los(torch.zeros_like(up), torch.zeros_like(up), up, inc[i], head[i])
     # a pixel exactly on the trace of a surface-breaking fault is singular (Okada's log terms)
     out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     peak = out.abs().amax(dim=(-2, -1), keepdim=True)

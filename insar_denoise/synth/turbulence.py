@@ -104,12 +104,14 @@ def turbulent_delay(
     std_mm: tuple[float, float],
     pad: float,
     device: torch.device | str,
-) -> torch.Tensor:
+    return_params: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Turbulent delay ``(batch, n_dates, size, size)`` mm, independent per date.
 
     Each example draws one spectral family (power law with probability ``powerlaw_prob``,
     else von Karman), one exponent and one correlation length; each date draws its own
-    standard deviation (log-uniform in ``std_mm``).
+    standard deviation (log-uniform in ``std_mm``). With ``return_params``, also return
+    ``{"beta": (batch,), "k0_per_m": (batch,), "std_mm": (batch, n_dates)}``.
     """
     is_pl = sampling.bernoulli(gen, powerlaw_prob, (batch,), device)
     beta_pl = sampling.uniform(gen, powerlaw_beta, (batch,), device)
@@ -128,4 +130,7 @@ def turbulent_delay(
         pad=pad,
         device=device,
     )
-    return field * std[..., None, None]
+    field = field * std[..., None, None]
+    if return_params:
+        return field, {"beta": beta, "k0_per_m": k0, "std_mm": std}
+    return field
