@@ -104,4 +104,13 @@ def inject(
             f"  {row['amplitude_mm']:g} mm: median r {row['corr_median']:.2f}, detected "
             f"{row['detected_frac']:.0%}, median gain {row['gain_median']:.2f}"
         )
+    if result.ideal:
+        for name, row in result.ideal["per_source"].items():
+            med = row["median_5sigma_mm"]
+            five = "n/a" if med is None else f"{med:.2g} mm"
+            thr = row.get("empirical_threshold_mm")
+            emp = "not reached" if thr is None else f"{thr:g} mm"
+            click.echo(
+                f"  {name}: ideal observer: 5σ at {five} on this stack (empirical threshold {emp})"
+            )
     click.echo(f"report: {paths['report']}")

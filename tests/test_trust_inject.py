@@ -134,3 +134,25 @@ def test_inject_threshold_within_one_step_of_evaluate_for_the_same_noise(monkeyp
     assert expected is not None and res.threshold_mm is not None
     assert expected > amps[0]  # a threshold inside the range, not at its edge
     assert abs(amps.index(expected) - amps.index(res.threshold_mm)) <= 1
+
+
+def test_injection_reports_the_ideal_observer(noisy_ds, tmp_path: Path):
+    res = run_injection(noisy_ds, method="raw", amplitudes=(2, 20), n=4, seed=0, crop_px=32)
+    paths = write_injection_report(res, tmp_path / "ideal")
+    data = json.loads(paths["inject"].read_text())["ideal_observer"]
+    assert 2.0 < data["noise"]["beta"] < 5.0
+    per_place = data["per_place_5sigma_mm"]
+    assert len(per_place) == 4 and all(np.isfinite(v) and v > 0 for v in per_place)
+    sources = {r["source"] for r in res.records}
+    assert set(data["per_source"]) == sources
+    for row in data["per_source"].values():
+        assert row["median_5sigma_mm"] > 0 and "empirical_threshold_mm" in row
+    assert "Ideal observer: the amplitude" in paths["report"].read_text()
+    # the SNR is linear in amplitude: the ideal 5-sigma amplitude of a stack with twice the
+    # noise is twice as large
+    loud = noisy_ds.copy()
+    loud["displacement"] = 2 * noisy_ds["displacement"]
+    res2 = run_injection(loud, method="raw", amplitudes=(2, 20), n=4, seed=0, crop_px=32)
+    np.testing.assert_allclose(
+        res2.ideal["per_place_5sigma_mm"], 2 * np.array(per_place), rtol=1e-3
+    )

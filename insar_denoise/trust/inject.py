@@ -76,6 +76,8 @@ class InjectionResult:
     extent: tuple[float, float, float, float]  # left, right, bottom, top of the scene
     examples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: ideal-observer 5-sigma amplitudes per place and per source (see trust.ideal)
+    ideal: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the example maps, with NaN as None."""
@@ -98,6 +100,7 @@ class InjectionResult:
             "criterion": f"r >= {metrics.R_MIN} in >= {metrics.DETECTED_FRAC:.0%} of the "
             "injections of an amplitude and of every larger one",
             "attrs": self.attrs,
+            "ideal_observer": self.ideal,
         }
 
 
@@ -322,7 +325,31 @@ def run_injection(
             if i == 0:
                 title = f"{a:g} mm, {sources[i]}, {histories[i]}"
                 examples.append((title, tru_d, est_d, diff_d))
-    return _summarize(records, amps, places, grid_yx, ds, examples, method, seed, crop, ctx)
+    res = _summarize(records, amps, places, grid_yx, ds, examples, method, seed, crop, ctx)
+    res.ideal = _ideal(ds, disp, places, unit, sources, spacing)
+    for r in res.records:
+        r["ideal_5sigma_mm"] = res.ideal["per_place_5sigma_mm"][r["place"]] if res.ideal else None
+    if res.ideal:
+        for name, row in res.ideal["per_source"].items():
+            sel = [r for r in records if r["source"] == name]
+            thr = metrics.detection_threshold(
+                np.array([r["amplitude_mm"] for r in sel]), np.array([r["corr"] for r in sel])
+            )
+            row["empirical_threshold_mm"] = thr
+    return res
+
+
+def _ideal(ds, disp, places, unit, sources, spacing) -> dict[str, Any] | None:
+    """Ideal-observer 5-sigma amplitudes (:mod:`insar_denoise.trust.ideal`), None if the
+    stack's noise cannot be estimated."""
+    from insar_denoise.trust.ideal import ideal_thresholds
+
+    dem = np.asarray(ds["dem"].transpose("y", "x").values, np.float64) if "dem" in ds else None
+    try:
+        return ideal_thresholds(np.asarray(disp.values), dem, spacing, places, unit, sources)
+    except ValueError as exc:
+        log.warning("ideal observer skipped: %s", exc)
+        return None
 
 
 def _median(values: np.ndarray) -> float:

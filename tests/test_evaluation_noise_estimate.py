@@ -1,0 +1,38 @@
+"""Tests of insar_denoise.evaluation.noise_estimate on simulated stacks of known noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from insar_denoise.evaluation.noise_estimate import estimate_noise_params
+from insar_denoise.synth import SimConfig, simulate_batch
+
+
+@pytest.mark.parametrize(("seed", "beta"), [(0, 8.0 / 3.0), (1, 2.0)])
+def test_estimates_beta_and_stds_of_a_simulated_stack(seed, beta):
+    cfg = SimConfig(
+        size=128,
+        n_dates=8,
+        source_probs={"none": 1.0},
+        unwrap_prob=0.0,
+        holes_prob=0.5,
+        turbulence_std_mm=(2.0, 10.0),
+        powerlaw_prob=1.0,
+        powerlaw_beta=(beta, beta),
+    )
+    batch = simulate_batch(cfg, 1, generator=torch.Generator().manual_seed(seed))
+    est = estimate_noise_params(
+        batch.displacement[0].numpy(), batch.valid[0].numpy(), 90.0, batch.dem[0].numpy()
+    )
+    assert abs(float(est.turb_beta[0]) - beta) < 0.3
+    ratio = est.turb_std_mm[0].numpy() / batch.noise.turb_std_mm[0].numpy()
+    assert 0.8 < np.median(ratio) < 1.25
+    assert np.all(np.abs(np.log(ratio)) < np.log(1.5))
+    assert est.turbulence and est.offsets and est.orbital_ramps and est.stratified
+
+
+def test_rejects_a_stack_without_enough_pixels():
+    with pytest.raises(ValueError, match="fewer than 64 pixels"):
+        estimate_noise_params(np.full((3, 8, 8), np.nan), None, 90.0, None)
