@@ -91,13 +91,14 @@ def weighted_fit(y: Tensor, w: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
     Returns coefficients ``(B, J, P)`` and the inverse normal matrices ``(B, P, J, J)``
     (the coefficient covariance when ``w`` are inverse variances).
     """
-    j = basis.shape[2]
-    outer = basis[:, :, :, None] * basis[:, :, None, :]
-    normal = torch.einsum("btp,btij->bpij", w, outer)
+    b, j = basis.shape[0], basis.shape[2]
+    outer = (basis[:, :, :, None] * basis[:, :, None, :]).reshape(b, -1, j * j)
+    # batched matmuls over dates: no (B, T, P, J, J) intermediate
+    normal = (w.transpose(1, 2) @ outer).reshape(b, -1, j, j)
     ridge = 1e-6 * torch.diagonal(normal, dim1=2, dim2=3).sum(-1).clamp_min(1e-12)
     eye = torch.eye(j, device=y.device, dtype=y.dtype)
     normal = normal + ridge[:, :, None, None] * eye
-    rhs = torch.einsum("btp,btj->bpj", w * y, basis)
+    rhs = (w * y).transpose(1, 2) @ basis
     inv = torch.linalg.inv(normal)
     coef = torch.einsum("bpij,bpj->bip", inv, rhs)
     return coef, inv

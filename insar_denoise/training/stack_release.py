@@ -103,4 +103,6 @@ def release(
         "method": "split-conformal quantiles of |error| / sigma on fresh simulated scenes",
     }
     export_model(scripted, meta, output)
-    return meta
+    from insar_denoise.models import load_model
+
+    return load_model(output).metadata

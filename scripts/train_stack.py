@@ -1,0 +1,52 @@
+"""Train (or resume) the whole-stack model on this machine's CPU or GPU, then release it.
+
+    python scripts/train_stack.py train -o runs/stack --steps 3500   # resumes its resume.pt
+    python scripts/train_stack.py release -o runs/stack --model models/default.pt
+
+``train`` seeds ``runs/stack/resume.pt`` from ``training/stack_resume.pt`` (the committed
+state) when the run folder has none, so a new session continues where the last one stopped;
+stop it with ``kill -TERM`` (it saves first). ``release`` exports the best validation
+weights with their conformal uncertainty calibration
+(:mod:`insar_denoise.training.stack_release`) and copies the resume state back to
+``training/stack_resume.pt`` (commit that file at most once per work session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+from insar_denoise.training.stack import StackTrainConfig, train
+from insar_denoise.training.stack_release import release
+
+COMMITTED_STATE = Path("training/stack_resume.pt")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("action", choices=("train", "release"))
+    p.add_argument("-o", "--run-dir", default="runs/stack")
+    p.add_argument("--steps", type=int, default=3500, help="total steps of the cosine schedule")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default="models/default.pt", help="release target")
+    p.add_argument("--calibration-scenes", type=int, default=24)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if args.action == "train":
+        if not (run / "resume.pt").exists() and COMMITTED_STATE.exists():
+            shutil.copy(COMMITTED_STATE, run / "resume.pt")
+        train(StackTrainConfig(total_steps=args.steps, val_every_steps=250), run)
+        return
+    weights = run / "best.pt" if (run / "best.pt").exists() else None
+    meta = release(run / "resume.pt", args.model, weights, args.calibration_scenes)
+    shutil.copy(run / "resume.pt", COMMITTED_STATE)
+    print(f"released {args.model}: {meta['model_id']}, calibration {meta['sigma_calibration']}")
+
+
+if __name__ == "__main__":
+    main()
