@@ -127,9 +127,10 @@ def base_metadata(model: DenoisingAutoencoder, crop_px: int | None = None) -> di
 STACK_NORMALIZATION = (
     "inside the model: per-date noise variances from robust variances of date differences; "
     "per-pixel weighted least squares on a constant + piecewise-linear ramps in normalised "
-    "time; coefficients divided by the median propagated noise of the cumulative map "
-    "(scale) and compressed by asinh for the CNN, whose corrections are added in noise units "
-    "and multiplied back; DEM: mean removed, divided by its std (floor 50 m). Output: the "
+    "time; for the CNN, coefficients minus their 33 px local mean, divided by the median "
+    "propagated noise of the cumulative map (scale) and compressed by asinh; its corrections "
+    "are added in noise units and multiplied back; DEM: 33 px local mean removed, in km. "
+    "Output: the "
     "series relative to the first date (defined up to a constant per date, nothing de-planed) "
     "and a detection probability."
 )

@@ -30,6 +30,8 @@ from torch import Tensor, nn
 #: piecewise-linear ramps of the temporal basis
 DEFAULT_SEGMENTS = 4
 DEFAULT_WIDTHS = (32, 48, 64)
+#: side (px) of the local mean removed from the CNN's inputs
+LOCAL_PX = 33
 
 
 def ramp_basis(times_days: Tensor, segments: int) -> Tensor:
@@ -39,6 +41,19 @@ def ramp_basis(times_days: Tensor, segments: int) -> Tensor:
     u = (times_days - t0) / span
     k = torch.arange(segments, device=times_days.device, dtype=times_days.dtype)
     return (segments * u[:, :, None] - k[None, None, :]).clamp(0.0, 1.0)
+
+
+def local_mean(x: Tensor, m: Tensor, size: int) -> Tensor:
+    """Mean of ``x (B, C, H, W)`` over the ``m``-weighted pixels of a ``size`` box around
+    each pixel (separable; zeros beyond the tile)."""
+    return box_filter(x * m, size) / box_filter(m, size).clamp_min(1e-6)
+
+
+def box_filter(v: Tensor, size: int) -> Tensor:
+    """Separable ``size`` x ``size`` box mean with zeros beyond the edges (same shape)."""
+    half = size // 2
+    v = F.avg_pool2d(v, [1, size], [1, 1], [0, half], count_include_pad=True)
+    return F.avg_pool2d(v, [size, 1], [1, 1], [half, 0], count_include_pad=True)
 
 
 def masked_mean(x: Tensor, m: Tensor, dims: list[int]) -> Tensor:
@@ -149,6 +164,7 @@ class StackDenoiser(nn.Module):
         super().__init__()
         self.segments = int(segments)
         self.detect_mm = float(detect_mm)
+        self.local_px = LOCAL_PX
         self.tile_multiple = 4
         c0, c1, c2 = widths
         c_in = self.segments + 4  # ramp coefs, linear cumulative, coef noise, dem, mask
@@ -194,18 +210,17 @@ class StackDenoiser(nn.Module):
         s4 = scale[:, None, None, None]
         coefs = coef[:, 1:].reshape(b, k, h, w) * mask[:, None]
         lin_cum = lin[:, 1].reshape(b, 1, h, w) * mask[:, None]
-        # the CNN sees maps without their tile mean (its corrections ignore the reference)
+        # the CNN sees maps without their local mean (a 33 px window): its corrections ignore
+        # the reference and depend on local context only, so overlapping tiles agree
         m4 = mask[:, None]
         centred = torch.cat([coefs, lin_cum], dim=1)
-        centred = (centred - masked_mean(centred, m4, [2, 3])) * m4
+        centred = (centred - local_mean(centred, m4, self.local_px)) * m4
         rel_sd = (sd_cum / scale[:, None, None]).clamp(0.0, 10.0)[:, None] * mask[:, None]
         z = torch.nan_to_num(dem, nan=0.0)
-        zm = masked_mean(z[:, None], mask[:, None], [2, 3])
-        zc = (z[:, None] - zm) * mask[:, None]
-        zs = (masked_mean(zc * zc, mask[:, None], [2, 3])).sqrt().clamp_min(50.0)
+        zc = (z[:, None] - local_mean(z[:, None], m4, self.local_px)) * m4 / 1000.0  # km
         # asinh: linear within the noise, logarithmic for strong signals (bounded activations)
         signal = torch.asinh(centred / s4)
-        inputs = torch.cat([signal, rel_sd, zc / zs, mask[:, None]], dim=1)
+        inputs = torch.cat([signal, rel_sd, zc, mask[:, None]], dim=1)
         return inputs, coefs, scale, ramps, mask
 
     def correction(self, inputs: Tensor) -> Tensor:
