@@ -23,6 +23,8 @@ Torch only (runs on the GPU training machine and in TorchScript).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -179,17 +181,24 @@ class StackDenoiser(nn.Module):
         self.channels = [c0, c1, c2]
 
     def features(
-        self, displacement: Tensor, dem: Tensor, times_days: Tensor
+        self,
+        displacement: Tensor,
+        dem: Tensor,
+        times_days: Tensor,
+        date_var: Optional[Tensor] = None,  # noqa: UP045 (TorchScript)
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Projection: ``(inputs, ramp coefs, scale, ramps, pixel mask)``.
 
         ``inputs (B, K+4, H, W)`` for the CNN; ``coefs (B, K, H, W)`` mm; ``scale (B,)`` mm,
-        the median propagated noise of the cumulative; ``ramps (B, T, K)``; ``mask (B, H, W)``.
+        the propagated noise of the cumulative of a pixel seen on every date; ``ramps (B, T,
+        K)``; ``mask (B, H, W)``. ``date_var (B, T)`` mm^2: the dates' noise variances (default:
+        estimated from this input; the engine passes one estimate per scene, so that all tiles
+        weigh the dates alike and agree on every pixel).
         """
         b, t, h, w = displacement.shape
         k = self.segments
         m = torch.isfinite(displacement).float()
-        var = date_variances(displacement)
+        var = date_variances(displacement) if date_var is None else date_var
         # no per-tile mean removal before the fit: the fit is pixel-local, so neighbouring
         # tiles agree on every pixel's level (no seams, broad signals kept)
         d = torch.nan_to_num(displacement, nan=0.0) * m
@@ -204,9 +213,9 @@ class StackDenoiser(nn.Module):
         sd_cum = var_cum.sqrt().reshape(b, h, w)
         n_valid = m.sum(dim=1)
         mask = (n_valid >= float(k + 2)).float()
-        big = torch.full_like(sd_cum, 1e12)
-        scale = torch.where(mask > 0, sd_cum, big).reshape(b, -1).median(dim=1).values
-        scale = torch.where(scale > 1e11, torch.ones_like(scale), scale).clamp_min(1e-3)
+        basis = torch.cat([ones, ramps], dim=2)
+        full = (basis.transpose(1, 2) * (1.0 / var)[:, None, :]) @ basis
+        scale = torch.linalg.inv(full)[:, 1:, 1:].sum(dim=(-2, -1)).clamp_min(1e-6).sqrt()
         s4 = scale[:, None, None, None]
         coefs = coef[:, 1:].reshape(b, k, h, w) * mask[:, None]
         lin_cum = lin[:, 1].reshape(b, 1, h, w) * mask[:, None]
@@ -236,12 +245,16 @@ class StackDenoiser(nn.Module):
         return self.head(d0)
 
     def coefficients(
-        self, displacement: Tensor, dem: Tensor, times_days: Tensor
+        self,
+        displacement: Tensor,
+        dem: Tensor,
+        times_days: Tensor,
+        date_var: Optional[Tensor] = None,  # noqa: UP045 (TorchScript)
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Cleaned ramp coefficients ``(B, K, H, W)`` mm, detection logit ``(B, H, W)``,
         log error std of the cumulative (noise units, ``(B, H, W)``), ramps ``(B, T, K)``,
         scale ``(B,)`` mm and pixel mask ``(B, H, W)``."""
-        inputs, coefs, scale, ramps, mask = self.features(displacement, dem, times_days)
+        inputs, coefs, scale, ramps, mask = self.features(displacement, dem, times_days, date_var)
         out = self.correction(inputs)
         s4 = scale[:, None, None, None]
         k = self.segments
@@ -249,12 +262,16 @@ class StackDenoiser(nn.Module):
         return cleaned, out[:, k], out[:, k + 1].clamp(-6.0, 6.0), ramps, scale, mask
 
     def forward(
-        self, displacement: Tensor, dem: Tensor, times_days: Tensor
+        self,
+        displacement: Tensor,
+        dem: Tensor,
+        times_days: Tensor,
+        date_var: Optional[Tensor] = None,  # noqa: UP045 (TorchScript)
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(series (B, T, H, W) mm, detection (B, H, W), sigma (B, H, W) mm)``; sigma is the
         predicted error standard deviation of the cumulative map (uncalibrated)."""
         cleaned, logit, log_sigma, ramps, scale, mask = self.coefficients(
-            displacement, dem, times_days
+            displacement, dem, times_days, date_var
         )
         series = torch.einsum("btk,bkhw->bthw", ramps, cleaned)
         nan = torch.full_like(mask, float("nan"))

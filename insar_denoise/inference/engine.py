@@ -37,6 +37,9 @@ from insar_denoise.inference.windows import DEFAULT_LAMBDA, combination_matrix, 
 log = logging.getLogger(__name__)
 
 CLASSICAL_METHODS = baselines.METHODS
+#: whole-stack outputs up to this size are finished in memory with the scene-wide
+#: broad-scale shrinkage (:mod:`.broad_scales`)
+BROAD_SCALES_MAX_BYTES = 1_500_000_000
 METHODS = ("model", *CLASSICAL_METHODS)
 
 
@@ -198,9 +201,9 @@ def denoise_dataset(
     Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
     ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm
     (whole-stack models add ``detection``, ``uncertainty`` and ``uncertainty_95``); NaN on
-    pixels not kept and, in the series, at a kept pixel's missing dates (its cumulative bridges them in time);
-    coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
-    Dask-backed if ``ds`` is.
+    pixels not kept and, in the series, at a kept pixel's missing dates (its cumulative
+    bridges them in time); coords, attrs and CRS of ``ds`` carried over, provenance in
+    ``insar_denoise_*`` attrs. Dask-backed if ``ds`` is.
 
     Raises
     ------
@@ -349,9 +352,14 @@ def _denoise_stack(
     min_valid_dates=None,
 ) -> xr.Dataset:
     """The model branch of :func:`denoise_dataset` for whole-stack models (``kind: stack``)."""
+    from insar_denoise.inference.broad_scales import exceedance_np, shrink_broad_scales
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
     from insar_denoise.inference.runner import Progress
-    from insar_denoise.inference.stack_runner import StackBlockDenoiser, min_dates
+    from insar_denoise.inference.stack_runner import (
+        StackBlockDenoiser,
+        min_dates,
+        scene_date_variances,
+    )
 
     configure_threads()
     meta = wrapped.metadata
@@ -365,7 +373,10 @@ def _denoise_stack(
     batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
     need = _min_valid_dates(min_valid_dates, n_dates, min_dates(wrapped))
     attrs["insar_denoise_min_valid_dates"] = need
-    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need)
+    disp = _as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    crop = int(meta.get("train_crop_px", meta["default_tile"]))
+    date_var = scene_date_variances(disp, crop)
+    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need, date_var)
     blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
     fn.progress = Progress(count_tiles(blocks), progress)
     attrs.update(
@@ -379,20 +390,42 @@ def _denoise_stack(
         insar_denoise_device=str(dev),
         insar_denoise_batch_size=int(batch_size),
     )
-    disp = _as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
     dem = _as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
     valid = None
     if "valid" in ds:
         valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
     stacked = _assemble(fn, disp, dem, valid, blocks, (), n_out=n_dates + 3)
-    deformation, cumulative = stacked[:n_dates], stacked[n_dates]
+    series, cumulative = stacked[:n_dates], stacked[n_dates]
     detection, sigma = stacked[n_dates + 1], stacked[n_dates + 2]
+    in_memory = not lazy or series.nbytes * 3 <= BROAD_SCALES_MAX_BYTES
+    if in_memory:
+        disp, series, cumulative, detection, sigma = dask.compute(
+            disp, series, cumulative, detection, sigma, scheduler="threads"
+        )
+        series, gain = shrink_broad_scales(
+            series, (disp - disp[:1]) - series, days, date_var, int(meta.get("segments", 4))
+        )
+        cumulative = series[-1] - series[0]
+        detection = np.where(
+            np.isfinite(cumulative),
+            exceedance_np(cumulative, sigma, float(meta.get("detect_mm", 1.0))),
+            np.nan,
+        ).astype(np.float32)
+        attrs["insar_denoise_broad_gain"] = json.dumps(
+            [round(float(g), 3) for g in gain if np.isfinite(g)]
+        )
+    else:
+        log.warning(
+            "broad-scale shrinkage skipped: the series (%.1f GB) is above %.1f GB in memory; "
+            "broad atmosphere passes at the projection's gain",
+            series.nbytes / 1e9,
+            BROAD_SCALES_MAX_BYTES / 1e9,
+        )
+    deformation = (da if lazy and not in_memory else np).where(np.isfinite(disp), series, np.nan)
     noise = (disp - disp[:1]) - deformation if return_noise else None
-    if not lazy:
-        parts = [deformation, cumulative, detection, sigma] + ([noise] if return_noise else [])
-        computed = dask.compute(*parts, scheduler="threads")
-        deformation, cumulative, detection, sigma = computed[:4]
-        noise = computed[4] if return_noise else None
+    if lazy and in_memory:
+        deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
+        noise = None if noise is None else da.from_array(noise)
     out = _to_dataset(ds, src, deformation, cumulative, noise, attrs)
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     mm = {"units": "mm", "calibration": json.dumps(cal)}

@@ -4,9 +4,10 @@ A whole-stack model sees every date of a tile at once (``(B, T, h, w)`` mm with 
 ``(B, h, w)`` m, ``(B, T)`` days) and returns the denoised series and a detection map. A
 block is cut into tiles, the tiles run in batches, and their outputs are blended with the
 same weights as window models (:mod:`.blending`). The block result stacks ``T`` series
-maps (NaN where the input date is missing), the cumulative map (last minus first date of the
-model's series, defined on every pixel the model keeps), the detection map and the model's
-predicted error std of the cumulative map (mm, uncalibrated).
+maps (gaps bridged; the engine puts NaN back at missing dates), the cumulative map (last
+minus first date of the model's series, defined on every pixel the model keeps), the
+detection map and the model's predicted error std of the cumulative map (mm,
+uncalibrated).
 """
 
 from __future__ import annotations
@@ -22,6 +23,33 @@ from insar_denoise.inference.runner import InferenceModel, Progress, _fill_nan, 
 from insar_denoise.inference.tiling import AxisTile, Block, pad_block
 
 
+def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
+    """Per-date noise variances ``(T,)`` mm^2 of a whole scene, as the model sees a crop.
+
+    The model weighs dates by their noise; every tile must use the same weights, or tiles
+    disagree on the level of each pixel. The variance is the median over up to ``samples``
+    crops of ``crop`` px on a regular grid of the model's own per-crop estimate
+    (:func:`insar_denoise.models.stack_denoiser.date_variances`), so it matches training.
+    ``disp`` is a ``(T, H, W)`` numpy or dask array (only the crops are read).
+    """
+    import dask
+
+    from insar_denoise.models.stack_denoiser import date_variances
+
+    _, h, w = disp.shape
+    cy, cx = min(crop, h), min(crop, w)
+    n = max(1, int(np.sqrt(samples)))
+    ys = np.linspace(0, h - cy, n).astype(int)
+    xs = np.linspace(0, w - cx, n).astype(int)
+    crops = [disp[:, y : y + cy, x : x + cx] for y in np.unique(ys) for x in np.unique(xs)]
+    crops = dask.compute(*crops) if hasattr(crops[0], "dask") else crops
+    stack = np.stack([np.asarray(c, dtype=np.float32) for c in crops])
+    good = np.isfinite(stack).mean(axis=(1, 2, 3)) > 0.5
+    stack = stack[good] if good.any() else stack
+    var = date_variances(torch.from_numpy(stack)).numpy()
+    return np.median(var, axis=0).astype(np.float32)
+
+
 def min_dates(model: InferenceModel) -> int:
     """Fewest valid dates a pixel needs for the model (its basis size plus one)."""
     return int(model.metadata.get("min_valid_dates", 6))
@@ -29,7 +57,8 @@ def min_dates(model: InferenceModel) -> int:
 
 class StackBlockDenoiser:
     """Callable ``(disp, dem, valid, block) -> (T + 3, h, w)`` float32 for a stack model:
-    the series, the cumulative map, the detection map and the predicted error std (mm)."""
+    the series (on every date, gaps bridged), the cumulative map, the detection map and the
+    predicted error std (mm); NaN on pixels not kept."""
 
     def __init__(
         self,
@@ -41,6 +70,7 @@ class StackBlockDenoiser:
         batch_size: int,
         progress: Progress | None,
         min_valid_dates: int | None = None,
+        date_var: np.ndarray | None = None,
     ) -> None:
         self.model, self.device = model, device
         self.tile, self.overlap = tile, overlap
@@ -49,6 +79,7 @@ class StackBlockDenoiser:
         self.progress = progress if progress is not None else Progress(0, False)
         self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
         self.min_valid = max(min_dates(model), int(min_valid_dates or 0))
+        self.date_var = None if date_var is None else np.asarray(date_var, dtype=np.float32)
         self._lock = threading.Lock()
         self._weight_cache: dict[tuple, np.ndarray] = {}
 
@@ -104,7 +135,6 @@ class StackBlockDenoiser:
         series = out[:n_dates]
         keep = ok[cy, cx]
         cumulative = series[-1] - series[0]
-        series = np.where(present[:, cy, cx], series, np.nan)
         result = np.concatenate([series, cumulative[None], out[n_dates:]], axis=0)
         result[:, ~keep] = np.nan
         return result.astype(np.float32)
@@ -123,7 +153,12 @@ class StackBlockDenoiser:
             xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
             ht = torch.from_numpy(np.ascontiguousarray(dem)).to(self.device)
             tt = torch.from_numpy(np.ascontiguousarray(self.times)).to(self.device)
-            out = self.model.fn(xt, ht, tt[None].expand(xt.shape[0], -1).contiguous())
+            tb = tt[None].expand(xt.shape[0], -1).contiguous()
+            if self.date_var is None:
+                out = self.model.fn(xt, ht, tb)
+            else:
+                var = torch.from_numpy(self.date_var).to(self.device)
+                out = self.model.fn(xt, ht, tb, var[None].expand(xt.shape[0], -1).contiguous())
             if not isinstance(out, tuple | list) or len(out) != 3:
                 raise ModelError("a stack model must return (series, detection, sigma)")
             series, detection, sigma = out
