@@ -201,7 +201,7 @@ def both_report(tmp_path_factory) -> Path:
     scripted = build_untrained(window=5, channels=(4, 8, 8, 8))
     model = export_model(scripted, scripted.insar_metadata, tmp_path_factory.mktemp("m") / "t.pt")
     folder = tmp_path_factory.mktemp("both") / "report"
-    args = ["--model", model, "--n", 2, "--n-tune", 1, "--size", 32, "--seed", 2]
+    args = ["--suite", "v1", "--model", model, "--n", 2, "--n-tune", 1, "--size", 32, "--seed", 2]
     res = CliRunner().invoke(
         main, ["evaluate", *map(str, args), "--split", "both", "-o", str(folder), "-q"]
     )
