@@ -26,7 +26,7 @@ from insar_denoise.errors import ConfigError
     "--n",
     "n_scenes",
     type=click.IntRange(min=1),
-    help="v2: scenes per split (default 112, about 25 min on 2 cores for both splits); "
+    help="v2: scenes per split (default 84, about 27 min on 2 cores for both splits); "
     "v1: scenes per amplitude level (default 200).",
 )
 @click.option(
@@ -74,6 +74,13 @@ from insar_denoise.errors import ConfigError
     show_default=True,
     help="Gaussian sigma (px) of filter/best in --stack mode.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="v2: processes computing the ideal observer's SNRs beside the main one (0: none).",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option(
     "-o",
@@ -97,6 +104,7 @@ def evaluate(
     dem,
     truth,
     sigma,
+    workers,
     device,
     output,
     overwrite,
@@ -147,6 +155,7 @@ def evaluate(
                 n_tune=n_tune,
                 device=device,
                 progress=not quiet,
+                workers=workers,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

@@ -218,3 +218,12 @@ def test_cli_default_suite_is_v2(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--suite v1" in res.output
     res = CliRunner().invoke(main, [*args, "-o", str(out)])
     assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_observer_workers_give_the_same_records() -> None:
+    kw = {"n": 5, "seed": 1, "size": 24, "n_tune": 1}
+    alone = rf.run_split(None, split="in", workers=0, **kw)
+    pooled = rf.run_split(None, split="in", workers=1, **kw)
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in alone["scenes"]]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in pooled["scenes"]]
+    assert any(r["snr"] > 0 for r in pooled["scenes"])

@@ -1,14 +1,9 @@
 """The v2 benchmark ("referee"): whole simulated stacks like users' data, scored against the
 ideal observer's SNR.
 
-Scenes (:func:`design`) are whole stacks of ``size`` px (default 192) and
-T = 9, 18, 36 or 72 dates (12-day or irregular 6/12/24-day sampling with a missing date),
-with one source type of :data:`SOURCE_TYPES` (or none) of a max |cumulative LOS| spread
-log-uniformly over 1-50 mm, turbulence of 2-12 mm per date, and the rest of the split's
-simulator distribution (stratified delay, ramps, holes, unwrapping errors,
-:func:`insar_denoise.evaluation.benchmark.split_config`; the design fixes sampling,
-source geometry, amplitude and turbulence in both splits). Half the scenes also have gaps
-in time: 1-3 dates without data on a patch of the scene.
+Scenes (:mod:`.referee_scenes`, :func:`design`) are whole stacks of ``size`` px (default
+192) and T = 9, 18, 36 or 72 dates with one source type of :data:`SOURCE_TYPES` (or none),
+1-50 mm, turbulence 2-12 mm per date and gaps in time, the rest as in the split.
 
 Every method runs through :func:`insar_denoise.inference.denoise_dataset` on the scene's
 in-memory canonical Dataset, so any model the package loads works unchanged (window models
@@ -24,7 +19,7 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,146 +28,37 @@ import xarray as xr
 
 from insar_denoise._version import __version__
 from insar_denoise.evaluation import referee_scoring as rs
-from insar_denoise.evaluation.benchmark import split_config, stratum_seed
+from insar_denoise.evaluation.benchmark import split_config
 from insar_denoise.evaluation.ideal_observer import IdealSNR, batch_snr
+from insar_denoise.evaluation.referee_scenes import (
+    AMPLITUDE_MM,
+    GAP_DATES,
+    GAP_PROB,
+    GAP_SIDE,
+    N_DATES,
+    SOURCE_TYPES,
+    TURBULENCE_MM,
+    SceneSpec,
+    design,
+    simulate,
+)
 from insar_denoise.evaluation.runner import Evaluation, model_info
-from insar_denoise.io.scene import scene_dataset
-from insar_denoise.synth import SimBatch, SimConfig, simulate_batch
-from insar_denoise.synth.scene import scene_dates
+from insar_denoise.synth import SimBatch
 
 log = logging.getLogger(__name__)
 
-N_DATES: tuple[int, ...] = (9, 18, 36, 72)
-_FAULTS = {"okada_strike_slip": 1.0, "okada_dip_slip": 1.0}
-#: source type -> SimConfig overrides (``source_probs`` picks the simulator's source)
-SOURCE_TYPES: dict[str, dict[str, Any]] = {
-    "none": {"source_probs": {"none": 1.0}},
-    "bowl": {"source_probs": {"bowl": 1.0}, "bowl_width_km": (5.0, 30.0)},
-    "mogi_deep": {"source_probs": {"mogi": 1.0}, "mogi_depth_km": (2.0, 5.0)},
-    "mogi_shallow": {"source_probs": {"mogi": 1.0}, "mogi_depth_km": (0.5, 1.5)},
-    "fault_deep": {"source_probs": _FAULTS, "fault_top_depth_km": (1.0, 4.0)},
-    "fault_shallow": {"source_probs": _FAULTS, "fault_top_depth_km": (0.3, 1.0)},
-    "creep": {
-        "source_probs": {"okada_strike_slip": 1.0},
-        "fault_top_depth_km": (0.0, 0.3),
-        "fault_length_km": (15.0, 40.0),
-        "fault_dip_deg": (75.0, 90.0),
-        "history_probs": {"linear": 1.0},
-    },
-}
-AMPLITUDE_MM: tuple[float, float] = (1.0, 50.0)
-TURBULENCE_MM: tuple[float, float] = (2.0, 12.0)
-#: share of scenes with gaps in time; dates per gap; side of the gap patch (share of the side)
-GAP_PROB, GAP_DATES, GAP_SIDE = 0.5, (1, 3), (0.15, 0.4)
 METHODS: tuple[str, ...] = ("model", "best", "zero", "raw")
 DEFAULT_SIZE = 192
 #: scenes per split of ``evaluate``'s default run (see README, "Benchmark v2": <= 30 min)
-DEFAULT_N = 112
+DEFAULT_N = 84
 #: Gaussian sigmas (px) tried for ``best`` (broad sources on 192 px scenes need wide ones)
 SIGMA_CANDIDATES_PX: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0)
-_GOLDEN = 0.6180339887498949
 TUNE_SEED_OFFSET = 1_000_003
 TARGET = (
     "true cumulative deformation (last minus first date, mm LOS) and true series of the "
     "whole stack; every output is compared up to a constant offset only (medians over the "
     "compared pixels removed, no plane removal)"
 )
-
-
-@dataclass(frozen=True)
-class SceneSpec:
-    """One scene of the design (everything but the simulator's own random draws)."""
-
-    index: int
-    seed: int
-    n_dates: int
-    sampling: str  # "regular" (12 days) or "irregular" (6/12/24 days)
-    source_type: str
-    amplitude_mm: float  # max |cumulative LOS| (0 without deformation)
-    turbulence_mm: float  # turbulence standard deviation per date
-    gap_dates: tuple[int, ...]  # dates without data on the gap patch
-    gap_box: tuple[float, float, float, float]  # (y0, x0, height, width), shares of the side
-
-    def config(self, split: str, size: int) -> SimConfig:
-        """The split's distribution with this scene's design factors fixed."""
-        cfg = dataclasses.replace(
-            SimConfig(size=int(size), n_dates=self.n_dates), **split_config(split)
-        )
-        amp = self.amplitude_mm if self.amplitude_mm > 0 else 1.0
-        return dataclasses.replace(
-            cfg,
-            irregular_sampling=self.sampling == "irregular",
-            turbulence_std_mm=(self.turbulence_mm, self.turbulence_mm),
-            amplitude_mm=(amp, amp),
-            **SOURCE_TYPES[self.source_type],
-        )
-
-    def gap_slices(self, size: int) -> tuple[slice, slice]:
-        """Rows and columns of the gap patch on a ``size`` px scene."""
-        y0, x0, h, w = (int(round(v * size)) for v in self.gap_box)
-        return slice(y0, y0 + max(h, 1)), slice(x0, x0 + max(w, 1))
-
-
-def design(n: int, seed: int, split: str) -> list[SceneSpec]:
-    """``n`` scene specs; scene ``i`` depends only on ``(seed, split, i)``.
-
-    Scenes cycle over the cells (T, source type), T varying fastest; within a cell the
-    amplitudes follow a golden-ratio sequence in log amplitude (an even spread for any
-    ``n``) from a random start per cell. Turbulence, sampling and gaps are drawn per scene.
-    """
-    cells = [(t, kind) for kind in SOURCE_TYPES for t in N_DATES]
-    lo, hi = AMPLITUDE_MM
-    specs = []
-    for i in range(int(n)):
-        c, k = i % len(cells), i // len(cells)
-        t, kind = cells[c]
-        s = stratum_seed(seed, split, f"v2/scene{i}")
-        rng = np.random.default_rng(s)
-        start = stratum_seed(seed, split, f"v2/cell{c}") / 2.0**63
-        u = (start + k * _GOLDEN) % 1.0
-        turb = math.exp(rng.uniform(math.log(TURBULENCE_MM[0]), math.log(TURBULENCE_MM[1])))
-        sampling = "irregular" if rng.random() < 0.5 else "regular"
-        gaps: tuple[int, ...] = ()
-        box = (0.0, 0.0, 0.0, 0.0)
-        if rng.random() < GAP_PROB:
-            count = int(rng.integers(GAP_DATES[0], GAP_DATES[1] + 1))
-            gaps = tuple(sorted(int(d) for d in rng.choice(np.arange(1, t - 1), count, False)))
-            h, w = rng.uniform(*GAP_SIDE, size=2)
-            box = (float(rng.uniform(0, 1 - h)), float(rng.uniform(0, 1 - w)), float(h), float(w))
-        specs.append(
-            SceneSpec(
-                index=i,
-                seed=s,
-                n_dates=t,
-                sampling=sampling,
-                source_type=kind,
-                amplitude_mm=0.0 if kind == "none" else float(lo * (hi / lo) ** u),
-                turbulence_mm=float(turb),
-                gap_dates=gaps,
-                gap_box=box,
-            )
-        )
-    return specs
-
-
-def simulate(spec: SceneSpec, split: str, size: int) -> tuple[SimBatch, xr.Dataset]:
-    """The scene (a batch of one, gaps applied, ``valid`` False on the gap patch) and its
-    canonical Dataset (``displacement`` and ``dem`` only)."""
-    cfg = spec.config(split, size)
-    batch = simulate_batch(cfg, 1, generator=torch.Generator().manual_seed(spec.seed))
-    if spec.gap_dates:
-        rows, cols = spec.gap_slices(size)
-        batch.displacement[0, list(spec.gap_dates), rows, cols] = float("nan")
-        batch.valid[0, rows, cols] = False
-    scene = {
-        "displacement": batch.displacement[0].numpy(),
-        "deformation": batch.deformation[0].numpy(),
-        "cumulative": batch.cumulative[0].numpy(),
-        "dem": batch.dem[0].numpy(),
-        "dates": scene_dates(cfg),
-        "pixel_spacing_m": float(cfg.pixel_spacing_m),
-    }
-    return batch, scene_dataset(scene).drop_vars(["deformation", "cumulative"])
 
 
 def model_stride(model: Any, n_dates: int) -> int:
@@ -275,6 +161,29 @@ def tune_best_sigma(
     }
 
 
+def _scene_snr(batch: SimBatch) -> IdealSNR:
+    """The ideal observer's SNR of a batch of one (a top-level function: runs in workers)."""
+    return batch_snr(batch)[0]
+
+
+def _done(value: Any) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def _observer_pool(workers: int) -> Executor | None:
+    """``workers`` spawned processes (one torch thread each) for the SNRs; None for 0."""
+    if workers <= 0:
+        return None
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        int(workers), mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+    )
+
+
 def run_split(
     model: Any,
     n: int,
@@ -285,39 +194,55 @@ def run_split(
     n_tune: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    workers: int = 0,
 ) -> dict[str, Any]:
-    """Metrics of one split: per-scene records, SNR/T/source tables, false-positive levels."""
+    """Metrics of one split: per-scene records, SNR/T/source tables, false-positive levels.
+
+    ``workers`` processes compute the ideal observer's SNRs while this one runs the
+    methods (0: all in this process); at most ``2 workers`` scenes wait for their SNR.
+    """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     n_tune = int(n_tune if n_tune is not None else max(len(SOURCE_TYPES), n // 4))
     tuning = tune_best_sigma(n_tune, seed, split, size, progress)
     records: list[dict[str, Any]] = []
+    jobs: list[Future] = []
     null: dict[int, dict[str, list[np.ndarray]]] = {}
-    for spec in tqdm(design(n, seed, split), desc=f"scenes ({split})", disable=not progress):
-        t0 = time.perf_counter()
-        batch, ds = simulate(spec, split, size)
-        deforming = spec.source_type != "none"
-        ideal = (
-            batch_snr(batch)[0] if deforming else IdealSNR(0.0, 0.0, spec.n_dates - 1, 0, math.nan)
-        )
-        outputs = method_outputs(ds, model, tuning["sigma_px"], device)
-        scores, centered, npix = score_scene(batch, outputs)
-        if not deforming:
-            for m, v in centered.items():
-                null.setdefault(spec.n_dates, {}).setdefault(m, []).append(v)
-        rec = dataclasses.asdict(spec)
-        rec.update(
-            snr=float(ideal.snr),
-            snr_free=float(ideal.snr_free),
-            dof=ideal.dof,
-            amplitude_5sigma_mm=float(ideal.amplitude_5sigma_mm),
-            snr_bin=rs.snr_bin(float(ideal.snr)) if deforming else None,
-            n_pixels=npix,
-            methods=scores,
-            wall_s=round(time.perf_counter() - t0, 3),
-        )
-        records.append(rec)
+    pool = _observer_pool(workers)
+    try:
+        for spec in tqdm(design(n, seed, split), desc=f"scenes ({split})", disable=not progress):
+            t0 = time.perf_counter()
+            batch, ds = simulate(spec, split, size)
+            if spec.source_type == "none":
+                jobs.append(_done(IdealSNR(0.0, 0.0, spec.n_dates - 1, 0.0, math.nan)))
+            elif pool is None:
+                jobs.append(_done(_scene_snr(batch)))
+            else:
+                jobs.append(pool.submit(_scene_snr, batch))
+            outputs = method_outputs(ds, model, tuning["sigma_px"], device)
+            scores, centered, npix = score_scene(batch, outputs)
+            if spec.source_type == "none":
+                for m, v in centered.items():
+                    null.setdefault(spec.n_dates, {}).setdefault(m, []).append(v)
+            rec = dataclasses.asdict(spec)
+            rec.update(n_pixels=npix, methods=scores, wall_s=round(time.perf_counter() - t0, 3))
+            records.append(rec)
+            waiting = [j for j in jobs if not j.done()]
+            if len(waiting) > 2 * max(workers, 0):
+                waiting[0].result()
+        for rec, job in zip(records, jobs, strict=True):
+            ideal = job.result()
+            rec.update(
+                snr=float(ideal.snr),
+                snr_free=float(ideal.snr_free),
+                dof=int(ideal.dof),
+                amplitude_5sigma_mm=float(ideal.amplitude_5sigma_mm),
+                snr_bin=rs.snr_bin(float(ideal.snr)) if rec["source_type"] != "none" else None,
+            )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     methods = [m for m in METHODS if m in records[0]["methods"]] if records else []
     return {
         "split": split,
@@ -342,11 +267,13 @@ def run_referee(
     n_tune: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    workers: int = 0,
 ) -> Evaluation:
     """Run the v2 benchmark: ``n`` scenes per split (``"in"``, ``"shifted"`` or ``"both"``).
 
     ``model``: anything :func:`insar_denoise.inference.denoise_dataset` takes, or None for
-    the classical methods only. Same ``seed``: identical metrics. Returns an
+    the classical methods only. ``workers``: processes computing the ideal observer's SNRs
+    beside this one (:func:`run_split`). Same ``seed``: identical metrics. Returns an
     :class:`~insar_denoise.evaluation.runner.Evaluation` (no example maps).
     """
     splits = ("in", "shifted") if split == "both" else (split,)
@@ -356,7 +283,15 @@ def run_referee(
         raise ValueError(f"need size >= 16 px and n >= 1 scene, got size={size}, n={n}")
     runs = {
         name: run_split(
-            model, n, seed, name, size=size, n_tune=n_tune, device=device, progress=progress
+            model,
+            n,
+            seed,
+            name,
+            size=size,
+            n_tune=n_tune,
+            device=device,
+            progress=progress,
+            workers=workers,
         )
         for name in splits
     }
@@ -409,3 +344,26 @@ def definitions() -> dict[str, str]:
 
 def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+
+
+__all__ = [
+    "AMPLITUDE_MM",
+    "DEFAULT_N",
+    "DEFAULT_SIZE",
+    "GAP_DATES",
+    "GAP_PROB",
+    "GAP_SIDE",
+    "METHODS",
+    "N_DATES",
+    "SOURCE_TYPES",
+    "TURBULENCE_MM",
+    "SceneSpec",
+    "design",
+    "method_outputs",
+    "model_stride",
+    "run_referee",
+    "run_split",
+    "score_scene",
+    "simulate",
+    "tune_best_sigma",
+]
