@@ -1,4 +1,4 @@
-"""``insar-denoise evaluate``: model versus baselines on the simulated benchmark or a stack."""
+"""``insar-denoise evaluate``: model versus baselines on the simulated benchmarks or a stack."""
 
 from __future__ import annotations
 
@@ -15,12 +15,19 @@ from insar_denoise.errors import ConfigError
     help="Model name or TorchScript file; 'none' evaluates the baselines only.",
 )
 @click.option(
-    "--n",
-    "n_per_amplitude",
-    type=click.IntRange(min=1),
-    default=200,
+    "--suite",
+    type=click.Choice(["v2", "v1"]),
+    default="v2",
     show_default=True,
-    help="Benchmark scenes per amplitude level.",
+    help="v2: whole stacks (T = 9-72 dates, 192 px) scored against the ideal observer's "
+    "SNR; v1: the 9-date window benchmark stratified by amplitude.",
+)
+@click.option(
+    "--n",
+    "n_scenes",
+    type=click.IntRange(min=1),
+    help="v2: scenes per split (default 84, about 27 min on 2 cores for both splits); "
+    "v1: scenes per amplitude level (default 200).",
 )
 @click.option(
     "--seed",
@@ -32,26 +39,23 @@ from insar_denoise.errors import ConfigError
 @click.option(
     "--size",
     type=click.IntRange(min=16),
-    default=64,
-    show_default=True,
-    help="Scene side in pixels.",
+    help="Scene side in pixels (default v2: 192, v1: 64).",
 )
 @click.option(
     "--split",
     type=click.Choice(["in", "shifted", "both"]),
-    default="in",
-    show_default=True,
     help="Scene distribution: 'in' = the training distribution; 'shifted' = generated "
     "differently (other turbulence, strong nonlinear stratification, sources outside the "
     "training depths, more holes and unwrapping errors, rougher/higher DEMs); 'both' = the "
-    "two side by side.",
+    "two side by side (default v2: both, v1: in).",
 )
 @click.option(
     "--n-tune",
     type=click.IntRange(min=1),
-    help="Scenes per amplitude for tuning the filter sigma (default n/4, at least 6).",
+    help="Scenes for tuning the sigma of the Gaussian filter (v2: per split, default n/4, "
+    "at least 7; v1: per amplitude, default n/4, at least 6).",
 )
-@click.option("--window", type=int, help="Dates per scene without a model (default 9).")
+@click.option("--window", type=int, help="v1: dates per scene without a model (default 9).")
 @click.option(
     "--stack",
     multiple=True,
@@ -70,6 +74,13 @@ from insar_denoise.errors import ConfigError
     show_default=True,
     help="Gaussian sigma (px) of filter/best in --stack mode.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="v2: processes computing the ideal observer's SNRs beside the main one (0: none).",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option(
     "-o",
@@ -82,7 +93,8 @@ from insar_denoise.errors import ConfigError
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def evaluate(
     model,
-    n_per_amplitude,
+    suite,
+    n_scenes,
     seed,
     size,
     split,
@@ -92,6 +104,7 @@ def evaluate(
     dem,
     truth,
     sigma,
+    workers,
     device,
     output,
     overwrite,
@@ -99,17 +112,27 @@ def evaluate(
 ) -> None:
     """Compare the model with the all-zero map, raw and classical corrections.
 
-    Without --stack: a fixed-seed simulated benchmark stratified by amplitude, noise level,
-    source and DEM. With --stack/--dem/--truth: the same metrics on a stack whose cumulative
-    deformation is known (e.g. written by `insar-denoise simulate`).
+    Without --stack: a fixed-seed simulated benchmark; v2 (default): whole stacks binned by
+    the ideal observer's SNR, per T and source type; v1: 9-date windows stratified by
+    amplitude, noise level, source and DEM. With --stack/--dem/--truth: the v1 metrics on a
+    stack whose cumulative deformation is known (e.g. written by `insar-denoise simulate`).
     """
     from insar_denoise.models import load_model
 
-    from insar_denoise.evaluation import evaluate_stack, results_table, run_benchmark, write_report
+    from insar_denoise.evaluation import (
+        evaluate_stack,
+        results_table,
+        run_benchmark,
+        run_referee,
+        write_report,
+    )
+    from insar_denoise.evaluation.referee_report import write_referee_report
     from insar_denoise.evaluation.report import prepare_dir
 
     if bool(stack) != bool(truth):
         raise ConfigError("--stack and --truth go together (a stack and its true cumulative map)")
+    if suite == "v2" and window is not None and not stack:
+        raise ConfigError("--window applies to --suite v1 (v2 scenes have 9 to 72 dates)")
     prepare_dir(output, overwrite)
     loaded = None if model == "none" else load_model(model, device=device)
     if stack:
@@ -119,20 +142,40 @@ def evaluate(
         ds, _ = load_inputs(list(stack), dem=dem)
         truth_map = open_dem(truth, ds)
         result = evaluate_stack(ds, truth_map, loaded, sigma_px=sigma, device=device)
+    elif suite == "v2":
+        from insar_denoise.evaluation.referee import DEFAULT_N, DEFAULT_SIZE
+
+        try:
+            result = run_referee(
+                loaded,
+                n=n_scenes or DEFAULT_N,
+                seed=seed,
+                size=size or DEFAULT_SIZE,
+                split=split or "both",
+                n_tune=n_tune,
+                device=device,
+                progress=not quiet,
+                workers=workers,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     else:
         try:
             result = run_benchmark(
                 loaded,
-                n_per_amplitude=n_per_amplitude,
+                n_per_amplitude=n_scenes or 200,
                 seed=seed,
-                size=size,
+                size=size or 64,
                 window=window,
-                split=split,
+                split=split or "in",
                 n_tune=n_tune,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    paths = write_report(result, output, overwrite=overwrite)
+    if result.metrics.get("kind") == "referee":
+        paths = write_referee_report(result.metrics, output, overwrite=overwrite)
+    else:
+        paths = write_report(result, output, overwrite=overwrite)
     if not quiet:
         click.echo(results_table(result.metrics))
         for path in paths.values():

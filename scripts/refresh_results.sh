@@ -18,5 +18,5 @@ model = load_model("default")
 cal = calibrate(model, n=12, seed=0, fit_seeds=4, head=None, augment=False)
 save_calibration(cal, calibration_path(model.path), overwrite=True)
 PY
-$BIN/insar-denoise evaluate --split both --n "$N" --seed 0 -o "$OUT" --overwrite -q
+$BIN/insar-denoise evaluate --suite v1 --split both --n "$N" --seed 0 -o "$OUT" --overwrite -q
 $BIN/python scripts/results_table.py "$OUT/metrics.json" --readme README.md

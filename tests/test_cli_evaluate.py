@@ -42,6 +42,8 @@ def _invoke(*args) -> object:
 def cli_report(model_path, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cli") / "report"
     res = _invoke(
+        "--suite",
+        "v1",
         "--model",
         model_path,
         "--n",
@@ -77,7 +79,7 @@ def test_evaluate_writes_report_and_is_deterministic(cli_report, model_path) -> 
 
 def test_evaluate_refuses_existing_report_without_overwrite(cli_report, model_path) -> None:
     a = cli_report
-    res = _invoke("--model", model_path, "--n", 1, "--size", 32, "-o", a)
+    res = _invoke("--suite", "v1", "--model", model_path, "--n", 1, "--size", 32, "-o", a)
     assert res.exit_code == 2
     assert "--overwrite" in res.output
 

@@ -17,7 +17,7 @@ from insar_denoise.models import build_untrained, export_model
 
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import results_table
-from insar_denoise.synth import SimConfig, simulate_batch
+from insar_denoise.synth import SOURCE_NAMES, SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
     cell = bm.Stratum(5.0, "high", "mogi", "synthetic")
     cfg = cell.config(bm.base_config(64, 9, "shifted"))
     assert cfg.amplitude_mm == (5.0, 5.0) and cfg.turbulence_std_mm == (10.0, 10.0)
-    assert cfg.real_dem_prob == 0.0 and cfg.source_weights()[-1] == 1.0
+    assert cfg.real_dem_prob == 0.0 and cfg.source_weights()[SOURCE_NAMES.index("mogi")] == 1.0
     assert cfg.mogi_depth_km == shifted.mogi_depth_km
     with pytest.raises(ValueError, match="unknown split"):
         bm.split_config("ood")
@@ -201,7 +201,7 @@ def both_report(tmp_path_factory) -> Path:
     scripted = build_untrained(window=5, channels=(4, 8, 8, 8))
     model = export_model(scripted, scripted.insar_metadata, tmp_path_factory.mktemp("m") / "t.pt")
     folder = tmp_path_factory.mktemp("both") / "report"
-    args = ["--model", model, "--n", 2, "--n-tune", 1, "--size", 32, "--seed", 2]
+    args = ["--suite", "v1", "--model", model, "--n", 2, "--n-tune", 1, "--size", 32, "--seed", 2]
     res = CliRunner().invoke(
         main, ["evaluate", *map(str, args), "--split", "both", "-o", str(folder), "-q"]
     )

@@ -20,6 +20,8 @@ FILES = ("metrics.json", "report.md")
 FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
 #: curve figures of each split of a ``--split both`` report (``{split}_{name}``)
 SPLIT_FIGURES = tuple(f"{s}_{f}" for s in ("in", "shifted") for f in FIGURES[1:])
+#: figures of a v2 (referee) report, :mod:`.referee_report`
+REFEREE_FIGURES = ("detection_vs_snr.png", "gain_vs_snr.png")
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -52,7 +54,12 @@ def results_table(metrics: dict[str, Any]) -> str:
     correlation per deformation amplitude, the SNR gain over all scenes, the detection
     threshold and the false-positive level. Stack metrics: RMSE, correlation and SNR gain
     per method. Both splits (``--split both``): :func:`split_table`, then each split's table.
+    v2 (referee) metrics: :func:`insar_denoise.evaluation.referee_report.summary_table`.
     """
+    if metrics.get("kind") == "referee":
+        from insar_denoise.evaluation.referee_report import summary_table
+
+        return summary_table(metrics)
     if metrics.get("kind") == "benchmark_splits":
         return (
             split_table(metrics)
@@ -406,7 +413,7 @@ def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    clash = [n for n in FILES + FIGURES + SPLIT_FIGURES if (out / n).exists()]
+    clash = [n for n in FILES + FIGURES + SPLIT_FIGURES + REFEREE_FIGURES if (out / n).exists()]
     if clash and not overwrite:
         raise OutputError(f"{out}: already holds {clash[0]} (pass --overwrite)")
     if not out.parent.is_dir():
