@@ -93,13 +93,13 @@ def outputs(ds: xr.Dataset, model, sigmas: tuple[float, ...]) -> dict[str, np.nd
     out = {
         "model": denoise_dataset(
             ds, model, stride=model_stride(model, n_dates), progress=False, return_noise=False
-        )["cumulative"].values
+        )["cumulative_deformation"].values
     }
     for m in CLASSICAL:
         for s in sigmas if m in ("filter", "best") else (2.0,):
             key = f"{m}@{s:g}" if m in ("filter", "best") else m
             res = denoise_dataset(ds, None, method=m, sigma_px=s, progress=False)
-            out[key] = res["cumulative"].values
+            out[key] = res["cumulative_deformation"].values
     out["zero"] = np.zeros(ds["dem"].shape)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 

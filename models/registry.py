@@ -137,10 +137,7 @@ STACK_NORMALIZATION = (
 
 
 def stack_metadata(model: nn.Module, crop_px: int) -> dict[str, Any]:
-    """Architecture part of the metadata of a whole-stack model (``kind: stack``).
-
-    Inference tiles default to the training crop (the model estimates its noise per tile).
-    """
+    """Architecture part of the metadata of a whole-stack model (``kind: stack``)."""
     from insar_denoise.models.stack_denoiser import receptive_field_px
 
     rf = receptive_field_px()
@@ -157,8 +154,11 @@ def stack_metadata(model: nn.Module, crop_px: int) -> dict[str, Any]:
         "min_valid_dates": int(model.segments) + 2,
         "tile_multiple": int(model.tile_multiple),
         "receptive_field_px": rf,
-        "default_tile": int(crop_px),
-        "default_overlap": int(crop_px) // 4,
+        # tiles of two training crops overlapping by one: the blending weights favour tile
+        # centres, away from the edge effects of the network's 33 px local means
+        "default_tile": 2 * int(crop_px),
+        "default_overlap": int(crop_px),
+        "train_crop_px": int(crop_px),
         "normalization": STACK_NORMALIZATION,
         "output": "(series (B, T, H, W) mm LOS relative to the first date, positive towards "
         "the satellite, up to a constant per date; detection (B, H, W) probability)",

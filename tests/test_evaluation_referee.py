@@ -151,7 +151,9 @@ def test_tuning_filters_equal_the_engine_best() -> None:
     spec = rf.design(6, 0, "in")[5]
     _, ds = rf.simulate(spec, "in", 48)
     run = {
-        s: denoise_dataset(ds, None, method="best", sigma_px=s, progress=False)["cumulative"].values
+        s: denoise_dataset(ds, None, method="best", sigma_px=s, progress=False)[
+            "cumulative_deformation"
+        ].values
         for s in (0.0, 3.0)
     }
     filtered = gaussian_filter_nan(run[0.0].astype(np.float64), 3.0)

@@ -74,7 +74,7 @@ def test_export_load_round_trip_and_metadata(tmp_path):
     path = export_model(model, stack_metadata(model, 64), tmp_path / "stack.pt")
     loaded = load_model(path)
     meta = loaded.metadata
-    assert meta["kind"] == "stack" and meta["default_tile"] == 64
+    assert meta["kind"] == "stack" and meta["default_tile"] == 128 and meta["train_crop_px"] == 64
     assert meta["receptive_field_px"] == receptive_field_px()
     x = torch.randn(2, 9, 16, 16)
     x[:, 0] = 0
@@ -108,9 +108,8 @@ def test_engine_stack_path_is_exact_across_tiles_with_gaps(tmp_path):
 
 
 def test_detection_is_the_gaussian_exceedance_probability():
-    from scipy.stats import norm
-
     from insar_denoise.models.stack_denoiser import exceedance
+    from scipy.stats import norm
 
     est = torch.tensor([0.0, 0.5, 1.0, 3.0, -2.0])
     sig = torch.tensor([0.5, 1.0, 0.2, 1.0, 0.7])

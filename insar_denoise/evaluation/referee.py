@@ -87,7 +87,10 @@ def method_outputs(
         runs = {"model": {"model": model, "stride": stride, "device": device}, **runs}
     for name, kwargs in runs.items():
         res = denoise_dataset(ds, progress=False, return_noise=False, **kwargs)
-        out[name] = (np.asarray(res["cumulative"].values), np.asarray(res["deformation"].values))
+        out[name] = (
+            np.asarray(res["cumulative_deformation"].values),
+            np.asarray(res["deformation"].values),
+        )
     out["zero"] = (np.zeros_like(raw[0]), np.zeros_like(raw))
     out["raw"] = (raw[-1], raw)
     return {m: out[m] for m in METHODS if m in out}
@@ -140,7 +143,7 @@ def tune_best_sigma(
         batch, ds = simulate(spec, split, size)
         truth = batch.cumulative[0].numpy().astype(np.float64)
         res = denoise_dataset(ds, None, method="best", sigma_px=0.0, progress=False)
-        unfiltered = np.asarray(res["cumulative"].values, np.float64)
+        unfiltered = np.asarray(res["cumulative_deformation"].values, np.float64)
         mask = batch.valid[0].numpy() & np.isfinite(unfiltered)
         npix += int(mask.sum())
         for s in SIGMA_CANDIDATES_PX:
