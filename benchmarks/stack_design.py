@@ -35,34 +35,17 @@ DATES = (9, 18, 36, 72)
 
 
 def projection_model(weighted: bool) -> InferenceModel:
-    """The untrained model (zero head) = the temporal projection alone."""
-    import insar_denoise.models.stack_denoiser as sd
-
+    """The untrained model (zero head) = the temporal projection alone, with the scene's
+    estimated date weights or with equal weights (ordinary least squares)."""
     model = StackDenoiser().eval()
-    meta = stack_metadata(model, 64)
-    original = sd.date_variances
 
-    def uniform(d):
-        return torch.ones_like(original(d))
+    def call(x, z, t, date_var=None):
+        if not weighted and date_var is not None:
+            date_var = torch.ones_like(date_var)
+        with torch.no_grad():
+            return model(x, z, t, date_var)
 
-    return InferenceModel(
-        _wrap_variances(model, uniform if not weighted else original), meta, "projection"
-    )
-
-
-def _wrap_variances(model, variances):
-    import insar_denoise.models.stack_denoiser as sd
-
-    def call(x, z, t):
-        saved = sd.date_variances
-        sd.date_variances = variances
-        try:
-            with torch.no_grad():
-                return model(x, z, t)
-        finally:
-            sd.date_variances = saved
-
-    return call
+    return InferenceModel(call, stack_metadata(model, 64), "projection")
 
 
 def score(est: np.ndarray, truth: np.ndarray, ok: np.ndarray) -> dict[str, float]:

@@ -89,6 +89,10 @@ from insar_denoise.errors import ConfigError
     type=click.Path(file_okay=False),
     help="Report folder: report.md, metrics.json and PNG figures.",
 )
+@click.option(
+    "--baseline",
+    help="v2: a second model scored on the same scenes (e.g. window_v1, the previous release).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def evaluate(
@@ -107,6 +111,7 @@ def evaluate(
     workers,
     device,
     output,
+    baseline,
     overwrite,
     quiet,
 ) -> None:
@@ -156,6 +161,7 @@ def evaluate(
                 device=device,
                 progress=not quiet,
                 workers=workers,
+                baseline=None if baseline is None else load_model(baseline, device=device),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

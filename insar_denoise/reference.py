@@ -224,6 +224,19 @@ def apply_reference(ds: xr.Dataset, ref: Reference) -> xr.Dataset:
                 offset = total - reference_values(ds["deformation"], ref)
             out[name] = (var - offset).astype(var.dtype)
             out[name].attrs = var.attrs
+    if "detection" in ds and "uncertainty" in ds:  # detection is relative to the reference
+        from insar_denoise.inference.broad_scales import detection_map
+
+        cum = (
+            out["cumulative_deformation"] if "cumulative_deformation" in out else out["cumulative"]
+        )
+        det = detection_map(
+            np.asarray(cum.values),
+            np.asarray(ds["uncertainty"].values),
+            float(ds["detection"].attrs.get("threshold_mm", 1.0)),
+            relative=False,
+        )
+        out["detection"] = ds["detection"].copy(data=det)
     out.attrs["insar_denoise_reference"] = ref.describe()
     out.attrs["insar_denoise_reference_box"] = (
         f"{ref.kind}:{ref.rows[0]},{ref.rows[1]},{ref.cols[0]},{ref.cols[1]}"

@@ -47,7 +47,7 @@ from insar_denoise.synth import SimBatch
 
 log = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("model", "best", "zero", "raw")
+METHODS: tuple[str, ...] = ("model", "baseline", "best", "zero", "raw")
 DEFAULT_SIZE = 192
 #: scenes per split of ``evaluate``'s default run (see README, "Benchmark v2": <= 30 min)
 DEFAULT_N = 84
@@ -72,10 +72,11 @@ def model_stride(model: Any, n_dates: int) -> int:
 
 
 def method_outputs(
-    ds: xr.Dataset, model: Any, sigma_px: float, device: str = "cpu"
+    ds: xr.Dataset, model: Any, sigma_px: float, device: str = "cpu", baseline: Any = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{method: (cumulative (H, W), series (T, H, W))}`` in mm of every method of
-    :data:`METHODS` (``model`` only when a model is given)."""
+    :data:`METHODS` (``model`` / ``baseline`` only when such a model is given: the baseline
+    is a second model scored on the same scenes, e.g. the previous release)."""
     from insar_denoise.inference import denoise_dataset
 
     disp = np.asarray(ds["displacement"].values, np.float32)
@@ -85,6 +86,9 @@ def method_outputs(
     if model is not None:
         stride = model_stride(model, disp.shape[0])
         runs = {"model": {"model": model, "stride": stride, "device": device}, **runs}
+    if baseline is not None:
+        stride = model_stride(baseline, disp.shape[0])
+        runs["baseline"] = {"model": baseline, "stride": stride, "device": device}
     for name, kwargs in runs.items():
         res = denoise_dataset(ds, progress=False, return_noise=False, **kwargs)
         out[name] = (
@@ -198,6 +202,7 @@ def run_split(
     device: str = "cpu",
     progress: bool = False,
     workers: int = 0,
+    baseline: Any = None,
 ) -> dict[str, Any]:
     """Metrics of one split: per-scene records, SNR/T/source tables, false-positive levels.
 
@@ -223,7 +228,7 @@ def run_split(
                 jobs.append(_done(_scene_snr(batch)))
             else:
                 jobs.append(pool.submit(_scene_snr, batch))
-            outputs = method_outputs(ds, model, tuning["sigma_px"], device)
+            outputs = method_outputs(ds, model, tuning["sigma_px"], device, baseline)
             scores, centered, npix = score_scene(batch, outputs)
             if spec.source_type == "none":
                 for m, v in centered.items():
@@ -271,6 +276,7 @@ def run_referee(
     device: str = "cpu",
     progress: bool = False,
     workers: int = 0,
+    baseline: Any = None,
 ) -> Evaluation:
     """Run the v2 benchmark: ``n`` scenes per split (``"in"``, ``"shifted"`` or ``"both"``).
 
@@ -295,10 +301,15 @@ def run_referee(
             device=device,
             progress=progress,
             workers=workers,
+            baseline=baseline,
         )
         for name in splits
     }
-    methods = [m for m in METHODS if model is not None or m != "model"]
+    methods = [
+        m
+        for m in METHODS
+        if (model is not None or m != "model") and (baseline is not None or m != "baseline")
+    ]
     metrics = {
         "kind": "referee",
         "package_version": __version__,
@@ -306,6 +317,7 @@ def run_referee(
         "n_per_split": int(n),
         "size_px": int(size),
         "model": model_info(model),
+        "baseline": model_info(baseline) if baseline is not None else None,
         "methods": methods,
         "target": TARGET,
         "snr_bins": list(rs.SNR_BINS),

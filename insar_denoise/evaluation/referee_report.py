@@ -109,6 +109,9 @@ def markdown(metrics: dict[str, Any]) -> str:
     model = metrics.get("model") or {}
     d = metrics["design"]
     out = ["# insar-denoise benchmark v2 (the ideal observer as referee)", ""]
+    base = metrics.get("baseline")
+    if base:
+        out += [f"Baseline (method `baseline`): `{base.get('id', '?')}` ({base.get('path')}).", ""]
     out.append(
         f"Model: `{model.get('id', 'none')}` ({model.get('path', 'no model')}); package "
         f"{metrics['package_version']}; seed {metrics['seed']}; {metrics['n_per_split']} "

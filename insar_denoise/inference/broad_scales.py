@@ -41,6 +41,23 @@ def exceedance_np(estimate: np.ndarray, sigma: np.ndarray, threshold: float) -> 
     )
 
 
+def detection_map(
+    cumulative: np.ndarray, sigma_68: np.ndarray, threshold_mm: float, relative: bool = True
+) -> np.ndarray:
+    """Detection probability ``P(|deformation| > threshold_mm)`` from the cumulative map and
+    its calibrated 1-sigma band; ``relative``: deformation relative to the median of the
+    valid area (the output's level is otherwise arbitrary), else to the map's own zero (the
+    reference already applied)."""
+    ok = np.isfinite(cumulative) & np.isfinite(sigma_68)
+    if not ok.any():
+        return np.full(cumulative.shape, np.nan, np.float32)
+    base = float(np.median(cumulative[ok])) if relative else 0.0
+    p = exceedance_np(
+        np.where(ok, cumulative - base, 0.0), np.where(ok, sigma_68, 1.0), threshold_mm
+    )
+    return np.where(ok, p, np.nan).astype(np.float32)
+
+
 def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
     """Weights ``a (T,)`` with ``sum_t a_t d_t`` = the weighted least-squares cumulative of a
     pixel seen on every date (the model's projection; ``date_var`` in mm^2)."""
@@ -81,11 +98,14 @@ def wiener_gain(
     removed: np.ndarray,
     weights: np.ndarray,
     seed: int = 0,
+    n_params: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gain per radial bin and the bin edges (cycles/px).
 
     ``cumulative (H, W)`` mm; ``removed (T, H, W)`` mm, input minus denoised series;
-    ``weights (T,)`` from :func:`cumulative_weights`.
+    ``weights (T,)`` from :func:`cumulative_weights`; ``n_params``: temporal parameters
+    fitted per pixel, whose share ``n_params / T`` of each date's noise the residuals lack
+    (their power is scaled back by ``T / (T - n_params)``).
     """
     k, edges = _radial_bins(cumulative.shape)
     data = radial_power(cumulative, k, edges)
@@ -96,6 +116,7 @@ def wiener_gain(
         signs = rng.choice([-1.0, 1.0], size=len(weights))
         noise += radial_power(np.tensordot(signs * weights, r, axes=1), k, edges)
     noise /= N_REALISATIONS
+    noise *= len(weights) / max(len(weights) - n_params, 1)
     gain = np.clip(1.0 - noise / np.maximum(data, 1e-30), 0.0, 1.0)
     return gain, edges  # NaN in bins without a frequency
 
@@ -143,7 +164,7 @@ def shrink_broad_scales(
     if min(h, w) < 4 * sigma_px:
         return series, np.ones(1)
     weights = cumulative_weights(times_days, date_var, segments)
-    gain, edges = wiener_gain(series[-1] - series[0], removed, weights)
+    gain, edges = wiener_gain(series[-1] - series[0], removed, weights, n_params=segments + 1)
     pad = int(3 * sigma_px)
     cache: dict[tuple[int, int], np.ndarray] = {}
 

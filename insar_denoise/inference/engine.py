@@ -352,7 +352,7 @@ def _denoise_stack(
     min_valid_dates=None,
 ) -> xr.Dataset:
     """The model branch of :func:`denoise_dataset` for whole-stack models (``kind: stack``)."""
-    from insar_denoise.inference.broad_scales import exceedance_np, shrink_broad_scales
+    from insar_denoise.inference.broad_scales import detection_map, shrink_broad_scales
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
     from insar_denoise.inference.runner import Progress
     from insar_denoise.inference.stack_runner import (
@@ -406,11 +406,6 @@ def _denoise_stack(
             series, (disp - disp[:1]) - series, days, date_var, int(meta.get("segments", 4))
         )
         cumulative = series[-1] - series[0]
-        detection = np.where(
-            np.isfinite(cumulative),
-            exceedance_np(cumulative, sigma, float(meta.get("detect_mm", 1.0))),
-            np.nan,
-        ).astype(np.float32)
         attrs["insar_denoise_broad_gain"] = json.dumps(
             [round(float(g), 3) for g in gain if np.isfinite(g)]
         )
@@ -428,6 +423,7 @@ def _denoise_stack(
         noise = None if noise is None else da.from_array(noise)
     out = _to_dataset(ds, src, deformation, cumulative, noise, attrs)
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
+    detect_mm = float(meta.get("detect_mm", 1.0))
     mm = {"units": "mm", "calibration": json.dumps(cal)}
     out["uncertainty"] = xr.DataArray(
         sigma * float(cal["k68"]),
@@ -444,14 +440,20 @@ def _denoise_stack(
         dims=("y", "x"),
         attrs={**mm, "long_name": "95 % half-width of the cumulative deformation"},
     )
+    if in_memory:  # relative to the median of the valid area (the default reference)
+        detection = detection_map(
+            np.asarray(cumulative), np.asarray(sigma) * float(cal["k68"]), detect_mm
+        )
+        detection = da.from_array(detection) if lazy else detection
     out["detection"] = xr.DataArray(
         detection,
         coords=out["cumulative_deformation"].coords,
         dims=("y", "x"),
         attrs={
             "units": "1",
-            "long_name": f"probability that |cumulative deformation| > "
-            f"{meta.get('detect_mm', 1.0)} mm",
+            "long_name": f"probability that |cumulative deformation| > {detect_mm:g} mm "
+            "(relative to the reference)",
+            "threshold_mm": detect_mm,
         },
     )
     return out
