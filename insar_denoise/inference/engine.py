@@ -175,7 +175,8 @@ def denoise_dataset(
     overlap : overlap between tiles and context around blocks in pixels (default: model
         ``default_overlap``); should cover the receptive field.
     window : dates per window; must equal the model's window if given (default: model's).
-    stride : step between window starts in dates (default 1).
+        Refused by whole-stack models (no window).
+    stride : step between window starts in dates (default 1); whole-stack models take 1 only.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     batch_size : tiles per model call (default: fitted to free memory).
     method : ``"model"`` or a classical baseline ``raw|elevation|filter|stack|best``.
@@ -198,7 +199,8 @@ def denoise_dataset(
     Dataset with ``cumulative_deformation(y, x)`` (last minus first date),
     ``deformation(time, y, x)`` and, if asked, ``noise(time, y, x)``, all float32 mm
     (whole-stack models add ``detection``, ``uncertainty`` and ``uncertainty_95``); NaN on
-    pixels not kept and, in the series, at a kept pixel's missing dates (its cumulative bridges them in time);
+    pixels not kept and, in the series, at a kept pixel's missing dates (its cumulative
+    bridges them in time);
     coords, attrs and CRS of ``ds`` carried over, provenance in ``insar_denoise_*`` attrs.
     Dask-backed if ``ds`` is.
 
@@ -207,7 +209,7 @@ def denoise_dataset(
     InputError
         Missing variables, wrong dims, or fewer dates than the model window.
     ConfigError
-        Unknown method, bad tile/overlap/window.
+        Unknown method, bad tile/overlap/window, or a window/stride for a whole-stack model.
     """
     if deramp:
         from insar_denoise.inference.deramp import deramp_dataset
@@ -258,6 +260,9 @@ def denoise_dataset(
         wrapped = prepare_model(model, dev)
         meta = wrapped.metadata
         if meta.get("kind") == "stack":
+            from insar_denoise.inference.stack_runner import check_stack_options
+
+            check_stack_options(window, stride)
             return _denoise_stack(
                 ds,
                 src,
@@ -358,7 +363,8 @@ def _denoise_stack(
     n_dates, h, w = src.shape
     if n_dates < min_dates(wrapped):
         raise InputError(
-            f"the stack has {n_dates} dates; the model needs at least {min_dates(wrapped)}"
+            f"the stack has {n_dates} dates but the model needs at least {min_dates(wrapped)} "
+            "dates (its min_valid_dates); add dates or use a classical method="
         )
     tile, overlap, tile_hw, used = _tile_plan(meta, tile, overlap, (h, w))
     chunk = int(chunk or default_chunk(tile, overlap))

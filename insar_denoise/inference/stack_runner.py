@@ -16,7 +16,7 @@ import threading
 import numpy as np
 import torch
 
-from insar_denoise.errors import ModelError
+from insar_denoise.errors import ConfigError, ModelError
 from insar_denoise.inference.blending import Mosaic, axis_weights
 from insar_denoise.inference.runner import InferenceModel, Progress, _fill_nan, _sl
 from insar_denoise.inference.tiling import AxisTile, Block, pad_block
@@ -25,6 +25,21 @@ from insar_denoise.inference.tiling import AxisTile, Block, pad_block
 def min_dates(model: InferenceModel) -> int:
     """Fewest valid dates a pixel needs for the model (its basis size plus one)."""
     return int(model.metadata.get("min_valid_dates", 6))
+
+
+def check_stack_options(window: int | None, stride: int) -> None:
+    """A whole-stack model has no window: ``window=`` and ``stride=`` (other than 1) are
+    refused (``ConfigError`` naming the option) rather than silently ignored."""
+    if window is not None:
+        raise ConfigError(
+            f"window={window}: this model sees the whole stack at once (no time window); "
+            "leave window= out"
+        )
+    if int(stride) != 1:
+        raise ConfigError(
+            f"stride={stride}: this model sees the whole stack at once (no windows to "
+            "stride over); leave stride= out"
+        )
 
 
 class StackBlockDenoiser:
