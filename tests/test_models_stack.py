@@ -107,10 +107,39 @@ def test_engine_stack_path_is_exact_across_tiles_with_gaps(tmp_path):
     assert out.attrs["insar_denoise_tile_px"] == 32
 
 
-def test_detection_is_the_gaussian_exceedance_probability():
-    from scipy.stats import norm
+class _TileOffsets(torch.nn.Module):
+    """The untrained (exact) stack model plus a constant per date that depends on the tile
+    (its mean input): outputs defined up to a constant, as a trained model's are."""
 
+    def __init__(self, metadata: dict) -> None:
+        super().__init__()
+        self.inner = StackDenoiser().eval()
+        self.insar_metadata = metadata
+
+    def forward(self, displacement, dem, times_days):
+        series, detection, sigma = self.inner(displacement, dem, times_days)
+        level = torch.nan_to_num(displacement).mean((-2, -1)) + 0.01 * dem.mean((-2, -1))[:, None]
+        return series + 3.0 * level[..., None, None], detection, sigma
+
+
+def test_engine_aligns_the_constant_of_each_tile():
+    """Tiles whose series carry different constants are brought onto one another: the mosaic
+    equals the truth up to one constant per date (no steps at the tile seams)."""
+    base = StackDenoiser().eval()
+    model = _TileOffsets(stack_metadata(base, 32))
+    ds = synthetic_dataset(n_dates=12, shape=(70, 90), noise_mm=0.0)
+    out = denoise_dataset(ds, model, tile=32, overlap=8, progress=False)
+    disp = ds["displacement"].values
+    err = out["deformation"].values - (disp - disp[:1])
+    err -= np.median(err, axis=(1, 2), keepdims=True)
+    assert np.abs(err).max() < 1e-3
+    cum = out["cumulative_deformation"].values - (disp[-1] - disp[0])
+    assert np.abs(cum - np.median(cum)).max() < 1e-3
+
+
+def test_detection_is_the_gaussian_exceedance_probability():
     from insar_denoise.models.stack_denoiser import exceedance
+    from scipy.stats import norm
 
     est = torch.tensor([0.0, 0.5, 1.0, 3.0, -2.0])
     sig = torch.tensor([0.5, 1.0, 0.2, 1.0, 0.7])

@@ -3,10 +3,14 @@
 A whole-stack model sees every date of a tile at once (``(B, T, h, w)`` mm with NaN gaps,
 ``(B, h, w)`` m, ``(B, T)`` days) and returns the denoised series and a detection map. A
 block is cut into tiles, the tiles run in batches, and their outputs are blended with the
-same weights as window models (:mod:`.blending`). The block result stacks ``T`` series
-maps (NaN where the input date is missing), the cumulative map (last minus first date of the
-model's series, defined on every pixel the model keeps), the detection map and the model's
-predicted error std of the cumulative map (mm, uncalibrated).
+same weights as window models (:mod:`.blending`), each tile's series first shifted by one
+constant per date onto the tiles already blended (:func:`align_offsets`: the model's series
+is defined up to such a constant, a different one per tile). Blocks are not aligned with
+one another: a scene larger than one block (``chunk``) can show steps at block borders.
+The block result stacks ``T`` series maps (NaN where the input date is missing), the
+cumulative map (last minus first date of the model's series, defined on every pixel the
+model keeps), the detection map and the model's predicted error std of the cumulative map
+(mm, uncalibrated).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 
 from insar_denoise.errors import ConfigError, ModelError
-from insar_denoise.inference.blending import Mosaic, axis_weights
+from insar_denoise.inference.blending import Mosaic, _clip, axis_weights
 from insar_denoise.inference.runner import InferenceModel, Progress, _fill_nan, _sl
 from insar_denoise.inference.tiling import AxisTile, Block, pad_block
 
@@ -40,6 +44,30 @@ def check_stack_options(window: int | None, stride: int) -> None:
             f"stride={stride}: this model sees the whole stack at once (no windows to "
             "stride over); leave stride= out"
         )
+
+
+def align_offsets(
+    mosaic: Mosaic, series: np.ndarray, weight: np.ndarray, y0: int, x0: int
+) -> np.ndarray:
+    """Per-date constants (mm) that bring a tile's series onto the mosaic so far.
+
+    A whole-stack model's series is defined up to a constant per date, and each tile gets its
+    own: blended as they are, tiles would meet in steps. The constant is the mean difference
+    between the blended mosaic and the tile where both have weight; 0 where they share no
+    pixel (the first tile anchors the block).
+    """
+    n_dates = series.shape[0]
+    dst, src = _clip(y0, x0, weight.shape, mosaic.den.shape)
+    if dst is None:
+        return np.zeros(n_dates, np.float32)
+    den = mosaic.den[dst]
+    both = (den > 0) & (weight[src] > 0)
+    tile = series[(slice(None), *src)]
+    both &= np.isfinite(tile).all(0)
+    if not both.any():
+        return np.zeros(n_dates, np.float32)
+    blended = mosaic.num[(slice(n_dates), *dst)][:, both] / den[both]
+    return np.mean(blended - tile[:, both], axis=1).astype(np.float32)
 
 
 class StackBlockDenoiser:
@@ -109,6 +137,7 @@ class StackBlockDenoiser:
             for (ty, tx), s, p, e in zip(batch, series, detection, sigma, strict=True):
                 weight = self._weights(ty, tx)
                 y0, x0 = ty.start - cy.start, tx.start - cx.start
+                s = s + align_offsets(mosaic, s, weight, y0, x0)[:, None, None]
                 for i in range(n_dates):
                     mosaic.add(i, np.nan_to_num(s[i]), weight, y0, x0)
                 mosaic.add(n_dates, np.nan_to_num(p), weight, y0, x0)
