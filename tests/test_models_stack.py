@@ -122,13 +122,16 @@ class _TileOffsets(torch.nn.Module):
         return series + 3.0 * level[..., None, None], detection, sigma
 
 
-def test_engine_aligns_the_constant_of_each_tile():
-    """Tiles whose series carry different constants are brought onto one another: the mosaic
-    equals the truth up to one constant per date (no steps at the tile seams)."""
+@pytest.mark.parametrize("chunk", [None, 40])
+def test_engine_aligns_the_constant_of_each_tile(chunk):
+    """Tiles whose series carry different constants are brought onto one another, within a
+    block and across blocks (``chunk=40``: 2 x 3 blocks): the mosaic equals the truth up to
+    one constant per date (no steps at tile or block seams)."""
     base = StackDenoiser().eval()
     model = _TileOffsets(stack_metadata(base, 32))
     ds = synthetic_dataset(n_dates=12, shape=(70, 90), noise_mm=0.0)
-    out = denoise_dataset(ds, model, tile=32, overlap=8, progress=False)
+    out = denoise_dataset(ds, model, tile=32, overlap=8, chunk=chunk, progress=False)
+    assert out.attrs["insar_denoise_chunk_px"] == (chunk or 144)
     disp = ds["displacement"].values
     err = out["deformation"].values - (disp - disp[:1])
     err -= np.median(err, axis=(1, 2), keepdims=True)

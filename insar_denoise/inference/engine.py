@@ -356,7 +356,11 @@ def _denoise_stack(
     """The model branch of :func:`denoise_dataset` for whole-stack models (``kind: stack``)."""
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
     from insar_denoise.inference.runner import Progress
-    from insar_denoise.inference.stack_runner import StackBlockDenoiser, min_dates
+    from insar_denoise.inference.stack_runner import (
+        StackBlockDenoiser,
+        assemble_aligned,
+        min_dates,
+    )
 
     configure_threads()
     meta = wrapped.metadata
@@ -390,7 +394,7 @@ def _denoise_stack(
     valid = None
     if "valid" in ds:
         valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
-    stacked = _assemble(fn, disp, dem, valid, blocks, (), n_out=n_dates + 3)
+    stacked = assemble_aligned(fn, disp, dem, valid, blocks)
     deformation, cumulative = stacked[:n_dates], stacked[n_dates]
     detection, sigma = stacked[n_dates + 1], stacked[n_dates + 2]
     noise = (disp - disp[:1]) - deformation if return_noise else None
