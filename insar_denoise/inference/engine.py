@@ -4,7 +4,8 @@ The scene is cut into blocks (:mod:`.tiling`), each a dask task that reads its c
 context, denoises it (:class:`.runner.BlockDenoiser` or :class:`ClassicalBlock`) and returns
 its core; the blocks are assembled with ``dask.array.block``. Nothing is computed until the
 result is (e.g. when written), and memory is bounded by the block size times the number of
-dask workers. A numpy-backed input is computed before returning.
+dask workers (whole-stack models: the whole result, their blocks are aligned with one another,
+:func:`.stack_runner.assemble_aligned`). A numpy-backed input is computed before returning.
 """
 
 from __future__ import annotations
