@@ -111,7 +111,8 @@ def summary_lines(result: DemoResult) -> list[str]:
         f"demo scene: {scene['source']} ({scene['history']}), max |LOS| "
         f"{scene['amplitude_mm']:.1f} mm over {m['n_dates']} dates, "
         f"{m['shape'][0]}x{m['shape'][1]} px; denoised in {m['run_wall_s']:.1f} s",
-        "error of the cumulative map against the simulated truth (plane removed, mm):",
+        "error of the cumulative map against the simulated truth "
+        f"({m.get('aligned', 'plane removed')}, mm):",
         f"  {'method':<10} {'RMSE':>7} {'corr':>6}",
     ]
     for name in m["methods"]:

@@ -38,7 +38,9 @@ def labelled_warnings(label: str, *, always: bool = True) -> Iterator[None]:
 
     ``always=False``: a message that already starts with a file name (``path: ...``) keeps
     it alone. Out-of-distribution warnings are shown every time (not once per source
-    line), as ``[code] message``; other Python warnings as ``message (Category)``.
+    line), as ``[code] message``; other Python warnings as ``message (Category)``, except
+    deprecation notices of the libraries underneath (``DeprecationWarning``,
+    ``PendingDeprecationWarning``: for developers, hidden as Python hides them by default).
     """
     from insar_denoise.trust.qc import OutOfDistributionWarning
 
@@ -62,6 +64,8 @@ def labelled_warnings(label: str, *, always: bool = True) -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", OutOfDistributionWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
         warnings.showwarning = show
         logging.setLogRecordFactory(make)
         try:

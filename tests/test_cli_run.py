@@ -41,13 +41,12 @@ def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine, object]:
         return src.read(), src.transform, src.crs
 
 
-def _deplaned_rmse(est: np.ndarray, truth: np.ndarray) -> float:
+def _rmse_up_to_a_constant(est: np.ndarray, truth: np.ndarray) -> float:
+    """RMSE with the median error removed (the whole-stack default is defined up to a
+    constant; nothing de-planed)."""
     ok = np.isfinite(est) & np.isfinite(truth)
-    yy, xx = np.nonzero(ok)
-    design = np.column_stack([np.ones(yy.size), yy, xx])
-    err = est[ok] - truth[ok]
-    coef, *_ = np.linalg.lstsq(design, err, rcond=None)
-    return float(np.sqrt(np.mean((err - design @ coef) ** 2)))
+    err = est[ok].astype(np.float64) - truth[ok]
+    return float(np.sqrt(np.mean((err - np.median(err)) ** 2)))
 
 
 def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp_path: Path):
@@ -69,7 +68,7 @@ def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp
     assert est.shape == (1, 64, 64) and est.dtype == np.float32
     assert transform == t_truth and crs == crs_truth
     raw = _read(Path(_stack(scene_dir)[-1]))[0][0] - _read(Path(_stack(scene_dir)[0]))[0][0]
-    assert _deplaned_rmse(est[0], truth[0]) < 0.8 * _deplaned_rmse(raw, truth[0])
+    assert _rmse_up_to_a_constant(est[0], truth[0]) < 0.8 * _rmse_up_to_a_constant(raw, truth[0])
     with rasterio.open(out) as src:
         tags = src.tags()
     assert tags["METHOD"] == "model" and tags["COMMAND_LINE"]
@@ -109,7 +108,7 @@ def test_run_netcdf_series_noise_and_quicklook(scene_dir: Path, tmp_path: Path):
     offset = (s + n) - (disp - disp[0])
     np.testing.assert_allclose(offset, offset[:, :1, :1] + 0 * offset, atol=1e-3)
     assert ds.attrs["insar_denoise_reference"] == "median of valid area"
-    np.testing.assert_allclose(np.median(ds["cumulative"].values), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.median(ds["cumulative_deformation"].values), 0.0, atol=1e-4)
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -124,14 +123,27 @@ def test_run_refuses_existing_output_and_leaves_it(scene_dir: Path, tmp_path: Pa
     assert out.read_bytes() == b"keep me"
 
 
-def test_run_fewer_dates_than_window_names_n(scene_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("model", ["default", "window_v1"])
+def test_run_fewer_dates_than_the_model_needs_names_its_minimum(
+    scene_dir: Path, tmp_path: Path, model: str
+):
+    """One line naming the model's minimum: the whole-stack default's ``min_valid_dates``, the
+    window model's window."""
+    from insar_denoise.models import load_model
+
+    meta = load_model(model).metadata
+    need = int(meta["min_valid_dates"] if meta.get("kind") == "stack" else meta["window"])
     out = tmp_path / "def.tif"
+    stack = _stack(scene_dir)[: need - 1]
     res = CliRunner().invoke(
         main,
-        ["run", *_stack(scene_dir)[:5], "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"],
+        ["run", *stack, "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"]
+        + ["--model", model],
     )
     assert res.exit_code == 2
-    assert "9" in res.output and len(res.output.strip().splitlines()) == 1
+    assert f"has {need - 1} dates" in res.output
+    assert f"at least {need} dates" in res.output or f"at least N={need} dates" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -197,11 +209,19 @@ def test_demo_writes_outputs_and_scores(monkeypatch, tmp_path: Path):
 
 
 def test_run_stride_is_recorded_and_validated(scene_dir: Path, tmp_path: Path):
+    """The window model records its stride; the whole-stack default refuses one (no windows)."""
     out = tmp_path / "def.tif"
     args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif"), "-o", str(out), "-q"]
     res = CliRunner().invoke(main, [*args, "--stride", "0"])
     assert res.exit_code == 2 and "--stride" in res.output and not out.exists()
-    res = _invoke([*args, "--stride", "8"])
+    res = CliRunner().invoke(main, [*args, "--stride", "8"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [
+        "insar-denoise: error: --stride 8: this model sees the whole stack at once (no windows "
+        "to stride over); leave --stride out"
+    ]
+    assert not list(tmp_path.iterdir())
+    res = _invoke([*args, "--stride", "8", "--model", "window_v1"])
     assert res.exit_code == 0, res.output
     with rasterio.open(out) as src:
         assert src.tags()["STRIDE"] == "8"
@@ -219,11 +239,12 @@ def test_run_uncertainty_with_a_classical_method_fails_before_writing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: Path):
+def test_run_uncertainty_bands_of_the_window_model(scene_dir: Path, tmp_path: Path):
     """Band 1 (1 sigma) and band 2 (95 % half-width) on the output grid; the 95 % band is the
     wider one, and the stored calibration is for the single run the output holds."""
     sigma_path = tmp_path / "sigma.tif"
     args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif")]
+    args += ["--model", "window_v1"]
     res = _invoke([*args, "-o", str(tmp_path / "def.tif"), "--uncertainty", str(sigma_path)])
     assert res.exit_code == 0, res.output
     with rasterio.open(sigma_path) as s, rasterio.open(tmp_path / "def.tif") as d:
@@ -232,3 +253,26 @@ def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: P
         sigma, half = s.read(1), s.read(2)
     ok = np.isfinite(sigma)
     assert ok.mean() > 0.9 and np.all(half[ok] > sigma[ok]) and np.all(sigma[ok] > 0)
+
+
+def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: Path):
+    """The whole-stack default writes its own sigma head's bands: the conformal factors of
+    its metadata times one sigma map, so band 2 / band 1 is k95 / k68; the NetCDF output holds
+    the same maps."""
+    from insar_denoise.models import load_model
+
+    cal = load_model("default").metadata["sigma_calibration"]
+    sigma_path, nc = tmp_path / "sigma.tif", tmp_path / "out.nc"
+    args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif")]
+    res = _invoke([*args, "-o", str(nc), "--uncertainty", str(sigma_path), "-q"])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(sigma_path) as s:
+        assert s.count == 2 and s.tags()["SIGMA_MODEL"] == "model head"
+        assert s.tags()["N_AUGMENTATIONS"] == "1"
+        sigma, half = s.read(1), s.read(2)
+    ok = np.isfinite(sigma)
+    assert ok.mean() > 0.9 and np.all(sigma[ok] > 0)
+    np.testing.assert_allclose(half[ok] / sigma[ok], cal["k95"] / cal["k68"], rtol=1e-5)
+    with xr.open_dataset(nc) as ds:
+        np.testing.assert_allclose(ds["uncertainty"].values[ok], sigma[ok], rtol=1e-6)
+        np.testing.assert_allclose(ds["uncertainty_95"].values[ok], half[ok], rtol=1e-6)

@@ -183,3 +183,32 @@ def test_series_rmse_of_the_zero_series_is_the_rms_of_the_truth():
         expected = float(torch.sqrt((truth[mask] ** 2).mean()))
         assert out["zero"]["per_date"][k] == pytest.approx(expected, rel=1e-4)
     assert out["zero"]["per_date"][0] == 0.0 and out["raw"]["all"] > out["zero"]["all"]
+
+
+@pytest.mark.parametrize("name", ["default", "window_v1"])
+def test_evaluate_stack_scores_each_model_kind_on_its_own_terms(name: str) -> None:
+    """Whole-stack models are compared up to a constant, window models de-planed: the zero
+    map's RMSE is the std of the truth, or the RMS of its least-squares-plane residual."""
+    from insar_denoise.evaluation.runner import evaluate_stack
+    from insar_denoise.io.scene import scene_dataset
+    from insar_denoise.synth import SimConfig, simulate_scene
+
+    config = SimConfig(size=48, n_dates=10, holes_prob=0.0, unwrap_prob=0.0)
+    scene = simulate_scene(config, 3, source="mogi", amplitude_mm=20.0)
+    ds = scene_dataset(scene)[["displacement", "dem"]]
+    model = load_model(name)
+    ev = evaluate_stack(ds, scene["cumulative"], model)
+    m = ev.metrics
+    truth = np.asarray(scene["cumulative"], np.float64)
+    assert m["n_pixels"] == truth.size  # no holes: every pixel compared
+    yy, xx = np.mgrid[: truth.shape[0], : truth.shape[1]]
+    if model.metadata.get("kind") == "stack":
+        expected, aligned = float(np.std(truth)), "mean removed"
+    else:
+        design = np.column_stack([np.ones(truth.size), yy.ravel(), xx.ravel()])
+        coef, *_ = np.linalg.lstsq(design, truth.ravel(), rcond=None)
+        expected = float(np.sqrt(np.mean((truth.ravel() - design @ coef) ** 2)))
+        aligned = "plane removed"
+    assert m["aligned"] == aligned
+    assert m["rmse_mm"]["zero"] == pytest.approx(expected, rel=1e-4)
+    assert set(m["rmse_mm"]) >= {"model", "zero", "raw", "best"}

@@ -75,7 +75,8 @@ def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
     cell = bm.Stratum(5.0, "high", "mogi", "synthetic")
     cfg = cell.config(bm.base_config(64, 9, "shifted"))
     assert cfg.amplitude_mm == (5.0, 5.0) and cfg.turbulence_std_mm == (10.0, 10.0)
-    assert cfg.real_dem_prob == 0.0 and cfg.source_weights()[SOURCE_NAMES.index("mogi")] == 1.0
+    weights = dict(zip(SOURCE_NAMES, cfg.source_weights(), strict=True))
+    assert cfg.real_dem_prob == 0.0 and weights["mogi"] == 1.0 and sum(weights.values()) == 1.0
     assert cfg.mogi_depth_km == shifted.mogi_depth_km
     with pytest.raises(ValueError, match="unknown split"):
         bm.split_config("ood")

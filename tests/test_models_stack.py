@@ -107,6 +107,39 @@ def test_engine_stack_path_is_exact_across_tiles_with_gaps(tmp_path):
     assert out.attrs["insar_denoise_tile_px"] == 32
 
 
+class _TileOffsets(torch.nn.Module):
+    """The untrained (exact) stack model plus a constant per date that depends on the tile
+    (its mean input): outputs defined up to a constant, as a trained model's are."""
+
+    def __init__(self, metadata: dict) -> None:
+        super().__init__()
+        self.inner = StackDenoiser().eval()
+        self.insar_metadata = metadata
+
+    def forward(self, displacement, dem, times_days, date_var=None):
+        series, detection, sigma = self.inner(displacement, dem, times_days, date_var)
+        level = torch.nan_to_num(displacement).mean((-2, -1)) + 0.01 * dem.mean((-2, -1))[:, None]
+        return series + 3.0 * level[..., None, None], detection, sigma
+
+
+@pytest.mark.parametrize("chunk", [None, 40])
+def test_engine_aligns_the_constant_of_each_tile(chunk):
+    """Tiles whose series carry different constants are brought onto one another, within a
+    block and across blocks (``chunk=40``: 2 x 3 blocks): the mosaic equals the truth up to
+    one constant per date (no steps at tile or block seams)."""
+    base = StackDenoiser().eval()
+    model = _TileOffsets(stack_metadata(base, 32))
+    ds = synthetic_dataset(n_dates=12, shape=(70, 90), noise_mm=0.0)
+    out = denoise_dataset(ds, model, tile=32, overlap=8, chunk=chunk, progress=False)
+    assert out.attrs["insar_denoise_chunk_px"] == (chunk or 144)
+    disp = ds["displacement"].values
+    err = out["deformation"].values - (disp - disp[:1])
+    err -= np.median(err, axis=(1, 2), keepdims=True)
+    assert np.abs(err).max() < 1e-3
+    cum = out["cumulative_deformation"].values - (disp[-1] - disp[0])
+    assert np.abs(cum - np.median(cum)).max() < 1e-3
+
+
 def test_detection_is_the_gaussian_exceedance_probability():
     from insar_denoise.models.stack_denoiser import exceedance
     from scipy.stats import norm

@@ -91,6 +91,27 @@ def test_too_few_dates_for_the_window(ds):
     assert w.code == "few_dates" and "cannot run" in w.message
 
 
+@pytest.mark.parametrize(
+    ("n_dates", "expected"),
+    [(5, "cannot run"), (8, "fewer than the shortest stacks"), (9, None), (12, None)],
+)
+def test_date_count_of_a_whole_stack_model(ds, n_dates, expected):
+    """A stack model (no window) runs from ``min_valid_dates`` and was trained on >= 9."""
+    meta = {
+        "kind": "stack",
+        "window": 6,  # a stack model's metadata keeps a window key; it must not be read
+        "min_valid_dates": 6,
+        "train_config": {"dates": [9, 72]},
+        "sim_config": SimConfig().to_dict(),
+    }
+    found = qc_checks(ds.isel(time=slice(0, n_dates)), meta)
+    if expected is None:
+        assert found == []
+    else:
+        (w,) = found
+        assert w.code == "few_dates" and expected in w.message and w.value == n_dates
+
+
 def test_emitted_as_warnings(ds):
     with pytest.warns(OutOfDistributionWarning, match=r"\[noise_high\]"):
         emit_warnings(qc_checks(TRIPS["noise_high"](ds), METADATA))

@@ -252,6 +252,22 @@ def definitions() -> dict[str, str]:
     }
 
 
+WINDOW_TARGET = bm.TARGET.replace("over the window", "from the first to the last date")
+STACK_TARGET = (
+    "true cumulative deformation from the first to the last date (mm LOS) with its mean over "
+    "the compared pixels removed; every estimate has its own mean removed the same way "
+    "(whole-stack models are defined up to a constant)"
+)
+
+
+def _demean(maps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` maps minus their mean over ``valid`` pixels (NaN outside them)."""
+    filled = torch.where(valid, maps, torch.zeros_like(maps)).double()
+    mean = filled.sum((-2, -1), keepdim=True) / valid.sum((-2, -1), keepdim=True).clamp_min(1)
+    out = (filled - mean).to(maps.dtype)
+    return torch.where(valid, out, torch.full_like(out, float("nan")))
+
+
 def evaluate_stack(
     ds: xr.Dataset,
     truth: xr.DataArray | np.ndarray,
@@ -265,7 +281,8 @@ def evaluate_stack(
 
     Every method runs through :func:`insar_denoise.inference.denoise_dataset` on the whole
     stack (cumulative from the first to the last date) and is compared to ``truth`` (mm, on
-    the stack grid) against the same target as the benchmark.
+    the stack grid) against the same target as the benchmark (de-planed), or, for a
+    whole-stack model (``kind: stack``), up to a constant (each map's mean removed).
 
     Parameters
     ----------
@@ -295,16 +312,21 @@ def evaluate_stack(
     valid = torch.from_numpy(np.isfinite(disp).any(0) & np.isfinite(truth_np))[None]
     for m in order:
         valid = valid & torch.from_numpy(np.isfinite(maps[m]))[None]
-    target = deplane(torch.from_numpy(truth_np)[None], valid)[0].numpy()
+    # whole-stack models are defined up to a constant (nothing de-planed): score every
+    # method the same way, else against the window models' de-planed target
+    stack = (model_info(model) or {"metadata": {}})["metadata"].get("kind") == "stack"
+    align = _demean if stack else deplane
+    target = align(torch.from_numpy(truth_np)[None], valid)[0].numpy()
     mask = valid[0].numpy()
-    deplaned = {m: deplane(torch.from_numpy(maps[m])[None], valid)[0].numpy() for m in order}
+    deplaned = {m: align(torch.from_numpy(maps[m])[None], valid)[0].numpy() for m in order}
     rm = {m: mt.rmse(deplaned[m], target, mask) for m in order}
     metrics: dict[str, Any] = {
         "kind": "stack",
         "package_version": __version__,
         "model": model_info(model),
         "methods": order,
-        "target": bm.TARGET.replace("over the window", "from the first to the last date"),
+        "target": STACK_TARGET if stack else WINDOW_TARGET,
+        "aligned": "mean removed" if stack else "plane removed",
         "n_dates": int(ds.sizes["time"]),
         "shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
         "n_pixels": int(mask.sum()),

@@ -4,7 +4,8 @@ The scene is cut into blocks (:mod:`.tiling`), each a dask task that reads its c
 context, denoises it (:class:`.runner.BlockDenoiser` or :class:`ClassicalBlock`) and returns
 its core; the blocks are assembled with ``dask.array.block``. Nothing is computed until the
 result is (e.g. when written), and memory is bounded by the block size times the number of
-dask workers. A numpy-backed input is computed before returning.
+dask workers (whole-stack models: the whole result, their blocks are aligned with one another,
+:func:`.stack_runner.assemble_aligned`). A numpy-backed input is computed before returning.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def denoise_dataset(
     overlap : overlap between tiles and context around blocks in pixels (default: model
         ``default_overlap``); should cover the receptive field.
     window : dates per window; must equal the model's window if given (default: model's).
-    stride : step between window starts in dates (default 1).
+        Refused by whole-stack models (no window).
+    stride : step between window starts in dates (default 1); whole-stack models take 1 only.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     batch_size : tiles per model call (default: fitted to free memory).
     method : ``"model"`` or a classical baseline ``raw|elevation|filter|stack|best``.
@@ -210,7 +212,7 @@ def denoise_dataset(
     InputError
         Missing variables, wrong dims, or fewer dates than the model window.
     ConfigError
-        Unknown method, bad tile/overlap/window.
+        Unknown method, bad tile/overlap/window, or a window/stride for a whole-stack model.
     """
     if deramp:
         from insar_denoise.inference.deramp import deramp_dataset
@@ -261,6 +263,9 @@ def denoise_dataset(
         wrapped = prepare_model(model, dev)
         meta = wrapped.metadata
         if meta.get("kind") == "stack":
+            from insar_denoise.inference.stack_runner import check_stack_options
+
+            check_stack_options(window, stride)
             return _denoise_stack(
                 ds,
                 src,
@@ -357,6 +362,7 @@ def _denoise_stack(
     from insar_denoise.inference.runner import Progress
     from insar_denoise.inference.stack_runner import (
         StackBlockDenoiser,
+        assemble_aligned,
         min_dates,
         scene_date_variances,
     )
@@ -366,7 +372,8 @@ def _denoise_stack(
     n_dates, h, w = src.shape
     if n_dates < min_dates(wrapped):
         raise InputError(
-            f"the stack has {n_dates} dates; the model needs at least {min_dates(wrapped)}"
+            f"the stack has {n_dates} dates but the model needs at least {min_dates(wrapped)} "
+            "dates (its min_valid_dates); add dates or use a classical method="
         )
     tile, overlap, tile_hw, used = _tile_plan(meta, tile, overlap, (h, w))
     chunk = int(chunk or default_chunk(tile, overlap))
@@ -394,7 +401,7 @@ def _denoise_stack(
     valid = None
     if "valid" in ds:
         valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
-    stacked = _assemble(fn, disp, dem, valid, blocks, (), n_out=n_dates + 3)
+    stacked = assemble_aligned(fn, disp, dem, valid, blocks)
     series, cumulative = stacked[:n_dates], stacked[n_dates]
     detection, sigma = stacked[n_dates + 1], stacked[n_dates + 2]
     in_memory = not lazy or series.nbytes * 3 <= BROAD_SCALES_MAX_BYTES

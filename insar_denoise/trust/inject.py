@@ -9,8 +9,9 @@ sources at every amplitude). Each crop is cut with ``context_px`` of surrounding
 crops are laid side by side in one mosaic that goes through
 :func:`~insar_denoise.inference.denoise_dataset` once with and once without the injections.
 Two views of each injection, both scored on the central crop against the injected cumulative
-signal, every map with its least-squares plane removed (the model's target and the
-evaluation's, :func:`insar_denoise.models.normalization.deplane`):
+signal, every map with its least-squares plane removed (the window model's target and the
+evaluation's, :func:`insar_denoise.models.normalization.deplane`; for a whole-stack model,
+defined up to a constant, only its mean):
 
 - detection (``corr``, ``rmse_mm``): the output of the injected stack, which still holds the
   stack's residual atmosphere (and any real deformation at that place), as the evaluation
@@ -207,16 +208,25 @@ def _denoise_mosaic(
     return np.asarray(res["cumulative_deformation"].values, np.float64)
 
 
-def _deplaned(maps: tuple[np.ndarray, ...], ok: np.ndarray) -> list[np.ndarray]:
-    """Each map with its least-squares plane over ``ok`` removed (NaN outside ``ok``)."""
+def _aligned(maps: tuple[np.ndarray, ...], ok: np.ndarray, stack: bool) -> list[np.ndarray]:
+    """Each map with its least-squares plane over ``ok`` removed, or only its mean there for
+    a whole-stack model (defined up to a constant); NaN outside ``ok``."""
+    if stack:
+        return [np.where(ok, m - (np.mean(m[ok]) if ok.any() else 0.0), np.nan) for m in maps]
     mask = torch.from_numpy(ok)[None]
     return [deplane(torch.from_numpy(np.where(ok, m, 0.0))[None], mask)[0].numpy() for m in maps]
 
 
-def _default_context(model: Any, method: str, sigma_px: float) -> int:
+def _default_context(meta: dict[str, Any] | None, method: str, sigma_px: float) -> int:
+    """Data kept around a crop (px): a model's overlap (a whole-stack model's at least half its
+    receptive field, so the crop never sees its neighbours in the mosaic), the filter radius,
+    or 4 px."""
     if method == "model":
-        meta = model_metadata(model, method) or {}
-        return int(meta.get("default_overlap", 32))
+        meta = meta or {}
+        ctx = int(meta.get("default_overlap", 32))
+        if meta.get("kind") == "stack":
+            ctx = max(ctx, -(-int(meta.get("receptive_field_px", 0)) // 2))
+        return ctx
     from insar_denoise import baselines
 
     return baselines.filter_radius_px(sigma_px) if method in ("filter", "best") else 4
@@ -250,7 +260,8 @@ def run_injection(
         when the scene is small).
     crop_px : side of the crop that receives a source and is scored (px).
     context_px : data kept around each crop for the method's spatial context (default:
-        the model's overlap, the filter radius, or 4 px).
+        the model's overlap, at least half the receptive field of a whole-stack model, the
+        filter radius, or 4 px).
     sigma_px : Gaussian sigma of ``filter`` / ``best`` (px).
     **denoise_kwargs : passed on (``tile``, ``overlap``, ``device``, ``batch_size``, ...).
     """
@@ -262,7 +273,9 @@ def run_injection(
     crop = int(min(crop_px, h, w))
     if crop < 8:
         raise InputError(f"the scene ({h}x{w} px) is too small to inject sources (need 8 px)")
-    ctx = int(_default_context(model, method, sigma_px) if context_px is None else context_px)
+    meta = model_metadata(model, method)
+    stack = (meta or {}).get("kind") == "stack"
+    ctx = int(_default_context(meta, method, sigma_px) if context_px is None else context_px)
     side = grid or max(1, min(4, math.isqrt(n)))
     grid_yx = (max(1, min(side, h // crop)), max(1, min(side, w // crop)))
     rng = np.random.default_rng(int(seed))
@@ -305,7 +318,7 @@ def run_injection(
             diff = out - orig_cells[i][sl]
             truth = a * (unit[i][-1] - unit[i][0]).astype(np.float64)
             ok = np.isfinite(out) & np.isfinite(diff)
-            est_d, diff_d, tru_d = _deplaned((out, diff, truth), ok)
+            est_d, diff_d, tru_d = _aligned((out, diff, truth), ok, stack)
             num = float(np.sum(tru_d[ok] ** 2))
             records.append(
                 {

@@ -14,7 +14,9 @@ Checks (codes), with generous factors so that they flag clear departures only:
 - ``interval``: median sampling interval outside [0.5, 2] x the training interval;
 - ``unwrapping``: in some date-to-date difference, many neighbouring-pixel steps close to a
   multiple of half the wavelength (spatially coherent jumps, unlike smooth atmosphere);
-- ``few_dates``: fewer dates than the model window, or barely more (< window + 2).
+- ``few_dates``: window models: fewer dates than the window, or barely more (< window + 2);
+  whole-stack models (``kind: stack``): fewer than ``min_valid_dates``, or fewer than the
+  shortest stacks of training (``train_config["dates"][0]``; else ``min_valid_dates + 2``).
 """
 
 from __future__ import annotations
@@ -146,8 +148,8 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
     Parameters
     ----------
     ds : canonical Dataset (``displacement(time, y, x)`` mm, ``dem`` m, CRS via rioxarray).
-    metadata : model metadata (``sim_config``, ``window``); None: package defaults, no
-        window check.
+    metadata : model metadata (``sim_config``, ``window`` or ``kind: stack`` with
+        ``min_valid_dates``); None: package defaults, no date-count check.
 
     Returns
     -------
@@ -156,27 +158,7 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
     cfg, _ = training_config(metadata)
     out: list[QCWarning] = []
     n_dates = int(ds.sizes["time"])
-    window = (metadata or {}).get("window")
-    if window is not None:
-        window = int(window)
-        if n_dates < window:
-            out.append(
-                QCWarning(
-                    "few_dates",
-                    f"{n_dates} dates but the model needs a window of {window}: the model "
-                    "cannot run; use a classical --method or more dates",
-                    float(n_dates),
-                )
-            )
-        elif n_dates < window + 2:
-            out.append(
-                QCWarning(
-                    "few_dates",
-                    f"{n_dates} dates for a {window}-date window: few overlapping windows, "
-                    "so the estimate is barely averaged; add dates if you can",
-                    float(n_dates),
-                )
-            )
+    out.extend(_date_checks(n_dates, metadata))
     spacing = pixel_spacing_m(ds)
     if spacing is not None:
         ratio = spacing / cfg.pixel_spacing_m
@@ -231,6 +213,47 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
                 )
             )
     return out
+
+
+def date_needs(metadata: dict[str, Any] | None) -> tuple[int, int, str] | None:
+    """Dates the model needs to run, dates below which it warns, and how to say it; None
+    without a model. Window models: the window and window + 2; whole-stack models
+    (``kind: stack``): ``min_valid_dates`` and the shortest training stacks."""
+    meta = metadata or {}
+    if meta.get("kind") == "stack":
+        need = int(meta.get("min_valid_dates", 6))
+        fewest = int(((meta.get("train_config") or {}).get("dates") or [need + 2])[0])
+        return need, max(need, fewest), f"whole stack, trained on >= {fewest} dates"
+    if meta.get("window") is None:
+        return None
+    window = int(meta["window"])
+    return window, window + 2, f"window {window}"
+
+
+def _date_checks(n_dates: int, metadata: dict[str, Any] | None) -> list[QCWarning]:
+    """``few_dates`` findings for a stack of ``n_dates`` dates and the model's metadata."""
+    needs = date_needs(metadata)
+    if needs is None or n_dates >= needs[1]:
+        return []
+    need, fewest, _ = needs
+    stack = (metadata or {}).get("kind") == "stack"
+    if n_dates < need:
+        what = f"at least {need} dates" if stack else f"a window of {need}"
+        text = (
+            f"{n_dates} dates but the model needs {what}: the model cannot run; use a "
+            "classical --method or more dates"
+        )
+    elif stack:
+        text = (
+            f"{n_dates} dates: fewer than the shortest stacks the model was trained on "
+            f"({fewest} dates), so its estimate is barely constrained; add dates if you can"
+        )
+    else:
+        text = (
+            f"{n_dates} dates for a {need}-date window: few overlapping windows, so the "
+            "estimate is barely averaged; add dates if you can"
+        )
+    return [QCWarning("few_dates", text, float(n_dates))]
 
 
 def emit_warnings(items: list[QCWarning], stacklevel: int = 2) -> None:
@@ -359,6 +382,7 @@ def write_qc_report(
             "pixel_spacing_m": cfg.pixel_spacing_m,
             "interval_days": cfg.interval_days,
             "window": (metadata or {}).get("window"),
+            "dates": (date_needs(metadata) or (0, 0, "no model"))[2],
         },
         "reference": result.attrs.get("insar_denoise_reference", "input as is"),
         "pixels": {**pixels, "min_valid_dates": need},

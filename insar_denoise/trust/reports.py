@@ -28,7 +28,7 @@ def qc_markdown(s: dict[str, Any]) -> str:
         f" m, median interval {_fmt(s['interval_days'], '.3g')} days.",
         f"Training ranges ({tr['source']}): turbulence std {tr['turbulence_std_mm']} mm, "
         f"pixel spacing {tr['pixel_spacing_m']:g} m, interval {tr['interval_days']:g} days, "
-        f"window {tr['window']}.",
+        f"{tr.get('dates', 'window ' + str(tr['window']))}.",
         "",
         f"Reference: {s.get('reference', 'input as is')}.",
     ]

@@ -643,7 +643,8 @@ def write_uncertainty(
         raise ConfigError("--uncertainty needs --method model")
     result = kwargs.pop("result", None)
     if result is not None and "uncertainty" in result:  # whole-stack models predict their own
-        sigma = result["uncertainty"].assign_attrs(n_augmentations=0, sigma_model="model head")
+        # one run of the model, no test-time copies (as the window model's single run)
+        sigma = result["uncertainty"].assign_attrs(n_augmentations=1, sigma_model="model head")
         sigma.attrs["halfwidth_95_model"] = result["uncertainty_95"].attrs.get("calibration", "")
         half = result["uncertainty_95"]
     else:
