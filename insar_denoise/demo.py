@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from insar_denoise.errors import OutputError
 from insar_denoise.io import atomic_output
 
@@ -99,8 +101,43 @@ def run_demo(
     }
     with atomic_output(out / "demo_metrics.json", overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, default=str))
-    outputs = {**run.outputs, "metrics": out / "demo_metrics.json", "stack": stack_dir}
+    figure = comparison_figure(ds, scene["cumulative"], out, overwrite)
+    outputs = {
+        **run.outputs,
+        "comparison": figure,
+        "metrics": out / "demo_metrics.json",
+        "stack": stack_dir,
+    }
     return DemoResult(out_dir=out, outputs=outputs, metrics=metrics)
+
+
+def comparison_figure(ds, truth: np.ndarray, out: Path, overwrite: bool) -> Path:
+    """``comparison.png``: the simulated truth beside the model, the classical correction and
+    the raw cumulative, each on its own colour scale (all with their median removed: every
+    map is defined up to a constant)."""
+    import rioxarray
+
+    from insar_denoise.inference import denoise_dataset
+    from insar_denoise.plots import quicklook
+
+    model = rioxarray.open_rasterio(out / "deformation.tif").squeeze("band", drop=True)
+    best = denoise_dataset(ds, method="best", return_noise=False)["cumulative_deformation"]
+    disp = ds["displacement"].transpose("time", "y", "x")
+    raw = disp.isel(time=-1) - disp.isel(time=0)
+    template = best.copy(data=np.asarray(truth, dtype=np.float32))
+
+    def centred(a):
+        a = a.astype("float32").compute()
+        return (a - float(np.nanmedian(a.values))).rio.write_crs(ds.rio.crs)
+
+    panels = [
+        ("simulated truth", centred(template), "mm"),
+        ("model", centred(model.assign_coords(y=best["y"], x=best["x"])), "mm"),
+        ("classical correction (best)", centred(best), "mm"),
+        ("raw cumulative", centred(raw), "mm"),
+    ]
+    title = "demo: truth and estimates of the cumulative LOS deformation (medians removed)"
+    return quicklook(panels, out / "comparison.png", title=title, overwrite=overwrite)
 
 
 def summary_lines(result: DemoResult) -> list[str]:
