@@ -36,6 +36,7 @@ def _format(info: dict) -> str:
             if info.get("wavelength_mm")
             else f"not used (input in {info['input_units']})"
         ),
+        f"reference:      {info['reference']} (run's default; --ref-yx/--ref-lalo/--ref-area)",
     ]
     dem = info["dem"]
     if dem is None:
@@ -107,10 +108,12 @@ def info(
     )
     from dataclasses import asdict
 
+    from insar_denoise.reference import resolve_reference
     from insar_denoise.trust import qc
 
     checks = qc.qc_checks(ds, qc.model_metadata(model, method))
     summary = {
+        "reference": resolve_reference(ds).describe(),
         "layout": layout,
         **stack_info(ds),
         "wavelength_mm": ds.attrs.get("wavelength_mm"),

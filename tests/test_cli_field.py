@@ -263,6 +263,7 @@ def test_info_shows_wavelength_and_the_warnings_run_gives(scene_dir: Path):
     res = _invoke(["info", *_stack(scene_dir), "--units", "m"])
     assert res.exit_code == 0, res.output
     assert "wavelength:     not used (input in m)" in res.output
+    assert "reference:      median of valid area" in res.output
     assert "run would warn (default):" in res.output and "[noise_high]" in res.output
     n = _too_few_dates()
     res = _invoke(["info", *_stack(scene_dir)[:n]])
@@ -278,6 +279,7 @@ def test_info_shows_wavelength_and_the_warnings_run_gives(scene_dir: Path):
 
     summary = json.loads(res.output)
     assert summary["wavelength_mm"] == 236.0
+    assert summary["reference"] == "median of valid area"
     assert {w["code"] for w in summary["qc_warnings"]} >= {"few_dates"}
 
 

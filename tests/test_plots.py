@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.testing import synthetic_dataset
@@ -34,3 +35,16 @@ def test_panels_follow_the_result_and_draw(tmp_path):
     assert [p[0] for p in panels][-2:] == ["uncertainty (1σ)", "detection probability"]
     png = quicklook(panels, tmp_path / "q.png", reference=ref)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_example_panels_each_get_their_own_robust_scale():
+    from insar_denoise.evaluation.report import panel_limit
+
+    rng = np.random.default_rng(0)
+    small = rng.normal(0, 0.1, (32, 32))
+    large = 50 * small
+    assert panel_limit(large) == pytest.approx(50 * panel_limit(small))
+    spike = small.copy()
+    spike[0, 0] = 1e6  # one outlier does not set the scale (p1-p99)
+    assert panel_limit(spike) < 1.0
+    assert panel_limit(np.zeros((4, 4))) == 1.0 and panel_limit(np.full((4, 4), np.nan)) == 1.0

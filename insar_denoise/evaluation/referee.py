@@ -64,8 +64,11 @@ TARGET = (
 def model_stride(model: Any, n_dates: int) -> int:
     """Window stride for ``model`` on ``n_dates`` dates: ``window - 1`` (contiguous
     windows, the fewest that cover the stack) for a window model shorter than the stack,
-    else 1."""
-    window = (getattr(model, "metadata", None) or {}).get("window")
+    else 1 (whole-stack models included)."""
+    meta = getattr(model, "metadata", None) or {}
+    window = meta.get("window")
+    if meta.get("kind") == "stack":  # whole-stack models have no windows
+        return 1
     if isinstance(window, int) and 2 < window < n_dates:
         return window - 1
     return 1

@@ -354,29 +354,39 @@ def _pyplot():
     return plt
 
 
+def panel_limit(values: np.ndarray) -> float:
+    """Symmetric colour limit of one map: the larger |p1|, |p99| of its finite values (1 mm
+    when there are none or all are zero), so every panel has its own robust scale."""
+    from insar_denoise.plots import robust_range
+
+    lo, hi = robust_range(values)
+    vmax = max(abs(lo), abs(hi)) if np.isfinite(lo) else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
 def plot_examples(examples: list[tuple[str, dict[str, np.ndarray]]], path: Path) -> None:
-    """One row per example scene: target and every method, shared colour bar in mm."""
+    """One row per example scene: target and every method, each map on its own robust
+    colour scale (symmetric p1-p99) with its own colour bar in mm."""
     plt = _pyplot()
     ncol = max(len(maps) for _, maps in examples)
     fig, axes = plt.subplots(
         len(examples),
         ncol,
-        figsize=(2.1 * ncol + 1.0, 2.5 * len(examples)),
+        figsize=(2.4 * ncol + 1.0, 2.6 * len(examples)),
         squeeze=False,
     )
-    fig.subplots_adjust(left=0.02, right=0.92, top=0.9, bottom=0.03, wspace=0.08, hspace=0.45)
+    fig.subplots_adjust(left=0.02, right=0.96, top=0.9, bottom=0.03, wspace=0.35, hspace=0.5)
     for row, (title, maps) in zip(axes, examples, strict=True):
-        truth = maps["truth"]
-        vmax = float(np.nanmax(np.abs(truth))) if np.isfinite(truth).any() else 0.0
-        vmax = vmax if vmax > 0 else 1.0
         for ax, (name, m) in zip(row, maps.items(), strict=False):
+            vmax = panel_limit(m)
             im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            ax.set_title(f"target: {title}" if name == "truth" else name, fontsize=7)
+            label = f"target: {title}" if name == "truth" else name
+            ax.set_title(f"{label}\n±{vmax:.3g} mm", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
+            fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02).ax.tick_params(labelsize=6)
         for ax in row[len(maps) :]:
             ax.axis("off")
-        fig.colorbar(im, ax=list(row), shrink=0.8, pad=0.01, label="LOS (mm)")
     with atomic_output(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
