@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import torch
-from insar_denoise.models import DenoisingAutoencoder, count_parameters, receptive_field
 
+from insar_denoise.models import DenoisingAutoencoder, count_parameters, receptive_field
 from insar_denoise.training.trainer import loss_terms
 
 SIZES = {

@@ -18,11 +18,10 @@ import json
 import time
 from pathlib import Path
 
-from insar_denoise.models import load_model
-
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation.runner import run_benchmark
 from insar_denoise.io.scene import scene_dataset
+from insar_denoise.models import load_model
 from insar_denoise.trust.inject import run_injection
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-from insar_denoise.models import load_model
 
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee import model_stride
@@ -36,6 +35,7 @@ from insar_denoise.evaluation.report import json_ready
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.io.layouts import load_inputs
+from insar_denoise.models import load_model
 from insar_denoise.synth import SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]

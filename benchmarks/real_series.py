@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from insar_denoise.models.stack_denoiser import date_variances, ramp_basis, weighted_fit
 
 AMPLITUDES_MM = (2.0, 5.0, 10.0, 20.0)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from insar_denoise.models import load_model
-from insar_denoise.models.registry import stack_metadata
-from insar_denoise.models.stack_denoiser import StackDenoiser
 
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.runner import InferenceModel
 from insar_denoise.io.scene import scene_dataset
+from insar_denoise.models import load_model
+from insar_denoise.models.registry import stack_metadata
+from insar_denoise.models.stack_denoiser import StackDenoiser
 from insar_denoise.synth import simulate_batch
 from insar_denoise.synth.scene import scene_dates
 from insar_denoise.training.stack import StackTrainConfig

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from insar_denoise.models import load_model
-
 from insar_denoise.trust.sigma_head import load_head
 from insar_denoise.trust.uncertainty import calibrate, load_sigma_head
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from insar_denoise.models import load_model
-from insar_denoise.models.normalization import deplane
 
 from insar_denoise.evaluation import benchmark as bm
+from insar_denoise.models import load_model
+from insar_denoise.models.normalization import deplane
 from insar_denoise.training.validation import predict_in_batches
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"

@@ -122,8 +122,6 @@ def evaluate(
     amplitude, noise level, source and DEM. With --stack/--dem/--truth: the v1 metrics on a
     stack whose cumulative deformation is known (e.g. written by `insar-denoise simulate`).
     """
-    from insar_denoise.models import load_model
-
     from insar_denoise.evaluation import (
         evaluate_stack,
         results_table,
@@ -133,6 +131,7 @@ def evaluate(
     )
     from insar_denoise.evaluation.referee_report import write_referee_report
     from insar_denoise.evaluation.report import prepare_dir
+    from insar_denoise.models import load_model
 
     if bool(stack) != bool(truth):
         raise ConfigError("--stack and --truth go together (a stack and its true cumulative map)")

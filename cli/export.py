@@ -28,7 +28,6 @@ from insar_denoise.errors import ModelError
 def export(run_dir, output, weights) -> None:
     """Export the model of RUN_DIR/resume.pt (or a resume file) to a TorchScript file."""
     from insar_denoise.models import load_model
-
     from insar_denoise.training import export_from_state, load_state
 
     src = Path(run_dir)

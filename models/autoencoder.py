@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from insar_denoise.models.normalization import deplane, normalize_dem, normalize_displacement
 from torch import Tensor, nn
+
+from insar_denoise.models.normalization import deplane, normalize_dem, normalize_displacement
 
 DEFAULT_CHANNELS = (16, 32, 64, 96)
 

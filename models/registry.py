@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+
+from insar_denoise._version import __version__
+from insar_denoise.errors import ModelError
 from insar_denoise.models.autoencoder import (
     DEFAULT_CHANNELS,
     DenoisingAutoencoder,
     count_parameters,
     receptive_field,
 )
-from torch import Tensor, nn
-
-from insar_denoise._version import __version__
-from insar_denoise.errors import ModelError
 
 FORMAT = "insar-denoise-model"
 FORMAT_VERSION = 1

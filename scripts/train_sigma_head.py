@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-from insar_denoise.models import load_model
 
+from insar_denoise.models import load_model
 from insar_denoise.trust import sigma_head as sh
 
 CACHE = Path("runs/sigma_head")

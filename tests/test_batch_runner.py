@@ -11,12 +11,12 @@ import pytest
 import rasterio
 import yaml
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
-from insar_denoise.models import build_untrained, export_model
 from rasterio.transform import from_origin
 
 from insar_denoise.batch import run_batch
 from insar_denoise.batch.records import FAILED_SUFFIX, RECORD_SUFFIX
+from insar_denoise.cli.main import main
+from insar_denoise.models import build_untrained, export_model
 from insar_denoise.pipeline import run_pipeline
 
 SHAPE = (32, 32)

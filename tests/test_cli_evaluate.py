@@ -13,14 +13,14 @@ import rasterio
 import torch
 import xarray as xr
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
-from insar_denoise.models import build_untrained, export_model, load_model
-from insar_denoise.models.normalization import deplane
 
+from insar_denoise.cli.main import main
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import run_benchmark
 from insar_denoise.evaluation.report import json_ready
 from insar_denoise.io import write_geotiff
+from insar_denoise.models import build_untrained, export_model, load_model
+from insar_denoise.models.normalization import deplane
 from insar_denoise.synth import SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]

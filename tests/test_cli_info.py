@@ -11,8 +11,8 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from conftest import GRIDS, write_raster
-from insar_denoise.cli.main import main
 
+from insar_denoise.cli.main import main
 from insar_denoise.io import open_stack, stack_info
 
 DATA = Path(__file__).parent / "data"

@@ -10,8 +10,8 @@ import pytest
 import rasterio
 import xarray as xr
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 
+from insar_denoise.cli.main import main
 from insar_denoise.io.scene import write_scene
 from insar_denoise.synth import SimConfig, simulate_scene
 

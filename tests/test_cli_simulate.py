@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 
+from insar_denoise.cli.main import main
 from insar_denoise.io import open_stack
 from insar_denoise.synth import SimConfig
 

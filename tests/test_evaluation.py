@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from insar_denoise.models import build_untrained, export_model, load_model
-from insar_denoise.models.normalization import deplane
 
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import metrics as mt
 from insar_denoise.evaluation import results_table, run_benchmark, write_report
 from insar_denoise.evaluation.report import json_ready
+from insar_denoise.models import build_untrained, export_model, load_model
+from insar_denoise.models.normalization import deplane
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 
 from insar_denoise.baselines import gaussian_filter_nan
+from insar_denoise.cli.main import main
 from insar_denoise.evaluation import referee as rf
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee_report import summary_table, write_referee_report

@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
-from insar_denoise.models import build_untrained, export_model
 
+from insar_denoise.cli.main import main
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import results_table
+from insar_denoise.models import build_untrained, export_model
 from insar_denoise.synth import SOURCE_NAMES, SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 
+from insar_denoise.cli.main import main
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io.mintpy import open_mintpy, write_mintpy
 from insar_denoise.io.scene import scene_dataset

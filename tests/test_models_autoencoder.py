@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from insar_denoise.models import DenoisingAutoencoder, build_untrained, receptive_field
 from insar_denoise.models.autoencoder import temporal_kernels
 from insar_denoise.models.normalization import deplane, fit_plane, robust_plane

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from insar_denoise.errors import ModelError
 from insar_denoise.models import (
     LoadedModel,
     build_untrained,
@@ -16,8 +18,6 @@ from insar_denoise.models import (
     weights_sha256,
 )
 from insar_denoise.models.registry import default_overlap, resolve, tiling_for_crop
-
-from insar_denoise.errors import ModelError
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from insar_denoise.inference import denoise_dataset
+from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
 from insar_denoise.models.registry import export_model, stack_metadata
 from insar_denoise.models.stack_denoiser import (
@@ -13,9 +16,6 @@ from insar_denoise.models.stack_denoiser import (
     ramp_basis,
     receptive_field_px,
 )
-
-from insar_denoise.inference import denoise_dataset
-from insar_denoise.inference.testing import synthetic_dataset
 
 
 def pwl_history(u: np.ndarray, knots: np.ndarray) -> np.ndarray:
@@ -141,8 +141,9 @@ def test_engine_aligns_the_constant_of_each_tile(chunk):
 
 
 def test_detection_is_the_gaussian_exceedance_probability():
-    from insar_denoise.models.stack_denoiser import exceedance
     from scipy.stats import norm
+
+    from insar_denoise.models.stack_denoiser import exceedance
 
     est = torch.tensor([0.0, 0.5, 1.0, 3.0, -2.0])
     sig = torch.tensor([0.5, 1.0, 0.2, 1.0, 0.7])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 from rasterio.warp import transform as warp_transform
 
+from insar_denoise.cli.main import main
 from insar_denoise.errors import ConfigError
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.testing import synthetic_dataset, tiny_model

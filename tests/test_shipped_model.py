@@ -16,12 +16,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from insar_denoise.models import load_model
-from insar_denoise.models.normalization import deplane
 
 from insar_denoise.baselines import classical_cumulative
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io.scene import scene_dataset
+from insar_denoise.models import load_model
+from insar_denoise.models.normalization import deplane
 from insar_denoise.synth import SimConfig, simulate_batch, simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
 

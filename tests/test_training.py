@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from insar_denoise.models import load_model
 
 from insar_denoise.errors import ConfigError
+from insar_denoise.models import load_model
 from insar_denoise.training import (
     TrainConfig,
     Trainer,

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import torch
-from insar_denoise.models import load_model
 
+from insar_denoise.models import load_model
 from insar_denoise.training.stack import StackTrainConfig, draw, losses, train
 from insar_denoise.training.stack_release import release
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
-from insar_denoise.models.registry import build_untrained, export_model
 
+from insar_denoise.cli.main import main
 from insar_denoise.io.scene import scene_dataset, write_scene
+from insar_denoise.models.registry import build_untrained, export_model
 from insar_denoise.synth import SimConfig, simulate_scene
 from insar_denoise.trust.inject import injected_signals, run_injection, write_injection_report
 

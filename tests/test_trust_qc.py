@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from insar_denoise.cli.main import main
 
+from insar_denoise.cli.main import main
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io.scene import scene_dataset, write_scene
 from insar_denoise.pipeline import run_pipeline

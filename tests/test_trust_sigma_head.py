@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from insar_denoise.models.registry import build_untrained, export_model, load_model
 
 from insar_denoise.errors import ModelError
+from insar_denoise.models.registry import build_untrained, export_model, load_model
 from insar_denoise.trust import sigma_head as sh
 from insar_denoise.trust.uncertainty import calibrate, load_sigma_head
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from insar_denoise.models.registry import build_untrained, export_model, load_model
 
 from insar_denoise.inference.testing import synthetic_dataset, tiny_model
 from insar_denoise.io.scene import write_scene
+from insar_denoise.models.registry import build_untrained, export_model, load_model
 from insar_denoise.pipeline import run_pipeline
 from insar_denoise.synth import SimConfig, simulate_scene
 from insar_denoise.trust.uncertainty import (
