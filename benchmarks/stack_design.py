@@ -26,8 +26,7 @@ from insar_denoise.io.scene import scene_dataset
 from insar_denoise.models import load_model
 from insar_denoise.models.registry import stack_metadata
 from insar_denoise.models.stack_denoiser import StackDenoiser
-from insar_denoise.synth import simulate_batch
-from insar_denoise.synth.scene import scene_dates
+from insar_denoise.synth import simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
 
 SEED = 9_000_000
@@ -88,22 +87,13 @@ def main() -> None:
     start = time.time()
     for n_dates in DATES:
         for i in range(args.scenes):
-            gen = torch.Generator().manual_seed(SEED + 1000 * n_dates + i)
             sim = dataclasses.replace(cfg.sim_config(n_dates, i % 3 == 0), size=args.size)
-            sb = simulate_batch(sim, 1, generator=gen)
-            scene = {
-                "displacement": sb.displacement[0].numpy(),
-                "deformation": sb.deformation[0].numpy(),
-                "cumulative": sb.cumulative[0].numpy(),
-                "dem": sb.dem[0].numpy(),
-                "dates": scene_dates(sim),
-                "pixel_spacing_m": sim.pixel_spacing_m,
-            }
+            scene = simulate_scene(sim, SEED + 1000 * n_dates + i)
             ds = scene_dataset(scene)[["displacement", "dem"]]
             truth = scene["cumulative"]
             for name, fn in methods.items():
                 cum = fn(ds)["cumulative_deformation"].values
-                ok = np.isfinite(cum) & sb.valid[0].numpy()
+                ok = np.isfinite(cum) & scene["valid"]
                 rows[name][n_dates].append(score(cum, truth, ok))
         print(f"T={n_dates} done ({time.time() - start:.0f} s)", flush=True)
     summary = {

@@ -32,13 +32,15 @@ N_REALISATIONS = 4
 
 
 def exceedance_np(estimate: np.ndarray, sigma: np.ndarray, threshold: float) -> np.ndarray:
-    """P(|truth| > threshold) for truth ~ N(estimate, sigma^2) (the model's detection map)."""
-    from scipy.special import erfc
+    """NumPy face of :func:`insar_denoise.models.stack_denoiser.exceedance` (the model's own
+    detection probability)."""
+    import torch
 
-    s = np.maximum(sigma, 1e-6) * np.sqrt(2.0)
-    return np.clip(
-        0.5 * erfc((threshold - estimate) / s) + 0.5 * erfc((threshold + estimate) / s), 0, 1
-    )
+    from insar_denoise.models.stack_denoiser import exceedance
+
+    est = torch.from_numpy(np.asarray(estimate, dtype=np.float64))
+    sig = torch.from_numpy(np.asarray(sigma, dtype=np.float64))
+    return exceedance(est, sig, float(threshold)).numpy()
 
 
 def detection_map(

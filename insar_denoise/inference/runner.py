@@ -118,7 +118,65 @@ class Progress:
         self.__init__(**state)
 
 
-class BlockDenoiser:
+class TiledBlocks:
+    """What the block runners of window and whole-stack models share: tile size, overlap,
+    blending weights (cached per taper pattern), the tiles of a block that need the model,
+    batching, a progress bar and a lock around model calls (picklable for dask)."""
+
+    def __init__(
+        self,
+        model: InferenceModel,
+        device: torch.device,
+        tile: int,
+        overlap: int,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> None:
+        self.model, self.device = model, device
+        self.tile, self.overlap = tile, overlap
+        self.batch_size = max(1, int(batch_size))
+        self.progress = progress if progress is not None else Progress(0, False)
+        # zero weight on the outer quarter of the overlap (at most the receptive-field
+        # half-width): the Hann ramp always spans at least half of it, no hard cut
+        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
+        self._lock = threading.Lock()
+        self._weight_cache: dict[tuple, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def tiles_to_run(self, block: Block, ok: np.ndarray) -> list[tuple[AxisTile, AxisTile]]:
+        """Tiles of ``block`` with a valid pixel where they count (in the core); the others
+        are counted as done without running the model."""
+        cy, cx = block.core_in_extended
+        todo = []
+        for ty in block.tiles_y:
+            for tx in block.tiles_x:
+                y0, y1 = max(ty.start, cy.start), min(ty.start + ty.size, cy.stop)
+                x0, x1 = max(tx.start, cx.start), min(tx.start + tx.size, cx.stop)
+                if y1 > y0 and x1 > x0 and ok[y0:y1, x0:x1].any():
+                    todo.append((ty, tx))
+                else:  # nothing valid where this tile counts: skip the model
+                    self.progress.update(1)
+        return todo
+
+    def _weights(self, ty: AxisTile, tx: AxisTile) -> np.ndarray:
+        """Blending weight ``(h, w)`` of a tile (cached: few distinct taper patterns)."""
+        key = (ty.size, ty.taper_start, ty.taper_end, tx.size, tx.taper_start, tx.taper_end)
+        if key not in self._weight_cache:
+            wy = axis_weights(ty.size, self.overlap, self.margin, ty.taper_start, ty.taper_end)
+            wx = axis_weights(tx.size, self.overlap, self.margin, tx.taper_start, tx.taper_end)
+            self._weight_cache[key] = np.outer(wy, wx).astype(np.float32)
+        return self._weight_cache[key]
+
+
+class BlockDenoiser(TiledBlocks):
     """Callable denoising one block: ``(disp, dem, valid, block) -> (T, h, w)`` float32 mm.
 
     Parameters
@@ -143,25 +201,8 @@ class BlockDenoiser:
         batch_size: int,
         progress: Progress | None,
     ) -> None:
-        self.model, self.device = model, device
-        self.tile, self.overlap = tile, overlap
+        super().__init__(model, device, tile, overlap, batch_size, progress)
         self.starts, self.matrix = np.asarray(starts), matrix
-        self.batch_size = max(1, int(batch_size))
-        self.progress = progress if progress is not None else Progress(0, False)
-        # zero weight on the outer quarter of the overlap (at most the receptive-field
-        # half-width): the Hann ramp always spans at least half of it, no hard cut
-        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
-        self._lock = threading.Lock()
-        self._weight_cache: dict[tuple, np.ndarray] = {}
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __call__(
         self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
@@ -176,15 +217,7 @@ class BlockDenoiser:
         ok = pad_block(ok, block.pad_y, block.pad_x)
         cy, cx = block.core_in_extended
         mosaic = Mosaic(len(self.starts), block.core_shape)
-        todo = []
-        for ty in block.tiles_y:
-            for tx in block.tiles_x:
-                y0, y1 = max(ty.start, cy.start), min(ty.start + ty.size, cy.stop)
-                x0, x1 = max(tx.start, cx.start), min(tx.start + tx.size, cx.stop)
-                if y1 > y0 and x1 > x0 and ok[y0:y1, x0:x1].any():
-                    todo.append((ty, tx))
-                else:  # nothing valid where this tile counts: skip the model
-                    self.progress.update(1)
+        todo = self.tiles_to_run(block, ok)
         items = [(ty, tx, i) for ty, tx in todo for i in range(len(self.starts))]
         last = len(self.starts) - 1
         for b in range(0, len(items), self.batch_size):
@@ -206,15 +239,6 @@ class BlockDenoiser:
     def _window(self, i: int) -> slice:
         start = int(self.starts[i])
         return slice(start, start + self.model.window)
-
-    def _weights(self, ty: AxisTile, tx: AxisTile) -> np.ndarray:
-        """Blending weight ``(h, w)`` of a tile (cached: few distinct taper patterns)."""
-        key = (ty.size, ty.taper_start, ty.taper_end, tx.size, tx.taper_start, tx.taper_end)
-        if key not in self._weight_cache:
-            wy = axis_weights(ty.size, self.overlap, self.margin, ty.taper_start, ty.taper_end)
-            wx = axis_weights(tx.size, self.overlap, self.margin, tx.taper_start, tx.taper_end)
-            self._weight_cache[key] = np.outer(wy, wx).astype(np.float32)
-        return self._weight_cache[key]
 
     def _run(self, x: np.ndarray, dem: np.ndarray) -> np.ndarray:
         """One model call on a batch: ``(B, N, h, w)`` mm and ``(B, h, w)`` m -> ``(B, h, w)``."""

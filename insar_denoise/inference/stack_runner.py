@@ -16,15 +16,19 @@ model keeps), the detection map and the model's predicted error std of the cumul
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 
 from insar_denoise.errors import ConfigError, ModelError
-from insar_denoise.inference.blending import Mosaic, _clip, axis_weights
-from insar_denoise.inference.runner import InferenceModel, Progress, _fill_nan, _sl
-from insar_denoise.inference.tiling import AxisTile, Block, pad_block
+from insar_denoise.inference.blending import Mosaic, _clip
+from insar_denoise.inference.runner import (
+    InferenceModel,
+    Progress,
+    TiledBlocks,
+    _fill_nan,
+    _sl,
+)
+from insar_denoise.inference.tiling import Block, pad_block
 
 
 def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
@@ -98,7 +102,7 @@ def align_offsets(
     return np.mean(blended - tile[:, both], axis=1).astype(np.float32)
 
 
-class StackBlockDenoiser:
+class StackBlockDenoiser(TiledBlocks):
     """Callable ``(disp, dem, valid, block) -> (T + 3, h, w)`` float32 for a stack model:
     the series (on every date, gaps bridged), the cumulative map, the detection map and the
     predicted error std (mm); NaN on pixels not kept."""
@@ -115,25 +119,10 @@ class StackBlockDenoiser:
         min_valid_dates: int | None = None,
         date_var: np.ndarray | None = None,
     ) -> None:
-        self.model, self.device = model, device
-        self.tile, self.overlap = tile, overlap
+        super().__init__(model, device, tile, overlap, batch_size, progress)
         self.times = np.asarray(times_days, dtype=np.float32)
-        self.batch_size = max(1, int(batch_size))
-        self.progress = progress if progress is not None else Progress(0, False)
-        self.margin = min(int(model.metadata["receptive_field_px"]) // 2, overlap // 4)
         self.min_valid = max(min_dates(model), int(min_valid_dates or 0))
         self.date_var = None if date_var is None else np.asarray(date_var, dtype=np.float32)
-        self._lock = threading.Lock()
-        self._weight_cache: dict[tuple, np.ndarray] = {}
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __call__(
         self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
@@ -160,15 +149,7 @@ class StackBlockDenoiser:
         mosaic = Mosaic(n_dates + 2, block.core_shape)
         gy, gx = block.read_y[0] - block.pad_y[0], block.read_x[0] - block.pad_x[0]
         applied: dict[tuple[int, int], np.ndarray] = {}
-        todo = []
-        for ty in block.tiles_y:
-            for tx in block.tiles_x:
-                y0, y1 = max(ty.start, cy.start), min(ty.start + ty.size, cy.stop)
-                x0, x1 = max(tx.start, cx.start), min(tx.start + tx.size, cx.stop)
-                if y1 > y0 and x1 > x0 and ok[y0:y1, x0:x1].any():
-                    todo.append((ty, tx))
-                else:
-                    self.progress.update(1)
+        todo = self.tiles_to_run(block, ok)
         for b in range(0, len(todo), self.batch_size):
             batch = todo[b : b + self.batch_size]
             x = np.stack([disp[:, _sl(ty), _sl(tx)] for ty, tx in batch])
@@ -193,14 +174,6 @@ class StackBlockDenoiser:
         result = np.concatenate([series, cumulative[None], out[n_dates:]], axis=0)
         result[:, ~keep] = np.nan
         return result.astype(np.float32), applied
-
-    def _weights(self, ty: AxisTile, tx: AxisTile) -> np.ndarray:
-        key = (ty.size, ty.taper_start, ty.taper_end, tx.size, tx.taper_start, tx.taper_end)
-        if key not in self._weight_cache:
-            wy = axis_weights(ty.size, self.overlap, self.margin, ty.taper_start, ty.taper_end)
-            wx = axis_weights(tx.size, self.overlap, self.margin, tx.taper_start, tx.taper_end)
-            self._weight_cache[key] = np.outer(wy, wx).astype(np.float32)
-        return self._weight_cache[key]
 
     def _run(self, x: np.ndarray, dem: np.ndarray) -> tuple[np.ndarray, ...]:
         """One model call: ``(B, T, h, w)`` mm, ``(B, h, w)`` m -> series, detection, sigma."""

@@ -19,7 +19,7 @@ import torch
 
 from insar_denoise.models.registry import export_model, stack_metadata
 from insar_denoise.models.stack_denoiser import StackDenoiser
-from insar_denoise.synth import simulate_batch
+from insar_denoise.synth import simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
 
 #: first seed of the calibration scenes (training draws from ``cfg.seed``, validation
@@ -44,28 +44,18 @@ def calibration_errors(
     """``|error|`` and predicted sigma (mm) on the valid pixels of fresh scenes."""
     from insar_denoise.inference import denoise_dataset
     from insar_denoise.io.scene import scene_dataset
-    from insar_denoise.synth.scene import scene_dates
 
     errs, sigmas = [], []
     for i in range(n_scenes):
-        gen = torch.Generator().manual_seed(CALIBRATION_SEED + i)
         n_dates = int(np.exp(np.random.default_rng(i).uniform(*np.log(cfg.dates))))
         sim = dataclasses.replace(cfg.sim_config(n_dates, i % 3 == 0), size=size)
-        sb = simulate_batch(sim, 1, generator=gen)
-        scene = {
-            "displacement": sb.displacement[0].numpy(),
-            "deformation": sb.deformation[0].numpy(),
-            "cumulative": sb.cumulative[0].numpy(),
-            "dem": sb.dem[0].numpy(),
-            "dates": scene_dates(sim),
-            "pixel_spacing_m": sim.pixel_spacing_m,
-        }
+        scene = simulate_scene(sim, CALIBRATION_SEED + i)
         ds = scene_dataset(scene)[["displacement", "dem"]]
         out = denoise_dataset(ds, model, progress=False, return_noise=False)
         cum = out["cumulative_deformation"].values
         sig = out["uncertainty"].values / float(model.metadata["sigma_calibration"]["k68"])
-        truth = sb.cumulative[0].numpy()
-        ok = np.isfinite(cum) & np.isfinite(sig) & sb.valid[0].numpy()
+        truth = scene["cumulative"]
+        ok = np.isfinite(cum) & np.isfinite(sig) & scene["valid"]
         e = cum[ok] - truth[ok]
         errs.append(np.abs(e - np.median(e)))
         sigmas.append(sig[ok])
