@@ -22,6 +22,7 @@ from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation.runner import run_benchmark
 from insar_denoise.io.scene import scene_dataset
 from insar_denoise.models import load_model
+from insar_denoise.scoring import benchmark_scenes as scn
 from insar_denoise.trust.inject import run_injection
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -38,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start = time.perf_counter()
     model = load_model("default")
-    amps = [a for a in bm.AMPLITUDES_MM if a > 0]
+    amps = [a for a in scn.AMPLITUDES_MM if a > 0]
     if args.metrics:
         metrics = json.loads(args.metrics.read_text())
         metrics = metrics.get("splits", {}).get("in", metrics)
     else:
         metrics = run_benchmark(model, n_per_amplitude=args.n_evaluate, seed=7).metrics
     report = {"amplitudes_mm": amps, "model_id": model.metadata.get("model_id"), "levels": {}}
-    for level, std in bm.NOISE_STD_MM.items():
+    for level, std in scn.NOISE_STD_MM.items():
         window = int(model.metadata["window"])
         noise = bm.noise_mosaic(level, 4, args.seed, size=args.size, n_dates=window)
         ds = scene_dataset(noise)

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from insar_denoise.evaluation import metrics
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.models import load_model
 from insar_denoise.models.normalization import deplane as plane_removed
+from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.trust.uncertainty import predict_with_uncertainty
 

@@ -31,7 +31,7 @@ import xarray as xr
 
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee import model_stride
-from insar_denoise.evaluation.report import json_ready
+from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.io.layouts import load_inputs

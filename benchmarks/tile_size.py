@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from insar_denoise.evaluation import metrics
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.io.scene import scene_dataset
 from insar_denoise.models import load_model
 from insar_denoise.models.normalization import deplane
+from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_scene
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from insar_denoise.evaluation import benchmark as bm
+from insar_denoise.inference.predict import predict_in_batches
 from insar_denoise.models import load_model
 from insar_denoise.models.normalization import deplane
-from insar_denoise.training.validation import predict_in_batches
+from insar_denoise.scoring import benchmark_scenes as scn
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
@@ -27,11 +27,11 @@ OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=40, help="scenes per amplitude")
-    p.add_argument("--split", default="in", choices=bm.SPLITS)
+    p.add_argument("--split", default="in", choices=scn.SPLITS)
     p.add_argument("--output", type=Path, default=OUT / "worst_scenes.json")
     args = p.parse_args(argv)
     model = load_model("default")
-    sc = bm.generate(args.n, 0, size=64, n_dates=int(model.metadata["window"]), split=args.split)
+    sc = scn.generate(args.n, 0, size=64, n_dates=int(model.metadata["window"]), split=args.split)
     mask = sc.valid
     truth = deplane(torch.nan_to_num(sc.cumulative.double()), mask)
     pred = predict_in_batches(model, sc.displacement, sc.dem, 32).double()

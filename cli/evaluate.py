@@ -130,8 +130,9 @@ def evaluate(
         write_report,
     )
     from insar_denoise.evaluation.referee_report import write_referee_report
-    from insar_denoise.evaluation.report import prepare_dir
+    from insar_denoise.evaluation.report_common import prepare_dir
     from insar_denoise.models import load_model
+    from insar_denoise.trust.uncertainty import benchmark_uncertainty
 
     if bool(stack) != bool(truth):
         raise ConfigError("--stack and --truth go together (a stack and its true cumulative map)")
@@ -174,6 +175,7 @@ def evaluate(
                 window=window,
                 split=split or "in",
                 n_tune=n_tune,
+                uncertainty=benchmark_uncertainty,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

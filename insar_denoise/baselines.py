@@ -47,12 +47,13 @@ def _like(result: torch.Tensor, template: np.ndarray | torch.Tensor):
     return result.cpu().numpy().astype(dtype, copy=False)
 
 
-def raw_cumulative(disp: Array) -> Array:
+def raw_cumulative(disp: Array, time_axis: int = 0) -> Array:
     """Cumulative displacement, last minus first date (mm), without any correction.
 
     Parameters
     ----------
-    disp : (T, H, W) displacement in mm, NaN = no data.
+    disp : (T, H, W) displacement in mm, NaN = no data (``time_axis``: where T is, e.g. 1
+        for a batch ``(B, T, H, W)``).
 
     Returns
     -------
@@ -60,7 +61,7 @@ def raw_cumulative(disp: Array) -> Array:
     """
     # Definition of cumulative displacement (MintPy timeseries convention, relative to date 0)
     d = _to_torch(disp)
-    return _like(d[-1] - d[0], disp)
+    return _like(d.select(time_axis, -1) - d.select(time_axis, 0), disp)
 
 
 def fit_elevation_correlation(

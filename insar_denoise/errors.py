@@ -41,3 +41,7 @@ class ModelError(InsarDenoiseError):
 
 class ConfigError(InsarDenoiseError):
     """A configuration file or option value is invalid."""
+
+
+class OutOfDistributionWarning(UserWarning):
+    """The input lies outside what the model was trained on (raised by the QC checks)."""

@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from insar_denoise.errors import OutOfDistributionWarning
+
 LOGGER = "insar_denoise"
 log = logging.getLogger(f"{LOGGER}.warnings")
 _NAMES_FILE = re.compile(r"[^\s:]*[/\\.][^\s:]*( \(\+\d+ files\))?:")
@@ -42,8 +44,6 @@ def labelled_warnings(label: str, *, always: bool = True) -> Iterator[None]:
     deprecation notices of the libraries underneath (``DeprecationWarning``,
     ``PendingDeprecationWarning``: for developers, hidden as Python hides them by default).
     """
-    from insar_denoise.trust.qc import OutOfDistributionWarning
-
     factory = logging.getLogRecordFactory()
     prefix = f"{label}:"
 

@@ -41,6 +41,24 @@ def _axis_labels(da: xr.DataArray) -> tuple[str, str]:
     return f"easting ({unit})", f"northing ({unit})"
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: str | Path, overwrite: bool = True, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG atomically (:func:`insar_denoise.io.atomic_output`), close it."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    pyplot().close(fig)
+    return Path(path)
+
+
 def robust_range(values, percentiles: tuple[float, float] = ROBUST_PERCENTILES) -> tuple:
     """``(p1, p99)`` of the finite values (NaN, NaN when there are none)."""
     v = np.asarray(values, dtype=float)
@@ -113,12 +131,9 @@ def quicklook(
     step
         Decimation of the maps relative to the grid of ``reference``.
     """
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ncols = len(panels) if len(panels) <= 4 else math.ceil(len(panels) / 2)
     nrows = math.ceil(len(panels) / ncols)
     da0 = panels[0][1]
@@ -159,10 +174,7 @@ def quicklook(
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=10)
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, overwrite, dpi=100)
 
 
 def _cumulative_name(result: xr.Dataset) -> str:
@@ -227,3 +239,29 @@ def result_panels(
     if crs is not None:
         panels = [(p[0], p[1].rio.write_crs(crs), *p[2:]) for p in panels]
     return panels, step
+
+
+def calibration_figure(
+    levels: np.ndarray,
+    coverage: np.ndarray,
+    path: Path,
+    overwrite: bool,
+    coverage_95: float | None = None,
+    title: str = "observed (fresh seed)",
+) -> Path:
+    """Observed coverage of ``|truth - mean| <= z sigma`` against the Gaussian expectation
+    (and of the separately calibrated 95 % band, if given)."""
+    from math import erf, sqrt
+
+    plt = pyplot()
+    expected = [erf(z / sqrt(2.0)) for z in levels]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(expected, coverage, "o-", label=f"z sigma, z = {levels[0]:g}..{levels[-1]:g}: {title}")
+    if coverage_95 is not None:
+        ax.plot([erf(2 / sqrt(2.0))], [coverage_95], "s", color="C3", label="95 % band")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, label="ideal")
+    ax.set_xlabel("expected coverage (Gaussian)")
+    ax.set_ylabel("observed coverage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_png(fig, path, overwrite, dpi=100)

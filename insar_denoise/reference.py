@@ -225,7 +225,7 @@ def apply_reference(ds: xr.Dataset, ref: Reference) -> xr.Dataset:
             out[name] = (var - offset).astype(var.dtype)
             out[name].attrs = var.attrs
     if "detection" in ds and "uncertainty" in ds:  # detection is relative to the reference
-        from insar_denoise.inference.broad_scales import detection_map
+        from insar_denoise.models.detection import detection_map
 
         cum = (
             out["cumulative_deformation"] if "cumulative_deformation" in out else out["cumulative"]

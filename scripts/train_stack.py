@@ -7,7 +7,7 @@
 state) when the run folder has none, so a new session continues where the last one stopped;
 stop it with ``kill -TERM`` (it saves first). ``release`` exports the best validation
 weights with their conformal uncertainty calibration
-(:mod:`insar_denoise.training.stack_release`) and copies the resume state back to
+(:mod:`insar_denoise.trust.stack_release`) and copies the resume state back to
 ``training/stack_resume.pt`` (commit that file at most once per work session).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from insar_denoise.training.stack import StackTrainConfig, train
-from insar_denoise.training.stack_release import release
+from insar_denoise.trust.stack_release import release
 
 COMMITTED_STATE = Path("training/stack_resume.pt")
 

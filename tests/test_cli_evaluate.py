@@ -15,12 +15,12 @@ import xarray as xr
 from click.testing import CliRunner
 
 from insar_denoise.cli.main import main
-from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import run_benchmark
-from insar_denoise.evaluation.report import json_ready
+from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.io import write_geotiff
 from insar_denoise.models import build_untrained, export_model, load_model
 from insar_denoise.models.normalization import deplane
+from insar_denoise.scoring import benchmark_scenes as scn
 from insar_denoise.synth import SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_results_table_script(cli_report, tmp_path, capsys) -> None:
     metrics = cli_report / "metrics.json"
     assert script.main([str(metrics)]) == 0
     table = capsys.readouterr().out
-    for method in bm.METHODS:
+    for method in scn.METHODS:
         assert f"| {method} |" in table
     readme = tmp_path / "README.md"
     readme.write_text(

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from insar_denoise.evaluation import benchmark as bm
-from insar_denoise.evaluation import metrics as mt
 from insar_denoise.evaluation import results_table, run_benchmark, write_report
-from insar_denoise.evaluation.report import json_ready
+from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.models import build_untrained, export_model, load_model
 from insar_denoise.models.normalization import deplane
+from insar_denoise.scoring import benchmark_scenes as scn
+from insar_denoise.scoring import metrics as mt
 
 
 @pytest.fixture(scope="module")
@@ -93,28 +94,28 @@ def test_summarize_pools_pixels_and_gains() -> None:
 
 # --- benchmark design ---------------------------------------------------------------------
 def test_strata_design_and_seeds() -> None:
-    cells = bm.strata()
-    n_deformed = len(bm.SOURCES) * len(bm.DEMS) * len(bm.NOISE_STD_MM)
-    assert len(cells) == (len(bm.AMPLITUDES_MM) - 1) * n_deformed + 2 * len(bm.DEMS)
-    counts = bm.allocate(13)
-    for amp in bm.AMPLITUDES_MM:
+    cells = scn.strata()
+    n_deformed = len(scn.SOURCES) * len(scn.DEMS) * len(scn.NOISE_STD_MM)
+    assert len(cells) == (len(scn.AMPLITUDES_MM) - 1) * n_deformed + 2 * len(scn.DEMS)
+    counts = scn.allocate(13)
+    for amp in scn.AMPLITUDES_MM:
         assert sum(n for c, n in counts if c.amplitude_mm == amp) == 13
     keys = {c.key for c in cells}
     assert len(keys) == len(cells)
-    seeds = {bm.stratum_seed(0, "in", k) for k in keys}
+    seeds = {scn.stratum_seed(0, "in", k) for k in keys}
     assert len(seeds) == len(keys)
-    assert bm.stratum_seed(0, "in", cells[3].key) == bm.stratum_seed(0, "in", cells[3].key)
-    assert bm.stratum_seed(1, "in", cells[3].key) != bm.stratum_seed(0, "in", cells[3].key)
+    assert scn.stratum_seed(0, "in", cells[3].key) == scn.stratum_seed(0, "in", cells[3].key)
+    assert scn.stratum_seed(1, "in", cells[3].key) != scn.stratum_seed(0, "in", cells[3].key)
 
 
 def test_stratum_config_fixes_amplitude_source_noise_dem() -> None:
-    cell = bm.Stratum(5.0, "high", "mogi", "synthetic")
-    cfg = cell.config(bm.base_config(32, 5))
+    cell = scn.Stratum(5.0, "high", "mogi", "synthetic")
+    cfg = cell.config(scn.base_config(32, 5))
     batch = bm.simulate_batch(cfg, 3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(batch.amplitude_mm, torch.full((3,), 5.0), rtol=1e-4)
-    assert all(bm.SOURCES[2] == batch.source_names[int(s)] for s in batch.source)
+    assert all(scn.SOURCES[2] == batch.source_names[int(s)] for s in batch.source)
     assert cfg.turbulence_std_mm == (10.0, 10.0) and cfg.real_dem_prob == 0.0
-    none = bm.Stratum(0.0, "low", "none", "real").config(bm.base_config(32, 5))
+    none = scn.Stratum(0.0, "low", "none", "real").config(scn.base_config(32, 5))
     batch = bm.simulate_batch(none, 2, generator=torch.Generator().manual_seed(0))
     assert float(batch.cumulative.abs().max()) == 0.0
 
@@ -122,7 +123,7 @@ def test_stratum_config_fixes_amplitude_source_noise_dem() -> None:
 # --- the evaluation -----------------------------------------------------------------------
 def test_zero_method_rmse_is_rms_of_target(tiny_model, tiny_eval) -> None:
     # independent reference: regenerate the scenes and take the RMS of the de-planed truth
-    scenes = bm.generate(4, 3, size=32, n_dates=5)
+    scenes = scn.generate(4, 3, size=32, n_dates=5)
     mask = scenes.valid & torch.isfinite(scenes.displacement).all(1)
     target = deplane(scenes.cumulative, mask).numpy()[mask.numpy()]
     rms = float(np.sqrt(np.mean(target.astype(np.float64) ** 2)))
@@ -133,14 +134,14 @@ def test_zero_method_rmse_is_rms_of_target(tiny_model, tiny_eval) -> None:
 
 def test_metrics_structure(tiny_eval) -> None:
     m = tiny_eval.metrics
-    assert m["methods"] == list(bm.METHODS)
-    assert m["n_scenes"] == 4 * len(bm.AMPLITUDES_MM)
+    assert m["methods"] == list(scn.METHODS)
+    assert m["n_scenes"] == 4 * len(scn.AMPLITUDES_MM)
     assert m["window"] == 5 and m["model"]["id"].startswith("insar-denoise-")
-    assert set(m["groups"]["amplitude"]) == {f"{a:g}" for a in bm.AMPLITUDES_MM}
+    assert set(m["groups"]["amplitude"]) == {f"{a:g}" for a in scn.AMPLITUDES_MM}
     cells = m["groups"]["stratum"]
     assert set(cells) == set(m["design"]["strata"])
     assert all(cells[k]["n"] == n for k, n in m["design"]["strata"].items())
-    assert m["sigma_tuning"]["sigma_px"]["filter"] in bm.SIGMA_CANDIDATES_PX
+    assert m["sigma_tuning"]["sigma_px"]["filter"] in scn.SIGMA_CANDIDATES_PX
     for row in m["groups"]["amplitude"].values():
         assert row["snr_gain_db"]["raw"] == 0.0
     assert m["false_positive_p99_mm"]["all"]["zero"] == 0.0
@@ -165,7 +166,7 @@ def test_report_files_and_table(tiny_eval, tmp_path) -> None:
     loaded = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert loaded == json_ready(tiny_eval.metrics)
     table = results_table(loaded)
-    for method in bm.METHODS:
+    for method in scn.METHODS:
         assert f"| {method} |" in table
     assert "## Summary" in (tmp_path / "rep" / "report.md").read_text()
 
@@ -173,7 +174,7 @@ def test_report_files_and_table(tiny_eval, tmp_path) -> None:
 def test_series_rmse_of_the_zero_series_is_the_rms_of_the_truth():
     from insar_denoise.training.validation import raw_cumulative
 
-    scenes = bm.generate(2, 0, size=16, n_dates=9)
+    scenes = scn.generate(2, 0, size=16, n_dates=9)
     est = {"zero": torch.zeros_like(scenes.cumulative), "raw": raw_cumulative(scenes.displacement)}
     out = bm.series_rmse(scenes, est, {})
     sel = scenes.amplitude_mm > 0

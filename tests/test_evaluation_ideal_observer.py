@@ -1,4 +1,4 @@
-"""Tests of insar_denoise.evaluation.ideal_observer: checked against the simulator itself
+"""Tests of insar_denoise.scoring.ideal_observer: checked against the simulator itself
 (Monte Carlo) and against a dense reference."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from insar_denoise.evaluation.ideal_observer import (
+from insar_denoise.scoring.ideal_observer import (
     IdealSNR,
     NoiseCovariance,
     batch_snr,

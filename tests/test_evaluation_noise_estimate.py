@@ -1,4 +1,4 @@
-"""Tests of insar_denoise.evaluation.noise_estimate on simulated stacks of known noise."""
+"""Tests of insar_denoise.scoring.noise_estimate on simulated stacks of known noise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from insar_denoise.evaluation.noise_estimate import estimate_noise_params
+from insar_denoise.scoring.noise_estimate import estimate_noise_params
 from insar_denoise.synth import SimConfig, simulate_batch
 
 

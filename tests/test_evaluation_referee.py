@@ -15,7 +15,7 @@ from insar_denoise.cli.main import main
 from insar_denoise.evaluation import referee as rf
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee_report import summary_table, write_referee_report
-from insar_denoise.evaluation.report import json_ready
+from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.testing import tiny_model
 

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner
 
 from insar_denoise.cli.main import main
-from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import results_table
 from insar_denoise.models import build_untrained, export_model
+from insar_denoise.scoring import benchmark_scenes as scn
 from insar_denoise.synth import SOURCE_NAMES, SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +35,17 @@ def _unfixed(cfg: SimConfig) -> SimConfig:
 
 def test_in_split_is_the_training_distribution() -> None:
     # every stratum fixes source and amplitude; everything else is the training prior
-    assert bm.split_config("in") == {}
-    assert _unfixed(bm.base_config(64, 9, "in")) == _unfixed(_training_config())
-    assert _unfixed(bm.base_config(32, 5)) == _unfixed(_training_config(32, 5))
-    cell = bm.Stratum(5.0, "low", "mogi", "real").config(bm.base_config(64, 9))
+    assert scn.split_config("in") == {}
+    assert _unfixed(scn.base_config(64, 9, "in")) == _unfixed(_training_config())
+    assert _unfixed(scn.base_config(32, 5)) == _unfixed(_training_config(32, 5))
+    cell = scn.Stratum(5.0, "low", "mogi", "real").config(scn.base_config(64, 9))
     assert cell.amplitude_mm == (5.0, 5.0) and cell.source_probs["mogi"] == 1.0
 
 
 def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
     train = _unfixed(_training_config())  # source and amplitude: fixed by every stratum
-    shifted = _unfixed(bm.base_config(64, 9, "shifted"))
-    overrides = bm.split_config("shifted")
+    shifted = _unfixed(scn.base_config(64, 9, "shifted"))
+    overrides = scn.split_config("shifted")
     # turbulence: only von Karman with exponential covariance, lengths below training's
     assert train.powerlaw_prob == 0.5 and shifted.powerlaw_prob == 0.0
     assert shifted.vonkarman_hurst == (0.5, 0.5)
@@ -72,16 +72,16 @@ def test_shifted_split_differs_from_training_in_each_stated_way() -> None:
         same = getattr(shifted, f.name) == getattr(train, f.name)
         assert same == (f.name not in overrides), f.name
     # the strata keep their fixed amplitude / noise / source / DEM kind in the shifted split
-    cell = bm.Stratum(5.0, "high", "mogi", "synthetic")
-    cfg = cell.config(bm.base_config(64, 9, "shifted"))
+    cell = scn.Stratum(5.0, "high", "mogi", "synthetic")
+    cfg = cell.config(scn.base_config(64, 9, "shifted"))
     assert cfg.amplitude_mm == (5.0, 5.0) and cfg.turbulence_std_mm == (10.0, 10.0)
     weights = dict(zip(SOURCE_NAMES, cfg.source_weights(), strict=True))
     assert cfg.real_dem_prob == 0.0 and weights["mogi"] == 1.0 and sum(weights.values()) == 1.0
     assert cfg.mogi_depth_km == shifted.mogi_depth_km
     with pytest.raises(ValueError, match="unknown split"):
-        bm.split_config("ood")
+        scn.split_config("ood")
     with pytest.raises(ValueError, match="unknown split"):
-        bm.generate(1, 0, size=16, n_dates=3, split="ood")
+        scn.generate(1, 0, size=16, n_dates=3, split="ood")
 
 
 def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -91,16 +91,16 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @pytest.fixture(scope="module")
-def scenes() -> dict[str, bm.Scenes]:
-    return {s: bm.generate(12, 4, size=32, n_dates=5, split=s) for s in bm.SPLITS}
+def scenes() -> dict[str, scn.Scenes]:
+    return {s: scn.generate(12, 4, size=32, n_dates=5, split=s) for s in scn.SPLITS}
 
 
 def test_shifted_split_is_deterministic_by_seed(scenes) -> None:
-    again = bm.generate(12, 4, size=32, n_dates=5, split="shifted")
+    again = scn.generate(12, 4, size=32, n_dates=5, split="shifted")
     assert _equal(again.displacement, scenes["shifted"].displacement)
     assert torch.equal(again.dem, scenes["shifted"].dem)
     assert torch.equal(again.cumulative, scenes["shifted"].cumulative)
-    other = bm.generate(12, 5, size=32, n_dates=5, split="shifted")
+    other = scn.generate(12, 5, size=32, n_dates=5, split="shifted")
     assert not _equal(other.displacement, scenes["shifted"].displacement)
     # same seed, other split: other scenes, same strata
     assert not _equal(scenes["in"].displacement, scenes["shifted"].displacement)
@@ -108,7 +108,7 @@ def test_shifted_split_is_deterministic_by_seed(scenes) -> None:
     assert list(scenes["in"].amplitude_mm) == list(scenes["shifted"].amplitude_mm)
 
 
-def _quadratic_stratified_mm(sc: bm.Scenes) -> np.ndarray:
+def _quadratic_stratified_mm(sc: scn.Scenes) -> np.ndarray:
     """Per scene and date: amplitude (mm) of the z^2 term of a least-squares fit of the
     displacement on (1, east, north, z, z^2) over the valid pixels (z: km above the minimum)."""
     s, t, n, _ = sc.displacement.shape
@@ -158,10 +158,10 @@ def _nuisance_only(config: SimConfig, **families: bool) -> SimConfig:
 
 def test_shifted_stratified_delay_is_far_more_nonlinear() -> None:
     quad = {}
-    for split in bm.SPLITS:
-        cfg = _nuisance_only(bm.base_config(32, 5, split), turbulence=False)
+    for split in scn.SPLITS:
+        cfg = _nuisance_only(scn.base_config(32, 5, split), turbulence=False)
         batch = simulate_batch(cfg, 24, generator=torch.Generator().manual_seed(3))
-        sc = bm.Scenes(
+        sc = scn.Scenes(
             displacement=batch.displacement,
             dem=batch.dem,
             cumulative=batch.cumulative,
@@ -192,7 +192,7 @@ def _efolding_lag_px(config: SimConfig, seed: int) -> float:
 
 
 def test_shifted_turbulence_has_shorter_correlation() -> None:
-    lag = {s: _efolding_lag_px(bm.base_config(64, 3, s), seed=11) for s in bm.SPLITS}
+    lag = {s: _efolding_lag_px(scn.base_config(64, 3, s), seed=11) for s in scn.SPLITS}
     # exponential covariance with L = 0.2-0.8 km: 1/e at 2-9 px of 90 m
     assert lag["shifted"] <= 9 and lag["in"] >= 2.0 * lag["shifted"], lag
 
@@ -216,7 +216,7 @@ def test_split_both_writes_both_splits(both_report) -> None:
     for name, m in metrics["splits"].items():
         assert m["kind"] == "benchmark" and m["split"] == name
         assert m["methods"] == metrics["methods"] and "model" in m["methods"]
-        assert m["groups"]["all"]["all"]["n"] == m["n_scenes"] == 2 * len(bm.AMPLITUDES_MM)
+        assert m["groups"]["all"]["all"]["n"] == m["n_scenes"] == 2 * len(scn.AMPLITUDES_MM)
     assert metrics["splits"]["in"]["split_overrides"] == {}
     shifted = metrics["splits"]["shifted"]
     assert shifted["sim_config"]["holes_prob"] == 1.0
@@ -263,11 +263,11 @@ def test_overwrite_guard_covers_split_figures(both_report, tmp_path) -> None:
 
 
 def test_shifted_split_samples_irregularly_with_a_missing_date() -> None:
-    train, shifted = bm.base_config(64, 9, "in"), bm.base_config(64, 9, "shifted")
+    train, shifted = scn.base_config(64, 9, "in"), scn.base_config(64, 9, "shifted")
     assert np.allclose(np.diff(train.times_days()), 12.0)
     steps = set(np.diff(shifted.times_days()).tolist())
     assert steps == {6.0, 12.0, 24.0}  # mixed 6/12-day sampling and one missing date
-    scenes = bm.generate(1, 0, size=16, n_dates=9, split="shifted")
+    scenes = scn.generate(1, 0, size=16, n_dates=9, split="shifted")
     np.testing.assert_allclose(scenes.times_days, shifted.times_days())
     # a linear history follows the real times: cumulative at date k is proportional to t_k
     cfg = dataclasses.replace(shifted, size=16, history_probs={"linear": 1.0}, turbulence=False)

@@ -9,7 +9,7 @@ import torch
 
 from insar_denoise.models import load_model
 from insar_denoise.training.stack import StackTrainConfig, draw, losses, train
-from insar_denoise.training.stack_release import release
+from insar_denoise.trust.stack_release import release
 
 TINY = StackTrainConfig(
     crop=16,

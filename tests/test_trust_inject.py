@@ -124,9 +124,10 @@ def test_inject_threshold_within_one_step_of_evaluate_for_the_same_noise(monkeyp
     """
     from insar_denoise.evaluation import benchmark as bm
     from insar_denoise.evaluation.runner import run_benchmark
+    from insar_denoise.scoring import benchmark_scenes as scn
 
     amps = (5.0, 10.0, 20.0, 40.0)
-    monkeypatch.setattr(bm, "AMPLITUDES_MM", (0.0, *amps))
+    monkeypatch.setattr(scn, "AMPLITUDES_MM", (0.0, *amps))
     evaluated = run_benchmark(None, n_per_amplitude=24, size=64, seed=3)
     expected = evaluated.metrics["detection_threshold_mm"]["low"]["stack"]
     ds = scene_dataset(bm.noise_mosaic("low", 4, seed=11, size=64, n_dates=9))

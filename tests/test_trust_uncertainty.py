@@ -157,7 +157,8 @@ def test_evaluate_scores_the_stored_bands_and_plots_them(tmp_path: Path):
     curve; the coverage equals the one computed directly from the stored coefficients."""
     from insar_denoise.evaluation import benchmark as bm
     from insar_denoise.evaluation import run_benchmark, write_report
-    from insar_denoise.trust.uncertainty import scene_residuals
+    from insar_denoise.scoring import benchmark_scenes as scn
+    from insar_denoise.trust.uncertainty import benchmark_uncertainty, scene_residuals
 
     net = build_untrained(window=9, channels=(2, 4, 4, 4), seed=2)
     path = export_model(net, net.insar_metadata, tmp_path / "m.pt")
@@ -169,9 +170,11 @@ def test_evaluate_scores_the_stored_bands_and_plots_them(tmp_path: Path):
         and "spread" not in cal["coefficients"]
     )
     save_calibration(cal, calibration_path(path))
-    ev = run_benchmark(model, n_per_amplitude=4, seed=5, size=32, n_tune=1)
+    ev = run_benchmark(
+        model, n_per_amplitude=4, seed=5, size=32, n_tune=1, uncertainty=benchmark_uncertainty
+    )
     unc = ev.metrics["uncertainty"]
-    scenes = bm.generate(4, 5, size=32, n_dates=9)
+    scenes = scn.generate(4, 5, size=32, n_dates=9)
     est = bm.estimate_all(scenes, model, {})["model"]
     resid, feats, _ = scene_residuals(scenes, est[None])
     expected = float(np.mean(resid <= combine(feats, cal["coefficients"])))

@@ -10,7 +10,7 @@ in-memory canonical Dataset, so any model the package loads works unchanged (win
 with stride ``window - 1`` on long stacks: contiguous windows). The truth is the simulated
 cumulative deformation (last minus first date) and the whole series; scores are taken up
 to a constant offset only (:mod:`.referee_scoring`). Each scene is binned by the ideal
-observer's SNR with known history (:func:`insar_denoise.evaluation.ideal_observer.batch_snr`).
+observer's SNR with known history (:func:`insar_denoise.scoring.ideal_observer.batch_snr`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import xarray as xr
 
 from insar_denoise._version import __version__
 from insar_denoise.evaluation import referee_scoring as rs
-from insar_denoise.evaluation.benchmark import split_config
-from insar_denoise.evaluation.ideal_observer import IdealSNR, batch_snr
 from insar_denoise.evaluation.referee_scenes import (
     AMPLITUDE_MM,
     GAP_DATES,
@@ -43,6 +41,8 @@ from insar_denoise.evaluation.referee_scenes import (
     simulate,
 )
 from insar_denoise.evaluation.runner import Evaluation, model_info
+from insar_denoise.scoring.benchmark_scenes import split_config
+from insar_denoise.scoring.ideal_observer import IdealSNR, batch_snr
 from insar_denoise.synth import SimBatch
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,7 @@ def definitions() -> dict[str, str]:
     """One line per reported quantity (copied into metrics.json and the report)."""
     return {
         "snr": "ideal observer's SNR of the scene's deformation with its history known "
-        "(insar_denoise.evaluation.ideal_observer.batch_snr); snr_free: history unknown",
+        "(insar_denoise.scoring.ideal_observer.batch_snr); snr_free: history unknown",
         "detected": f"share of deforming scenes with r >= {rs.R_MIN}",
         "r": "Pearson correlation of output and true cumulative deformation",
         "gain": "least-squares slope of the output on the truth, medians removed "

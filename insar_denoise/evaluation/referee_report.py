@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from insar_denoise.evaluation.report import REFEREE_FIGURES as FIGURES
-from insar_denoise.evaluation.report import _fmt, _pyplot, json_ready, prepare_dir
+from insar_denoise.evaluation.report_common import REFEREE_FIGURES as FIGURES
+from insar_denoise.evaluation.report_common import fmt, json_ready, prepare_dir
 from insar_denoise.io import atomic_output
+from insar_denoise.plots import pyplot, save_png
 
 
 def _cells(summary: dict[str, Any], methods: list[str], key: str, digits: int = 2) -> list[str]:
-    return [_fmt(summary["methods"][m][key], digits) for m in methods]
+    return [fmt(summary["methods"][m][key], digits) for m in methods]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -36,7 +37,7 @@ def snr_table(split: dict[str, Any], methods: list[str]) -> list[str]:
     for b, groups in split["by_snr"].items():
         s = groups["all"]
         rows.append(
-            [b, str(s["n"]), _fmt(s["snr_median"], 1)]
+            [b, str(s["n"]), fmt(s["snr_median"], 1)]
             + _cells(s, methods, "detected")
             + _cells(s, methods, "gain")
             + _cells(s, methods, "rmse_mm")
@@ -57,8 +58,8 @@ def per_t_table(split: dict[str, Any], methods: list[str]) -> list[str]:
                 continue
             s = groups[t]
             cells = [
-                " / ".join(_fmt(s["methods"][m][k], d) for k, d in (("detected", 2), ("gain", 2)))
-                + f" / {_fmt(s['methods'][m]['rmse_mm'], 1)}"
+                " / ".join(fmt(s["methods"][m][k], d) for k, d in (("detected", 2), ("gain", 2)))
+                + f" / {fmt(s['methods'][m]['rmse_mm'], 1)}"
                 for m in methods
             ]
             rows.append([t.split("=")[1], b, str(s["n"])] + cells)
@@ -73,7 +74,7 @@ def source_table(split: dict[str, Any], methods: list[str]) -> list[str]:
     for kind, groups in split["by_source"].items():
         s = groups["all"]
         rows.append(
-            [kind, str(s["n"]), _fmt(s["snr_median"], 1)]
+            [kind, str(s["n"]), fmt(s["snr_median"], 1)]
             + _cells(s, methods, "detected")
             + _cells(s, methods, "gain")
         )
@@ -83,7 +84,7 @@ def source_table(split: dict[str, Any], methods: list[str]) -> list[str]:
 def false_positive_table(split: dict[str, Any], methods: list[str]) -> list[str]:
     """p99 of |output| (mm) on the no-deformation scenes, per T and overall."""
     fp = split["false_positive_p99_mm"]
-    rows = [[k] + [_fmt(v.get(m), 2) for m in methods] for k, v in fp.items()]
+    rows = [[k] + [fmt(v.get(m), 2) for m in methods] for k, v in fp.items()]
     return _table(["T"] + methods, rows)
 
 
@@ -99,7 +100,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
             s = groups["all"]
             rows.append([name, b, str(s["n"])] + _cells(s, methods, "detected"))
         fp = split["false_positive_p99_mm"].get("all", {})
-        rows.append([name, "no deformation: p99 (mm)", "–"] + [_fmt(fp.get(m)) for m in methods])
+        rows.append([name, "no deformation: p99 (mm)", "–"] + [fmt(fp.get(m)) for m in methods])
     return "\n".join([*lines, "", *_table(head, rows)])
 
 
@@ -136,7 +137,7 @@ def markdown(metrics: dict[str, Any]) -> str:
         out += [f"## Split `{name}`", ""]
         out.append(
             f"{split['n_scenes']} scenes ({split['n_unbinned']} deforming scenes without a "
-            f"finite SNR left out of the bins); `best` sigma {_fmt(tuning['sigma_px'], 0)} px, "
+            f"finite SNR left out of the bins); `best` sigma {fmt(tuning['sigma_px'], 0)} px, "
             f"tuned on {tuning['n_scenes']} separate scenes; {split['wall_s']:.0f} s."
         )
         if split["split_overrides"]:
@@ -160,7 +161,7 @@ def markdown(metrics: dict[str, Any]) -> str:
 def plot_vs_snr(metrics: dict[str, Any], key: str, label: str, path: Path) -> None:
     """``key`` (``detected`` or ``gain``) per SNR bin against the bin's median SNR; one panel
     per split, one curve per method, the ideal observer's 5 sigma line."""
-    plt = _pyplot()
+    plt = pyplot()
     splits = metrics["splits"]
     fig, axes = plt.subplots(
         1, len(splits), figsize=(5.2 * len(splits), 3.8), squeeze=False, layout="constrained"
@@ -185,9 +186,7 @@ def plot_vs_snr(metrics: dict[str, Any], key: str, label: str, path: Path) -> No
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    save_png(fig, path, overwrite=True, dpi=90)
 
 
 def write_referee_report(

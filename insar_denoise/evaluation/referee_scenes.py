@@ -4,7 +4,7 @@ Whole stacks of ``size`` px and T = 9, 18, 36 or 72 dates (12-day or irregular
 6/12/24-day sampling with a missing date), one source type of :data:`SOURCE_TYPES` (or
 none), a max |cumulative LOS| spread log-uniformly over 1-50 mm, turbulence of 2-12 mm per
 date; the rest follows the split's simulator distribution
-(:func:`insar_denoise.evaluation.benchmark.split_config`), the design winning on its own
+(:func:`insar_denoise.scoring.benchmark_scenes.split_config`), the design winning on its own
 factors. Half the scenes have gaps in time: 1-3 dates without data on a patch.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from insar_denoise.evaluation.benchmark import split_config, stratum_seed
 from insar_denoise.io.scene import scene_dataset
+from insar_denoise.scoring.benchmark_scenes import split_config, stratum_seed
 from insar_denoise.synth import SimBatch, SimConfig, simulate_batch
 from insar_denoise.synth.scene import scene_dates
 

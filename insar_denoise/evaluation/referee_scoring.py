@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from insar_denoise.evaluation.metrics import R_MIN, false_positive_level, pearson
+from insar_denoise.scoring.metrics import R_MIN, false_positive_level, pearson
 
 #: edges of the SNR bins (ideal observer, known history); the last bin is open
 SNR_EDGES: tuple[float, ...] = (0.0, 3.0, 5.0, 10.0, 20.0, 50.0, math.inf)

@@ -7,44 +7,22 @@ the README table and the report never disagree.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from insar_denoise.errors import OutputError
+from insar_denoise.evaluation.report_common import (
+    fmt,
+    json_ready,
+    prepare_dir,
+)
 from insar_denoise.io import atomic_output
-
-FILES = ("metrics.json", "report.md")
-FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
-#: curve figures of each split of a ``--split both`` report (``{split}_{name}``)
-SPLIT_FIGURES = tuple(f"{s}_{f}" for s in ("in", "shifted") for f in FIGURES[1:])
-#: figures of a v2 (referee) report, :mod:`.referee_report`
-REFEREE_FIGURES = ("detection_vs_snr.png", "gain_vs_snr.png")
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+from insar_denoise.plots import calibration_figure, pyplot, save_png
 
 
 def _threshold(value: Any) -> str:
     return "not reached" if value is None else f"{value:g}"
-
-
-def json_ready(obj: Any) -> Any:
-    """Copy with NaN/inf floats as None and numpy scalars as Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def results_table(metrics: dict[str, Any]) -> str:
@@ -73,9 +51,9 @@ def results_table(metrics: dict[str, Any]) -> str:
         lines = ["| method | RMSE (mm) | r | SNR gain (dB) |", "|---|---:|---:|---:|"]
         for m in methods:
             cells = [
-                _fmt(metrics["rmse_mm"][m]),
-                _fmt(metrics["corr"][m]),
-                _fmt(metrics["snr_gain_db"][m], 1),
+                fmt(metrics["rmse_mm"][m]),
+                fmt(metrics["corr"][m]),
+                fmt(metrics["snr_gain_db"][m], 1),
             ]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
@@ -86,11 +64,11 @@ def results_table(metrics: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     overall = metrics["groups"]["all"]["all"]
     for m in methods:
-        cells = [_fmt(overall["rmse_mm"][m])]
-        cells += [_fmt(by_amp[a]["corr"][m]) for a in amps]
-        cells += [_fmt(overall["snr_gain_db"][m], 1)]
+        cells = [fmt(overall["rmse_mm"][m])]
+        cells += [fmt(by_amp[a]["corr"][m]) for a in amps]
+        cells += [fmt(overall["snr_gain_db"][m], 1)]
         cells += [_threshold(metrics["detection_threshold_mm"]["all"][m])]
-        cells += [_fmt(metrics["false_positive_p99_mm"]["all"][m])]
+        cells += [fmt(metrics["false_positive_p99_mm"]["all"][m])]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     model = metrics.get("model") or {}
     lines.append("")
@@ -98,8 +76,8 @@ def results_table(metrics: dict[str, Any]) -> str:
         f"Simulated benchmark, split `{metrics['split']}`, seed {metrics['seed']}, "
         f"{metrics['n_scenes']} scenes of {metrics['size_px']} px x {metrics['window']} dates, "
         f"model `{model.get('id', 'none')}`; filter sigma "
-        f"{_fmt(metrics['sigma_tuning']['sigma_px']['filter'], 1)} px, best sigma "
-        f"{_fmt(metrics['sigma_tuning']['sigma_px']['best'], 1)} px (tuned)."
+        f"{fmt(metrics['sigma_tuning']['sigma_px']['filter'], 1)} px, best sigma "
+        f"{fmt(metrics['sigma_tuning']['sigma_px']['best'], 1)} px (tuned)."
     )
     return "\n".join(lines)
 
@@ -108,11 +86,11 @@ def _summary_cells(metrics: dict[str, Any], method: str, amps: list[str]) -> lis
     """One method's formatted summary cells of one split (the columns of :func:`split_table`)."""
     overall = metrics["groups"]["all"]["all"]
     by_amp = metrics["groups"]["amplitude"]
-    cells = [_fmt(overall["rmse_mm"][method])]
-    cells += [_fmt(by_amp[a]["corr"][method]) if a in by_amp else "–" for a in amps]
-    cells += [_fmt(overall["snr_gain_db"][method], 1)]
+    cells = [fmt(overall["rmse_mm"][method])]
+    cells += [fmt(by_amp[a]["corr"][method]) if a in by_amp else "–" for a in amps]
+    cells += [fmt(overall["snr_gain_db"][method], 1)]
     cells += [_threshold(metrics["detection_threshold_mm"]["all"][method])]
-    cells += [_fmt(metrics["false_positive_p99_mm"]["all"][method])]
+    cells += [fmt(metrics["false_positive_p99_mm"]["all"][method])]
     return cells
 
 
@@ -144,7 +122,7 @@ def split_table(metrics: dict[str, Any]) -> str:
 def _metric_table(groups: dict[str, Any], methods: list[str], metric: str, digits: int = 2) -> str:
     lines = ["| group | n | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
     for key, row in groups.items():
-        cells = [_fmt(row[metric][m], digits) for m in methods]
+        cells = [fmt(row[metric][m], digits) for m in methods]
         lines.append(f"| {key} | {row['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -205,7 +183,7 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
             "",
             f"{metrics['n_dates']} dates, {metrics['shape'][0]} x {metrics['shape'][1]} px, "
             f"{metrics['n_pixels']} compared pixels; max |target| "
-            f"{_fmt(metrics['truth_max_abs_mm'])} mm; filter/best sigma "
+            f"{fmt(metrics['truth_max_abs_mm'])} mm; filter/best sigma "
             f"{metrics['sigma_px']:g} px (not tuned: one scene).",
             "",
             "![maps](examples.png)",
@@ -255,7 +233,7 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
     out.append("|---|" + "---:|" * (2 * len(levels)))
     for m in methods:
         cells = [_threshold(metrics["detection_threshold_mm"][lv][m]) for lv in levels]
-        cells += [_fmt(metrics["false_positive_p99_mm"][lv][m]) for lv in levels]
+        cells += [fmt(metrics["false_positive_p99_mm"][lv][m]) for lv in levels]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     series = metrics.get("series_rmse_mm") or {}
     if series:
@@ -268,8 +246,8 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
             "|---|---:|" + "---:|" * (n - 1),
         ]
         for m, row in series.items():
-            cells = [_fmt(v) for v in row["per_date"][1:]]
-            out.append(f"| {m} | {_fmt(row['all'])} | " + " | ".join(cells) + " |")
+            cells = [fmt(v) for v in row["per_date"][1:]]
+            out.append(f"| {m} | {fmt(row['all'])} | " + " | ".join(cells) + " |")
     design = metrics["design"]
     out += [
         "",
@@ -345,15 +323,6 @@ def uncertainty_section(unc: dict[str, Any] | None, figure_prefix: str = "") -> 
     return out
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def panel_limit(values: np.ndarray) -> float:
     """Symmetric colour limit of one map: the larger |p1|, |p99| of its finite values (1 mm
     when there are none or all are zero), so every panel has its own robust scale."""
@@ -367,7 +336,7 @@ def panel_limit(values: np.ndarray) -> float:
 def plot_examples(examples: list[tuple[str, dict[str, np.ndarray]]], path: Path) -> None:
     """One row per example scene: target and every method, each map on its own robust
     colour scale (symmetric p1-p99) with its own colour bar in mm."""
-    plt = _pyplot()
+    plt = pyplot()
     ncol = max(len(maps) for _, maps in examples)
     fig, axes = plt.subplots(
         len(examples),
@@ -387,14 +356,12 @@ def plot_examples(examples: list[tuple[str, dict[str, np.ndarray]]], path: Path)
             fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02).ax.tick_params(labelsize=6)
         for ax in row[len(maps) :]:
             ax.axis("off")
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    save_png(fig, path, overwrite=True, dpi=90)
 
 
 def plot_curves(metrics: dict[str, Any], metric: str, label: str, path: Path) -> None:
     """``metric`` versus amplitude, one panel per noise level, one line per method."""
-    plt = _pyplot()
+    plt = pyplot()
     groups = metrics["groups"]["amplitude_noise"]
     levels = list(metrics["design"]["noise_turbulence_std_mm"])
     fig, axes = plt.subplots(
@@ -413,23 +380,7 @@ def plot_curves(metrics: dict[str, Any], metric: str, label: str, path: Path) ->
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-
-
-def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
-    """Create ``out_dir``; refuse a folder holding report files unless ``overwrite``."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    clash = [n for n in FILES + FIGURES + SPLIT_FIGURES + REFEREE_FIGURES if (out / n).exists()]
-    if clash and not overwrite:
-        raise OutputError(f"{out}: already holds {clash[0]} (pass --overwrite)")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out}: folder {out.parent} does not exist")
-    out.mkdir(exist_ok=True)
-    return out
+    save_png(fig, path, overwrite=True, dpi=90)
 
 
 def _plot_uncertainty(metrics: dict[str, Any], path: Path, paths: dict, key: str) -> None:
@@ -437,8 +388,6 @@ def _plot_uncertainty(metrics: dict[str, Any], path: Path, paths: dict, key: str
     unc = metrics.get("uncertainty") or {}
     if "curve" not in unc:
         return
-    from insar_denoise.trust.figures import calibration_figure
-
     calibration_figure(
         np.asarray(unc["curve"]["levels_sigma"]),
         np.asarray(unc["curve"]["observed"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,14 @@ import xarray as xr
 
 from insar_denoise._version import __version__
 from insar_denoise.evaluation import benchmark as bm
-from insar_denoise.evaluation import metrics as mt
 from insar_denoise.models.normalization import deplane
+from insar_denoise.scoring import benchmark_scenes as scn
+from insar_denoise.scoring import metrics as mt
 
 log = logging.getLogger(__name__)
+
+#: scores a model's uncertainty bands on benchmark scenes given its estimate ``(S, H, W)``
+UncertaintyScore = Callable[[Any, scn.Scenes, torch.Tensor], dict | None]
 
 #: amplitudes (mm) whose first low-noise scene is drawn in the example figure
 EXAMPLE_AMPLITUDES_MM = (2.0, 5.0, 10.0)
@@ -51,33 +56,33 @@ def model_info(model: Any) -> dict[str, Any] | None:
     }
 
 
-def _groups(scenes: bm.Scenes) -> dict[str, dict[str, np.ndarray]]:
+def _groups(scenes: scn.Scenes) -> dict[str, dict[str, np.ndarray]]:
     """Scene selections of each reported grouping (``stratum``: every design cell)."""
     amp, noise = scenes.amplitude_mm, scenes.noise
     deformed = amp > 0
     out: dict[str, dict[str, np.ndarray]] = {"all": {"all": np.ones(len(scenes), bool)}}
-    out["amplitude"] = {f"{a:g}": amp == a for a in bm.AMPLITUDES_MM if (amp == a).any()}
+    out["amplitude"] = {f"{a:g}": amp == a for a in scn.AMPLITUDES_MM if (amp == a).any()}
     out["amplitude_noise"] = {
         f"{a:g}|{n}": (amp == a) & (noise == n)
-        for a in bm.AMPLITUDES_MM
-        for n in bm.NOISE_STD_MM
+        for a in scn.AMPLITUDES_MM
+        for n in scn.NOISE_STD_MM
         if ((amp == a) & (noise == n)).any()
     }
-    out["noise"] = {n: noise == n for n in bm.NOISE_STD_MM}
-    out["source"] = {s: deformed & (scenes.source == s) for s in bm.SOURCES}
-    out["dem"] = {d: deformed & (scenes.dem_kind == d) for d in bm.DEMS}
+    out["noise"] = {n: noise == n for n in scn.NOISE_STD_MM}
+    out["source"] = {s: deformed & (scenes.source == s) for s in scn.SOURCES}
+    out["dem"] = {d: deformed & (scenes.dem_kind == d) for d in scn.DEMS}
     cells = np.asarray(
         [
-            bm.Stratum(float(a), str(n), str(s), str(d)).key
+            scn.Stratum(float(a), str(n), str(s), str(d)).key
             for a, n, s, d in zip(amp, noise, scenes.source, scenes.dem_kind, strict=True)
         ]
     )
-    out["stratum"] = {c.key: cells == c.key for c in bm.strata()}
+    out["stratum"] = {c.key: cells == c.key for c in scn.strata()}
     return {g: {k: v for k, v in sel.items() if v.any()} for g, sel in out.items()}
 
 
 def score(
-    estimates: dict[str, torch.Tensor], scenes: bm.Scenes
+    estimates: dict[str, torch.Tensor], scenes: scn.Scenes
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per-group metrics, detection thresholds and false-positive levels of every method.
 
@@ -110,7 +115,7 @@ def score(
 
 
 def _examples(
-    scenes: bm.Scenes, deplaned: dict[str, np.ndarray], truth: np.ndarray, mask: np.ndarray
+    scenes: scn.Scenes, deplaned: dict[str, np.ndarray], truth: np.ndarray, mask: np.ndarray
 ) -> list[tuple[str, dict[str, np.ndarray]]]:
     out = []
     for amp in EXAMPLE_AMPLITUDES_MM:
@@ -134,6 +139,7 @@ def run_benchmark(
     window: int | None = None,
     split: str = "in",
     n_tune: int | None = None,
+    uncertainty: UncertaintyScore | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` (a ``LoadedModel``, or None for the baselines only) on the benchmark.
 
@@ -147,13 +153,17 @@ def run_benchmark(
         ``tile_multiple``).
     window : dates per scene; default the model's window (9 without a model).
     split : ``"in"``: the training distribution; ``"shifted"``: generated differently
-        (:func:`insar_denoise.evaluation.benchmark.split_config`); ``"both"``: the two, with
+        (:func:`insar_denoise.scoring.benchmark_scenes.split_config`); ``"both"``: the two, with
         the metrics of each under ``metrics["splits"][name]`` (one split: the metrics
         themselves, ``metrics["split"]`` names it).
     n_tune : scenes per amplitude of the sigma-tuning set (default ``max(6, n // 4)``).
+    uncertainty : ``(model, scenes, model_estimate) -> dict | None``, the coverage of the
+        model's stored bands on the scenes, reported under ``metrics["uncertainty"]``
+        (``evaluate`` passes :func:`insar_denoise.trust.uncertainty.benchmark_uncertainty`;
+        the trust checks sit beside the evaluation, not below it).
     """
-    if split not in (*bm.SPLITS, "both"):
-        raise ValueError(f"unknown split {split!r}; choose one of {(*bm.SPLITS, 'both')}")
+    if split not in (*scn.SPLITS, "both"):
+        raise ValueError(f"unknown split {split!r}; choose one of {(*scn.SPLITS, 'both')}")
     if model is not None:
         meta_window = int(model.metadata["window"])
         if window is not None and int(window) != meta_window:
@@ -164,11 +174,11 @@ def run_benchmark(
             raise ValueError(f"size={size} px is not a multiple of the model's {multiple} px")
     window = int(window or 9)
     n_tune = int(n_tune if n_tune is not None else max(6, n_per_amplitude // 4))
-    args = (model, n_per_amplitude, seed, size, window, n_tune)
+    args = (model, n_per_amplitude, seed, size, window, n_tune, uncertainty)
     if split != "both":
         return _run_split(*args, split)
-    runs = {name: _run_split(*args, name) for name in bm.SPLITS}
-    first = runs[bm.SPLITS[0]].metrics
+    runs = {name: _run_split(*args, name) for name in scn.SPLITS}
+    first = runs[scn.SPLITS[0]].metrics
     metrics: dict[str, Any] = {
         "kind": "benchmark_splits",
         "package_version": __version__,
@@ -179,7 +189,7 @@ def run_benchmark(
         "window": window,
         "model": model_info(model),
         "methods": first["methods"],
-        "target": bm.TARGET,
+        "target": scn.TARGET,
         "definitions": definitions(),
         "splits": {name: run.metrics for name, run in runs.items()},
     }
@@ -190,21 +200,26 @@ def run_benchmark(
 
 
 def _run_split(
-    model: Any, n_per_amplitude: int, seed: int, size: int, window: int, n_tune: int, split: str
+    model: Any,
+    n_per_amplitude: int,
+    seed: int,
+    size: int,
+    window: int,
+    n_tune: int,
+    uncertainty: UncertaintyScore | None,
+    split: str,
 ) -> Evaluation:
     """:func:`run_benchmark` on one split (arguments already checked)."""
     tuning = bm.tune_sigma(n_tune, seed, size=size, n_dates=window, split=split)
-    scenes = bm.generate(n_per_amplitude, seed, size=size, n_dates=window, split=split)
+    scenes = scn.generate(n_per_amplitude, seed, size=size, n_dates=window, split=split)
     log.info("benchmark %s: %d scenes of %d dates, %d px", split, len(scenes), window, size)
     estimates = bm.estimate_all(scenes, model, tuning["sigma_px"])
     scored, deplaned, truth, mask = score(estimates, scenes)
     scored["series_rmse_mm"] = bm.series_rmse(scenes, estimates, tuning["sigma_px"])
-    if model is not None:
-        from insar_denoise.trust.uncertainty import benchmark_uncertainty
-
-        uncertainty = benchmark_uncertainty(model, scenes, estimates["model"])
-        if uncertainty is not None:
-            scored["uncertainty"] = uncertainty
+    if model is not None and uncertainty is not None:
+        bands = uncertainty(model, scenes, estimates["model"])
+        if bands is not None:
+            scored["uncertainty"] = bands
     metrics: dict[str, Any] = {
         "kind": "benchmark",
         "package_version": __version__,
@@ -216,16 +231,16 @@ def _run_split(
         "window": window,
         "model": model_info(model),
         "methods": list(estimates),
-        "target": bm.TARGET,
+        "target": scn.TARGET,
         "design": {
-            "amplitudes_mm": list(bm.AMPLITUDES_MM),
-            "noise_turbulence_std_mm": dict(bm.NOISE_STD_MM),
-            "sources": list(bm.SOURCES),
-            "dems": list(bm.DEMS),
-            "strata": {c.key: n for c, n in bm.allocate(n_per_amplitude)},
+            "amplitudes_mm": list(scn.AMPLITUDES_MM),
+            "noise_turbulence_std_mm": dict(scn.NOISE_STD_MM),
+            "sources": list(scn.SOURCES),
+            "dems": list(scn.DEMS),
+            "strata": {c.key: n for c, n in scn.allocate(n_per_amplitude)},
         },
-        "sim_config": bm.base_config(size, window, split).to_dict(),
-        "split_overrides": bm.split_config(split),
+        "sim_config": scn.base_config(size, window, split).to_dict(),
+        "split_overrides": scn.split_config(split),
         "sigma_tuning": tuning,
         "definitions": definitions(),
         **scored,
@@ -252,7 +267,7 @@ def definitions() -> dict[str, str]:
     }
 
 
-WINDOW_TARGET = bm.TARGET.replace("over the window", "from the first to the last date")
+WINDOW_TARGET = scn.TARGET.replace("over the window", "from the first to the last date")
 STACK_TARGET = (
     "true cumulative deformation from the first to the last date (mm LOS) with its mean over "
     "the compared pixels removed; every estimate has its own mean removed the same way "
@@ -294,7 +309,7 @@ def evaluate_stack(
     from insar_denoise.inference import denoise_dataset
 
     truth_np = np.asarray(truth, np.float32)
-    methods = (["model"] if model is not None else []) + list(bm.CLASSICAL)
+    methods = (["model"] if model is not None else []) + list(scn.CLASSICAL)
     maps = {"zero": np.zeros_like(truth_np)}
     for method in methods:
         res = denoise_dataset(
@@ -307,7 +322,7 @@ def evaluate_stack(
             return_noise=False,
         )
         maps[method] = np.asarray(res["cumulative_deformation"].values, np.float32)
-    order = [m for m in bm.METHODS if m in maps]
+    order = [m for m in scn.METHODS if m in maps]
     disp = np.asarray(ds["displacement"].values)
     valid = torch.from_numpy(np.isfinite(disp).any(0) & np.isfinite(truth_np))[None]
     for m in order:

@@ -25,39 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
+# the detection map sits with the model's exceedance (reference.py needs it below inference)
+from insar_denoise.models.detection import detection_map  # noqa: F401
+
 #: Gaussian low-pass (px) that defines "broad": about half the model's local-mean window
 BROAD_SIGMA_PX = 12.0
 #: random-sign noise realisations averaged for N(k)
 N_REALISATIONS = 4
-
-
-def exceedance_np(estimate: np.ndarray, sigma: np.ndarray, threshold: float) -> np.ndarray:
-    """NumPy face of :func:`insar_denoise.models.stack_denoiser.exceedance` (the model's own
-    detection probability)."""
-    import torch
-
-    from insar_denoise.models.stack_denoiser import exceedance
-
-    est = torch.from_numpy(np.asarray(estimate, dtype=np.float64))
-    sig = torch.from_numpy(np.asarray(sigma, dtype=np.float64))
-    return exceedance(est, sig, float(threshold)).numpy()
-
-
-def detection_map(
-    cumulative: np.ndarray, sigma_68: np.ndarray, threshold_mm: float, relative: bool = True
-) -> np.ndarray:
-    """Detection probability ``P(|deformation| > threshold_mm)`` from the cumulative map and
-    its calibrated 1-sigma band; ``relative``: deformation relative to the median of the
-    valid area (the output's level is otherwise arbitrary), else to the map's own zero (the
-    reference already applied)."""
-    ok = np.isfinite(cumulative) & np.isfinite(sigma_68)
-    if not ok.any():
-        return np.full(cumulative.shape, np.nan, np.float32)
-    base = float(np.median(cumulative[ok])) if relative else 0.0
-    p = exceedance_np(
-        np.where(ok, cumulative - base, 0.0), np.where(ok, sigma_68, 1.0), threshold_mm
-    )
-    return np.where(ok, p, np.nan).astype(np.float32)
 
 
 def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:

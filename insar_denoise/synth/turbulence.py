@@ -17,6 +17,10 @@ import torch
 
 from insar_denoise.synth import sampling
 
+#: spectral exponents typical of tropospheric turbulence (Kolmogorov 5/3 to 11/3; Hanssen 2001,
+#: sec. 4.7): the QC calls a removed-noise map atmosphere-like within this range
+ATMOSPHERE_BETA = (5.0 / 3.0, 11.0 / 3.0)
+
 
 def padded_size(n: int, pad: float) -> int:
     """Even FFT grid size of at least ``pad * n`` pixels."""

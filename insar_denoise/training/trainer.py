@@ -23,16 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from insar_denoise.baselines import raw_cumulative
 from insar_denoise.models.autoencoder import DenoisingAutoencoder
 from insar_denoise.models.normalization import deplane, normalize_dem, normalize_displacement
 from insar_denoise.training import checkpoint as ckpt
 from insar_denoise.training.config import TrainConfig, learning_rate
 from insar_denoise.training.logs import RunLogger
-from insar_denoise.training.validation import (
-    classical_estimates,
-    cumulative_metrics,
-    raw_cumulative,
-)
+from insar_denoise.training.validation import classical_estimates, cumulative_metrics
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +262,7 @@ class Trainer:
             cat["valid"] = torch.isfinite(cat["displacement"]).any(1)
             interval = float((self.sim_config or {}).get("interval_days", 12.0))
             refs = {"zero": torch.zeros_like(cat["cumulative"])}
-            refs["raw"] = raw_cumulative(cat["displacement"])
+            refs["raw"] = raw_cumulative(cat["displacement"], time_axis=1)
             refs.update(classical_estimates(cat["displacement"], cat["dem"], interval))
             cat["references"] = refs
             self._val = cat

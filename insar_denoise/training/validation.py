@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,11 +26,6 @@ AMPLITUDE_EDGES_MM: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0, math.inf)
 
 def _bin_label(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}mm" if math.isfinite(hi) else f">{lo:g}mm"
-
-
-def raw_cumulative(displacement: Tensor) -> Tensor:
-    """Last minus first date of ``(B, N, H, W)``: the uncorrected estimate ``(B, H, W)``."""
-    return displacement[:, -1] - displacement[:, 0]
 
 
 def classical_estimates(
@@ -173,20 +168,3 @@ def format_table(metrics: dict[str, Any]) -> str:
         + ", ".join(f"{n} {p99[n]:.2f}" for n in names)
     )
     return "\n".join(lines)
-
-
-def predict_in_batches(
-    predict: Callable[[Tensor, Tensor], Tensor],
-    displacement: Tensor,
-    dem: Tensor,
-    batch: int,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Run ``predict`` over the first axis in chunks, returning CPU float32 ``(B, H, W)``."""
-    outs = []
-    with torch.no_grad():
-        for i in range(0, displacement.shape[0], batch):
-            d = displacement[i : i + batch].to(device)
-            z = dem[i : i + batch].to(device)
-            outs.append(predict(d, z).float().cpu())
-    return torch.cat(outs)

@@ -10,24 +10,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from insar_denoise.io import atomic_output
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from insar_denoise.plots import pyplot, save_png
 
 
 def _save(fig, path: Path, overwrite: bool) -> Path:
     fig.tight_layout()
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    _plt().close(fig)
-    return Path(path)
+    return save_png(fig, path, overwrite, dpi=100)
 
 
 def map_figure(ds: xr.Dataset, result: xr.Dataset, path: Path, overwrite: bool) -> Path:
@@ -47,9 +35,9 @@ def map_figure(ds: xr.Dataset, result: xr.Dataset, path: Path, overwrite: bool) 
 
 def noise_figure(rows: Sequence[dict[str, Any]], path: Path, overwrite: bool) -> Path:
     """Removed-noise std, elevation coefficient, spectral beta and NaN share per date."""
-    from insar_denoise.trust.qc import ATMOSPHERE_BETA
+    from insar_denoise.synth.turbulence import ATMOSPHERE_BETA
 
-    plt = _plt()
+    plt = pyplot()
     dates = np.array([r["date"] for r in rows], dtype="datetime64[D]")
     fig, axes = plt.subplots(4, 1, figsize=(7, 8), sharex=True)
     keys = [
@@ -72,7 +60,7 @@ def noise_figure(rows: Sequence[dict[str, Any]], path: Path, overwrite: bool) ->
 
 def amplitude_figure(table: Sequence[dict[str, Any]], path: Path, overwrite: bool) -> Path:
     """Injection recovery per amplitude: correlation and detected share, amplitude gain."""
-    plt = _plt()
+    plt = pyplot()
     amps = [t["amplitude_mm"] for t in table]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     ax1.plot(amps, [t["corr_median"] for t in table], "o-", label="median correlation")
@@ -98,7 +86,7 @@ def examples_figure(
     overwrite: bool,
 ) -> Path:
     """Injected, output and difference crops (de-planed, mm) of one place per amplitude."""
-    plt = _plt()
+    plt = pyplot()
     rows = max(1, len(examples))
     fig, axes = plt.subplots(rows, 3, figsize=(8.4, 2.5 * rows), squeeze=False)
     for ax_row, (title, truth, est, diff) in zip(axes, examples, strict=False):
@@ -118,7 +106,7 @@ def threshold_map_figure(
     threshold: np.ndarray, extent: tuple[float, float, float, float], path: Path, overwrite: bool
 ) -> Path:
     """Local detection threshold per tile (mm); NaN = not detected at any amplitude."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.2))
     im = ax.imshow(threshold, extent=extent, cmap="viridis_r", interpolation="nearest")
     fig.colorbar(im, ax=ax, shrink=0.85, label="detection threshold (mm LOS)")
@@ -137,29 +125,4 @@ def threshold_map_figure(
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
     ax.tick_params(labelsize=7)
     ax.set_title("local detection threshold (blank: not detected)", fontsize=9)
-    return _save(fig, path, overwrite)
-
-
-def calibration_figure(
-    levels: np.ndarray,
-    coverage: np.ndarray,
-    path: Path,
-    overwrite: bool,
-    coverage_95: float | None = None,
-    title: str = "observed (fresh seed)",
-) -> Path:
-    """Observed coverage of ``|truth - mean| <= z sigma`` against the Gaussian expectation
-    (and of the separately calibrated 95 % band, if given)."""
-    from math import erf, sqrt
-
-    plt = _plt()
-    expected = [erf(z / sqrt(2.0)) for z in levels]
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot(expected, coverage, "o-", label=f"z sigma, z = {levels[0]:g}..{levels[-1]:g}: {title}")
-    if coverage_95 is not None:
-        ax.plot([erf(2 / sqrt(2.0))], [coverage_95], "s", color="C3", label="95 % band")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, label="ideal")
-    ax.set_xlabel("expected coverage (Gaussian)")
-    ax.set_ylabel("observed coverage")
-    ax.legend(fontsize=8)
     return _save(fig, path, overwrite)

@@ -3,7 +3,7 @@
 The stack's noise is modelled as the simulator's (:func:`~insar_denoise.evaluation.
 noise_estimate.estimate_noise_params`: turbulence spectrum and per-date std estimated from
 the data, nuisance priors from per-date fits); each injected unit series then gets its
-matched-filter SNR on its crop (:class:`~insar_denoise.evaluation.ideal_observer.
+matched-filter SNR on its crop (:class:`~insar_denoise.scoring.ideal_observer.
 NoiseCovariance`), and ``5 / snr`` mm is the amplitude an ideal observer, knowing the shape
 and history, detects at 5 sigma on this stack.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from insar_denoise.evaluation.ideal_observer import NoiseCovariance, relative_series
-from insar_denoise.evaluation.noise_estimate import estimate_noise_params
+from insar_denoise.scoring.ideal_observer import NoiseCovariance, relative_series
+from insar_denoise.scoring.noise_estimate import estimate_noise_params
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ defined up to a constant, only its mean):
 - detection (``corr``, ``rmse_mm``): the output of the injected stack, which still holds the
   stack's residual atmosphere (and any real deformation at that place), as the evaluation
   scores an estimate against its truth. The detection thresholds (whole stack and per tile)
-  use this view: :func:`insar_denoise.evaluation.metrics.detection_threshold`, r >= 0.7 in
+  use this view: :func:`insar_denoise.scoring.metrics.detection_threshold`, r >= 0.7 in
   >= 80 % of the injections of an amplitude and of every larger one.
 - transfer (``corr_diff``, ``gain``): ``output(injected) - output(original)``, the method's
   response to the signal alone; ``gain`` is the least-squares factor of
@@ -43,10 +43,10 @@ import torch
 import xarray as xr
 
 from insar_denoise.errors import ConfigError, InputError
-from insar_denoise.evaluation import metrics
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.models.normalization import deplane
+from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.synth.histories import sample_histories
 from insar_denoise.trust.qc import interval_days, model_metadata, pixel_spacing_m

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from insar_denoise.errors import OutOfDistributionWarning
 from insar_denoise.synth.config import S1_HALF_WAVELENGTH_MM, SimConfig
+from insar_denoise.synth.turbulence import ATMOSPHERE_BETA
 
 #: multiple of the expected largest in-distribution noise that triggers ``noise_high``
 NOISE_FACTOR = 2.0
@@ -46,12 +48,6 @@ MIN_JUMP_EDGES = 20
 MIN_JUMP_SHARE = 0.5
 #: band of spatial frequencies (cycles/px) used for the spectral slope
 SPECTRAL_BAND = (1.0 / 32.0, 0.25)
-#: spectral exponents typical of tropospheric turbulence (Kolmogorov 5/3 to 11/3)
-ATMOSPHERE_BETA = (5.0 / 3.0, 11.0 / 3.0)
-
-
-class OutOfDistributionWarning(UserWarning):
-    """The input lies outside what the model was trained on."""
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from insar_denoise.evaluation import metrics
-from insar_denoise.trust.qc import ATMOSPHERE_BETA
+from insar_denoise.scoring import metrics
+from insar_denoise.synth.turbulence import ATMOSPHERE_BETA
 
 if TYPE_CHECKING:
     from insar_denoise.trust.inject import InjectionResult

@@ -112,11 +112,11 @@ def examples(model: Any, n_per_amplitude: int, seed: int, size: int = 64) -> dic
     Returns ``inputs`` ``(S, 5, H, W)``, ``scale`` ``(S,)``, the de-planed error ``error``
     (truth minus estimate, mm) and ``mask`` (pixels where both are defined).
     """
-    from insar_denoise.evaluation import benchmark as bm
-    from insar_denoise.training.validation import predict_in_batches
+    from insar_denoise.inference.predict import predict_in_batches
+    from insar_denoise.scoring import benchmark_scenes as scn
 
     window = int(model.metadata["window"])
-    sc = bm.generate(n_per_amplitude, seed, size=size, n_dates=window)
+    sc = scn.generate(n_per_amplitude, seed, size=size, n_dates=window)
     est = predict_in_batches(model, sc.displacement, sc.dem, 32).double()
     raw = (sc.displacement[:, -1] - sc.displacement[:, 0]).double()
     stack = stack_cumulative(sc.displacement, torch.from_numpy(sc.times_days))

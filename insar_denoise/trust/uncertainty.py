@@ -295,7 +295,7 @@ def tta_batch(
     augment: bool = True,
 ) -> torch.Tensor:
     """``(K, B, H, W)`` outputs of ``model`` on the test-time copies of a batch of windows."""
-    from insar_denoise.training.validation import predict_in_batches
+    from insar_denoise.inference.predict import predict_in_batches
 
     outs = []
     for turns, flip, s in augmentations(sign, augment):
@@ -312,10 +312,10 @@ def _residuals(
     """Pooled ``|truth - mean|``, the :data:`TERMS` features (and ``"head"`` with a
     variance head) and each pixel's scene labels (``amplitude`` in mm, turbulence ``noise``
     level) over the benchmark scenes of ``seed``."""
-    from insar_denoise.evaluation import benchmark as bm
+    from insar_denoise.scoring import benchmark_scenes as scn
 
     window = int(model.metadata["window"])
-    scenes = bm.generate(n, seed, size=size, n_dates=window)
+    scenes = scn.generate(n, seed, size=size, n_dates=window)
     outs = tta_batch(model, scenes.displacement, scenes.dem, sign, augment=augment)
     return scene_residuals(scenes, outs, head)
 
@@ -575,7 +575,7 @@ def save_calibration(
 ) -> Path:
     """Write the calibration JSON (and ``<path>.png``: the calibration curve) atomically."""
     from insar_denoise.io import atomic_output
-    from insar_denoise.trust.figures import calibration_figure
+    from insar_denoise.plots import calibration_figure
 
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:

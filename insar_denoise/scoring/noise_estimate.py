@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from insar_denoise.evaluation.ideal_observer import NoiseCovariance
+from insar_denoise.scoring.ideal_observer import NoiseCovariance
 from insar_denoise.synth.noise_params import NoiseParams
 
 F64 = torch.float64
