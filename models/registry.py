@@ -14,8 +14,6 @@ import hashlib
 import importlib.resources
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from insar_denoise._version import __version__
+from insar_denoise.atomic import write_atomic
 from insar_denoise.errors import ModelError
 from insar_denoise.models.autoencoder import (
     DEFAULT_CHANNELS,
@@ -181,21 +180,8 @@ def export_model(module: nn.Module, metadata: dict[str, Any], path: str | Path) 
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     meta.setdefault("model_id", f"insar-denoise-{meta['sha256'][:12]}")
     meta.setdefault("package_version", __version__)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.jit.save(
-            scripted,
-            tmp,
-            _extra_files={"metadata.json": json.dumps(meta, indent=1, allow_nan=False)},
-        )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    extra = {"metadata.json": json.dumps(meta, indent=1, allow_nan=False)}
+    return write_atomic(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files=extra))
 
 
 def build_untrained(

@@ -172,10 +172,11 @@ def test_report_files_and_table(tiny_eval, tmp_path) -> None:
 
 
 def test_series_rmse_of_the_zero_series_is_the_rms_of_the_truth():
-    from insar_denoise.training.validation import raw_cumulative
+    from insar_denoise.baselines import raw_cumulative
 
     scenes = scn.generate(2, 0, size=16, n_dates=9)
-    est = {"zero": torch.zeros_like(scenes.cumulative), "raw": raw_cumulative(scenes.displacement)}
+    raw = raw_cumulative(scenes.displacement, time_axis=1)
+    est = {"zero": torch.zeros_like(scenes.cumulative), "raw": raw}
     out = bm.series_rmse(scenes, est, {})
     sel = scenes.amplitude_mm > 0
     mask = (scenes.valid & torch.isfinite(est["raw"]))[sel]

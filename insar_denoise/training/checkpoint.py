@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from insar_denoise.atomic import write_atomic
 from insar_denoise.errors import ConfigError, ModelError
 from insar_denoise.models.autoencoder import DenoisingAutoencoder
 from insar_denoise.models.registry import base_metadata, export_model
@@ -22,30 +21,17 @@ RESUME_NAME = "resume.pt"
 FROZEN_KEYS = ("window", "channels", "crop")
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_state(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` with ``torch.save`` to a temporary file, then rename it over ``path``."""
     path = Path(path)
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
 def copy_atomic(src: str | Path, dst: str | Path) -> Path:
     """Copy ``src`` to ``dst`` through a temporary file and a rename."""
     dst = Path(dst)
-    _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+    write_atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
     return dst
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from insar_denoise.atomic import write_atomic
 from insar_denoise.models.stack_denoiser import StackDenoiser
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.synth.turbulence import spectral_field
@@ -289,16 +289,12 @@ def train(cfg: StackTrainConfig, out_dir: str | Path, max_seconds: float | None 
 
 
 def _save(path: Path, model, opt, gen, step: int, best: float, cfg: StackTrainConfig) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "gen": gen.get_state(),
-            "step": step,
-            "best": best,
-            "config": dataclasses.asdict(cfg),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "gen": gen.get_state(),
+        "step": step,
+        "best": best,
+        "config": dataclasses.asdict(cfg),
+    }
+    write_atomic(path, lambda tmp: torch.save(state, tmp))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from insar_denoise.atomic import write_atomic
 from insar_denoise.models.normalization import deplane, normalize_dem, robust_scale
 
 #: input channels, in order
@@ -186,10 +187,7 @@ def export_head(head: SigmaHead, metadata: dict[str, Any], path: str | Path) -> 
     scripted = torch.jit.script(head.eval())
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files={"metadata.json": json.dumps(meta)})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
 
 
 def head_path(model_path: str | Path) -> Path:
