@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results" / "bench_run.json"
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "bench_run.json"
 
 
 def load(name: str, device: str):

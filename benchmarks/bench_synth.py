@@ -5,7 +5,7 @@ which stays meaningful when other jobs share the cores (with one thread it is th
 throughput of an idle core).
 
 Usage: ``python benchmarks/bench_synth.py [--batch 32] [--seconds 3] [--threads 1 2]``.
-Prints a table and writes ``benchmarks/results/bench_synth.json``.
+Prints a table and writes ``experiments/benchmarks/bench_synth.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from insar_denoise.synth import SimConfig, simulate_batch
 
-RESULTS = Path(__file__).parent / "results" / "bench_synth.json"
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "bench_synth.json"
 SHAPES = ((9, 64), (9, 128))
 
 

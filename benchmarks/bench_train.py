@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--threads 1] [--steps 3] [--batch 8]
 
-Prints a table and writes ``benchmarks/results/bench_train.json``. Each case times a few
+Prints a table and writes ``experiments/benchmarks/bench_train.json``. Each case times a few
 optimiser steps (forward with the built-in normalisation, loss, backward, AdamW) on one
 fixed random batch after one warm-up step, so the simulator is not included. Also counts
 the forward FLOPs of one 128 x 128 tile (2 x multiply-accumulates of the convolutions).
@@ -28,7 +28,7 @@ SIZES = {
     "1.3M": (32, 64, 112, 192),
 }
 CROPS = (64, 128)
-OUT = Path(__file__).parent / "results" / "bench_train.json"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "bench_train.json"
 
 
 def conv_flops(model: DenoisingAutoencoder, size: int = 128, window: int = 9) -> int:

@@ -8,7 +8,7 @@ is built (:func:`insar_denoise.evaluation.benchmark.noise_mosaic`: the very nois
 in-distribution split gives the threshold for the same noise level. Per amplitude, both
 detected fractions are written side by side.
 
-    python benchmarks/inject_vs_evaluate.py   # -> benchmarks/results/inject_vs_evaluate.json
+    python benchmarks/inject_vs_evaluate.py   # -> experiments/benchmarks/inject_vs_evaluate.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from insar_denoise.models import load_model
 from insar_denoise.scoring import benchmark_scenes as scn
 from insar_denoise.trust.inject import run_injection
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
 
 def main(argv: list[str] | None = None) -> int:

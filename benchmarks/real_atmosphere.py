@@ -12,7 +12,7 @@ a fault, the added fault otherwise: the real atmosphere is the noise) lies withi
 and within the 95 % band; calibrated on simulated single windows, here on real atmosphere
 and a 13-date stack.
 
-    python benchmarks/real_atmosphere.py   # -> benchmarks/results/real_atmosphere.{json,png}
+    python benchmarks/real_atmosphere.py   # -> experiments/benchmarks/real_atmosphere.{json,png}
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from insar_denoise.trust.uncertainty import predict_with_uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "real_envisat_nsw"
-OUT = ROOT / "benchmarks" / "results"
+OUT = ROOT / "experiments" / "benchmarks"
 METHODS = ("model", "raw", "best")
 
 

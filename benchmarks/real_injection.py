@@ -13,7 +13,7 @@ injection) on it, which takes the real atmosphere out. Without injection: the p9
 |output| (median removed), the false-positive level. ``filter``/``best`` use the sigma with
 the highest mean r over all injections (an oracle choice: an upper bound for them).
 
-    python benchmarks/real_injection.py   # -> benchmarks/results/real_injection.json
+    python benchmarks/real_injection.py   # -> experiments/benchmarks/real_injection.json
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from insar_denoise.synth import SimConfig, simulate_batch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data/real_envisat_nsw")
 DATA = SHARED if SHARED.is_dir() else ROOT / "tests" / "data" / "real_envisat_nsw"
-OUT = ROOT / "benchmarks" / "results"
+OUT = ROOT / "experiments" / "benchmarks"
 CLASSICAL = ("raw", "elevation", "filter", "stack", "best")
 SIGMAS_PX = (1.0, 2.0, 4.0, 8.0, 16.0)
 _QUIET = {

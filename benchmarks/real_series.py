@@ -122,7 +122,7 @@ def history(kind: str, days: np.ndarray, rng: np.random.Generator) -> np.ndarray
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("wheel", type=Path, help="wasar-0.0.4-py3-none-any.whl")
-    p.add_argument("-o", "--output", default="benchmarks/results/real_series.json")
+    p.add_argument("-o", "--output", default="experiments/benchmarks/real_series.json")
     args = p.parse_args()
     rng = np.random.default_rng(0)
     report = {}

@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--model", default="default")
     p.add_argument("--legacy", default=None, help="also run this window model (e.g. window_v1)")
-    p.add_argument("-o", "--output", default="benchmarks/results/stack_design.json")
+    p.add_argument("-o", "--output", default="experiments/benchmarks/stack_design.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     cfg = StackTrainConfig()

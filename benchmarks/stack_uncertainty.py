@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=16)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--model", default="default")
-    p.add_argument("-o", "--output", default="benchmarks/results/stack_uncertainty.json")
+    p.add_argument("-o", "--output", default="experiments/benchmarks/stack_uncertainty.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     cfg = StackTrainConfig()

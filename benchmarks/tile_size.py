@@ -8,7 +8,7 @@ per date, the rest of the training distribution) are denoised whole with several
 de-planed truth are reported next to the map of zeros, with the wall time per pixel and
 window (same thread count for all).
 
-    python benchmarks/tile_size.py   # -> benchmarks/results/tile_size.json
+    python benchmarks/tile_size.py   # -> experiments/benchmarks/tile_size.json
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from insar_denoise.models.normalization import deplane
 from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_scene
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 PAIRS = ((64, 16), (64, 32), (96, 32), (128, 32), (128, 88), (256, 32), (256, 88), (512, 88))
 
 

@@ -12,7 +12,7 @@ reference is a constant band (the floor alone, calibrated the same way): what a 
 gains is its sharpness below that. The Gaussian reading (2 sigma as the 95 % half-width) is
 reported too.
 
-    python benchmarks/uncertainty_modes.py   # -> benchmarks/results/uncertainty_modes.json
+    python benchmarks/uncertainty_modes.py   # -> experiments/benchmarks/uncertainty_modes.json
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from insar_denoise.models import load_model
 from insar_denoise.trust.sigma_head import load_head
 from insar_denoise.trust.uncertainty import calibrate, load_sigma_head
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
 
 def main(argv: list[str] | None = None) -> int:

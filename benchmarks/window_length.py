@@ -5,7 +5,7 @@ The benchmark (in-distribution split, baselines only, no model) is run with wind
 20 mm and RMSE of the best classical corrections are reported. If they improve markedly with
 more dates, a model with a longer window (or more windows combined) has room to gain.
 
-    python benchmarks/window_length.py   # -> benchmarks/results/window_length.json
+    python benchmarks/window_length.py   # -> experiments/benchmarks/window_length.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from insar_denoise.evaluation.runner import run_benchmark
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 METHODS = ("filter", "stack", "best")
 
 

@@ -4,7 +4,7 @@ Scenes of ``evaluate`` (in-distribution split, seed 0); per scene the de-planed 
 model and of the all-zero map; the three largest ``RMSE_model - RMSE_zero`` are drawn (truth,
 raw last - first, model output, DEM) with their stratum, for the model card.
 
-    python benchmarks/worst_scenes.py   # -> benchmarks/results/worst_scenes.{json,png}
+    python benchmarks/worst_scenes.py   # -> experiments/benchmarks/worst_scenes.{json,png}
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from insar_denoise.models import load_model
 from insar_denoise.models.normalization import deplane
 from insar_denoise.scoring import benchmark_scenes as scn
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
 
 def main(argv: list[str] | None = None) -> int:

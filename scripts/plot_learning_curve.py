@@ -1,11 +1,12 @@
 """Learning curve of the shipped model and the training experiments, from their val.csv logs.
 
 The shipped model was pre-trained on the simulator's full prior (on a lent H200) and then
-fine-tuned on two CPU cores with the conservative prior of ``training/default.yaml``. The two
+fine-tuned on two CPU cores with the conservative prior of
+``experiments/training/default.yaml``. The two
 stages validate on different fixed sets, so the left panel shows RMSE relative to the map
 of zeros on the same set (below 1 = better than doing nothing).
 
-python scripts/plot_learning_curve.py  # -> training/learning_curve.png
+python scripts/plot_learning_curve.py  # -> experiments/training/learning_curve.png
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Learning curve of the whole-stack model from its training log (``training/stack_log.csv``).
+"""Learning curve of the whole-stack model from its log (``experiments/training/stack_log.csv``).
 
 python scripts/plot_stack_curve.py [LOG] [PNG]
 """
@@ -33,8 +33,9 @@ def read(path: Path) -> tuple[list[dict], list[int]]:
 
 
 def main() -> None:
-    log = Path(sys.argv[1] if len(sys.argv) > 1 else "training/stack_log.csv")
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else "training/stack_learning_curve.png")
+    folder = "experiments/training"
+    log = Path(sys.argv[1] if len(sys.argv) > 1 else f"{folder}/stack_log.csv")
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else f"{folder}/stack_learning_curve.png")
     rows, restarts = read(log)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", dict(alpha=0.3, lw=0.8)), ("val", dict(marker="o", lw=2))):

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-40}
 BIN=.venv/bin
-OUT=benchmarks/results/evaluate
+OUT=experiments/benchmarks/evaluate
 $BIN/python - <<'PY'
 from insar_denoise.models import load_model
 from insar_denoise.trust.uncertainty import calibrate, calibration_path, save_calibration

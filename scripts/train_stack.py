@@ -3,12 +3,13 @@
     python scripts/train_stack.py train -o runs/stack --steps 3500   # resumes its resume.pt
     python scripts/train_stack.py release -o runs/stack --model models/default.pt
 
-``train`` seeds ``runs/stack/resume.pt`` from ``training/stack_resume.pt`` (the committed
+``train`` seeds ``runs/stack/resume.pt`` from ``experiments/training/stack_resume.pt`` (the
+committed
 state) when the run folder has none, so a new session continues where the last one stopped;
 stop it with ``kill -TERM`` (it saves first). ``release`` exports the best validation
 weights with their conformal uncertainty calibration
 (:mod:`insar_denoise.trust.stack_release`) and copies the resume state back to
-``training/stack_resume.pt`` (commit that file at most once per work session).
+``experiments/training/stack_resume.pt`` (commit that file at most once per work session).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from insar_denoise.training.stack import StackTrainConfig, train
 from insar_denoise.trust.stack_release import release
 
-COMMITTED_STATE = Path("training/stack_resume.pt")
+COMMITTED_STATE = Path("experiments/training/stack_resume.pt")
 
 
 def main() -> None:

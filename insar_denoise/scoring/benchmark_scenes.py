@@ -113,7 +113,7 @@ def split_config(split: str) -> dict[str, Any]:
     """:class:`~insar_denoise.synth.SimConfig` overrides of a benchmark split.
 
     ``"in"``: none (the simulator's prior, ``SimConfig()``: the training distribution of
-    ``training/default.yaml`` but for its source mix and amplitude range, which every
+    ``experiments/training/default.yaml`` but for its source mix and amplitude range, which every
     stratum fixes anyway). ``"shifted"``: generated differently from training in the ways real
     data differ; every override lies outside (or at the edge of) what training draws:
 

@@ -48,7 +48,7 @@ class TrainConfig:
     log_every_steps : int
         Steps between rows of ``log.csv``.
     resume_copy : str or None
-        Also write the resume state here at every checkpoint (e.g. ``training/resume.pt``);
+        Also write the resume state here at every checkpoint (e.g. a kept copy outside the run);
         ``--resume`` on an empty run folder starts from it.
     log_copy_dir : str or None
         Also copy ``log.csv``, ``val.csv`` and ``loss_curve.png`` here at every checkpoint.
