@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _training_config(size: int = 64, n_dates: int = 9) -> SimConfig:
     """The training distribution as ``experiments/training/default.yaml`` builds it (trainer.py)."""
-    cfg = yaml.safe_load((ROOT / "training" / "default.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "experiments" / "training" / "default.yaml").read_text())
     return SimConfig.from_dict({**cfg["sim"], "n_dates": n_dates, "size": size})
 
 

@@ -187,7 +187,8 @@ def export_head(head: SigmaHead, metadata: dict[str, Any], path: str | Path) -> 
     scripted = torch.jit.script(head.eval())
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files={"metadata.json": json.dumps(meta)})
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+    data = buf.getvalue()
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def head_path(model_path: str | Path) -> Path:
