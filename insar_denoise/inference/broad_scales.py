@@ -29,6 +29,8 @@ import numpy as np
 BROAD_SIGMA_PX = 12.0
 #: random-sign noise realisations averaged for N(k)
 N_REALISATIONS = 4
+#: spline order of the interpolation back from the decimated grid
+ORDER = 3
 
 
 def exceedance_np(estimate: np.ndarray, sigma: np.ndarray, threshold: float) -> np.ndarray:
@@ -214,7 +216,27 @@ def lowres_power(image: np.ndarray, edges: np.ndarray, q: int) -> np.ndarray:
     img = np.where(np.isfinite(image), image - np.nanmedian(image), 0.0)
     small = decimate(img, q)
     k, _ = _radial_bins(small.shape)
-    return radial_power(small, k / q, edges)
+    ky = np.fft.fftfreq(small.shape[0])[:, None] / q
+    kx = np.fft.rfftfreq(small.shape[1])[None, :] / q
+    response = _anti_alias(ky, kx, q)  # divided out: an estimate of the full grid's power
+    img = np.where(np.isfinite(small), small - np.nanmedian(small), 0.0)
+    taper = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
+    spec = (np.abs(np.fft.rfft2(img * taper)) / response) ** 2
+    idx = np.digitize(k / q, edges) - 1
+    power = np.bincount(idx.ravel(), spec.ravel(), minlength=len(edges))
+    count = np.bincount(idx.ravel(), minlength=len(edges))[: len(edges) - 1]
+    return np.where(count > 0, power[: len(edges) - 1] / np.maximum(count, 1), np.nan)
+
+
+def _anti_alias(ky: np.ndarray, kx: np.ndarray, q: int) -> np.ndarray:
+    """Response of :func:`decimate` (Gaussian of ``q / 2`` px, then ``q``-sample means)."""
+
+    def box(f: np.ndarray) -> np.ndarray:
+        f = np.where(f == 0, 1e-12, f)
+        return np.sin(np.pi * q * f) / (q * np.sin(np.pi * f))
+
+    gauss = np.exp(-2.0 * np.pi**2 * (q / 2.0) ** 2 * (ky**2 + kx**2))
+    return gauss * box(ky) * box(kx)
 
 
 def lowres_gain(
@@ -247,13 +269,8 @@ def _lowres_response(
     centres[0] = 0.0
     known = np.isfinite(gain)
     g = np.interp(k, centres[known], gain[known]) if known.any() else np.ones_like(k)
-    rest = np.exp(-2.0 * np.pi**2 * (sigma_px**2 - (q / 2.0) ** 2) * k**2)
-
-    def box(f: np.ndarray) -> np.ndarray:  # response of a q-sample mean
-        f = np.where(f == 0, 1e-12, f)
-        return np.sin(np.pi * q * f) / (q * np.sin(np.pi * f))
-
-    return (g - 1.0) * rest / (box(ky) * box(kx))
+    low = np.exp(-2.0 * np.pi**2 * sigma_px**2 * k**2)
+    return (g - 1.0) * low / _anti_alias(ky, kx, q)
 
 
 def apply_lowres(
@@ -272,6 +289,6 @@ def apply_lowres(
     padded = np.pad(small, pad, mode="reflect")
     resp = _lowres_response(padded.shape, gain, edges, sigma_px, q)
     corr = np.fft.irfft2(np.fft.rfft2(padded) * resp, s=padded.shape)[pad:-pad, pad:-pad]
-    up = ndimage.zoom(corr, q, order=1, grid_mode=True, mode="nearest")
+    up = ndimage.zoom(corr, q, order=ORDER, grid_mode=True, mode="nearest")
     out = image + up[: image.shape[0], : image.shape[1]]
     return np.where(ok, out, np.nan).astype(np.float32)

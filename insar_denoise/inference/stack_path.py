@@ -27,7 +27,7 @@ from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
 IN_MEMORY_MAX_BYTES = 200_000_000
 #: decimation of the broad-scale step when streamed (1: the exact full-grid step)
-BROAD_DECIMATION = 4
+BROAD_DECIMATION = 2
 
 
 def denoise_stack(
