@@ -103,7 +103,9 @@ def worker(args: argparse.Namespace) -> dict:
     ds = lazy_scene(args.size, args.dates)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    chunk = args.chunk or (1024 if args.writer == "geotiff" else None)  # = the writer's strips
+    stack = getattr(model, "metadata", {}).get("kind") == "stack"
+    # window models: blocks = the writer's strips; whole-stack models: their default block
+    chunk = args.chunk or (1024 if args.writer == "geotiff" and not stack else None)
     out = denoise_dataset(
         ds,
         model,

@@ -32,6 +32,15 @@ def detection_map(
     if not ok.any():
         return np.full(cumulative.shape, np.nan, np.float32)
     base = float(np.median(cumulative[ok])) if relative else 0.0
+    return detection_from_base(cumulative, sigma_68, threshold_mm, base)
+
+
+def detection_from_base(
+    cumulative: np.ndarray, sigma_68: np.ndarray, threshold_mm: float, base: float
+) -> np.ndarray:
+    """:func:`detection_map` relative to a given level ``base`` (mm): pixel by pixel, so a
+    scene can be done block by block once its ``base`` is known."""
+    ok = np.isfinite(cumulative) & np.isfinite(sigma_68)
     p = exceedance_np(
         np.where(ok, cumulative - base, 0.0), np.where(ok, sigma_68, 1.0), threshold_mm
     )

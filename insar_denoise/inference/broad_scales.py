@@ -26,12 +26,14 @@ from __future__ import annotations
 import numpy as np
 
 # the detection map sits with the model's exceedance (reference.py needs it below inference)
-from insar_denoise.models.detection import detection_map  # noqa: F401
+from insar_denoise.models.detection import detection_from_base, detection_map  # noqa: F401
 
 #: Gaussian low-pass (px) that defines "broad": about half the model's local-mean window
 BROAD_SIGMA_PX = 12.0
 #: random-sign noise realisations averaged for N(k)
 N_REALISATIONS = 4
+#: spline order of the interpolation back from the decimated grid
+ORDER = 3
 
 
 def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
@@ -151,3 +153,107 @@ def shrink_broad_scales(
 
     out = np.stack([apply_response(series[i], response, pad) for i in range(t)])
     return out, gain
+
+
+# --- the same step on a decimated grid, for scenes streamed from disk ----------------------
+# The gain acts through the Gaussian low-pass L(k) of sigma_px (12 px): above ~0.04 cycles/px
+# L is < 0.08 and at 1 / (2 q) (q = 4) it is exp(-44). The broad part of a map can therefore
+# be computed on a grid q times coarser (Gaussian anti-alias of q / 2 px, q x q block means)
+# and interpolated back (Shannon sampling; the block mean's response is divided out).
+
+
+def decimate(image: np.ndarray, q: int) -> np.ndarray:
+    """``image`` (no NaN) low-passed by a Gaussian of ``q / 2`` px and averaged in ``q x q``
+    blocks (reflect-padded to a multiple of ``q``): block ``j`` is centred on pixel
+    ``j q + (q - 1) / 2``."""
+    from scipy import ndimage
+
+    low = ndimage.gaussian_filter(np.asarray(image, np.float32), q / 2.0, mode="reflect")
+    ph, pw = (-low.shape[0]) % q, (-low.shape[1]) % q
+    if ph or pw:
+        low = np.pad(low, ((0, ph), (0, pw)), mode="reflect")
+    return low.reshape(low.shape[0] // q, q, low.shape[1] // q, q).mean(axis=(1, 3))
+
+
+def lowres_power(image: np.ndarray, edges: np.ndarray, q: int) -> np.ndarray:
+    """:func:`radial_power` of ``image`` from its ``q``-times decimated copy (bins in the
+    full grid's cycles/px; bins above ``1 / (2 q)`` get no coefficient, NaN)."""
+    img = np.where(np.isfinite(image), image - np.nanmedian(image), 0.0)
+    small = decimate(img, q)
+    k, _ = _radial_bins(small.shape)
+    ky = np.fft.fftfreq(small.shape[0])[:, None] / q
+    kx = np.fft.rfftfreq(small.shape[1])[None, :] / q
+    response = _anti_alias(ky, kx, q)  # divided out: an estimate of the full grid's power
+    img = np.where(np.isfinite(small), small - np.nanmedian(small), 0.0)
+    taper = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
+    spec = (np.abs(np.fft.rfft2(img * taper)) / response) ** 2
+    idx = np.digitize(k / q, edges) - 1
+    power = np.bincount(idx.ravel(), spec.ravel(), minlength=len(edges))
+    count = np.bincount(idx.ravel(), minlength=len(edges))[: len(edges) - 1]
+    return np.where(count > 0, power[: len(edges) - 1] / np.maximum(count, 1), np.nan)
+
+
+def _anti_alias(ky: np.ndarray, kx: np.ndarray, q: int) -> np.ndarray:
+    """Response of :func:`decimate` (Gaussian of ``q / 2`` px, then ``q``-sample means)."""
+
+    def box(f: np.ndarray) -> np.ndarray:
+        f = np.where(f == 0, 1e-12, f)
+        return np.sin(np.pi * q * f) / (q * np.sin(np.pi * f))
+
+    gauss = np.exp(-2.0 * np.pi**2 * (q / 2.0) ** 2 * (ky**2 + kx**2))
+    return gauss * box(ky) * box(kx)
+
+
+def lowres_gain(
+    cumulative: np.ndarray, noise_maps, n_dates: int, n_params: int, q: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`wiener_gain` from the cumulative map and the random-sign noise maps (an
+    iterable of ``(H, W)`` maps, e.g. read one at a time) on a ``q``-times decimated grid
+    (the same linear anti-alias on both leaves the ratio ``N / D`` per bin unchanged)."""
+    _, edges = _radial_bins(cumulative.shape)
+    data = lowres_power(cumulative, edges, q)
+    noise, n = np.zeros_like(data), 0
+    for m in noise_maps:
+        noise += lowres_power(m, edges, q)
+        n += 1
+    noise /= max(n, 1)
+    noise *= n_dates / max(n_dates - n_params, 1)
+    gain = np.clip(1.0 - noise / np.maximum(data, 1e-30), 0.0, 1.0)
+    return gain, edges
+
+
+def _lowres_response(
+    shape: tuple[int, int], gain: np.ndarray, edges: np.ndarray, sigma_px: float, q: int
+) -> np.ndarray:
+    """rfft2 multiplier on the decimated grid of ``(G(k) - 1) L(k)``, less the anti-alias
+    Gaussian and the block mean already applied (:func:`decimate`)."""
+    ky = np.fft.fftfreq(shape[0])[:, None] / q
+    kx = np.fft.rfftfreq(shape[1])[None, :] / q
+    k = np.sqrt(ky**2 + kx**2)
+    centres = np.sqrt(np.maximum(edges[:-1], 1e-12) * edges[1:])
+    centres[0] = 0.0
+    known = np.isfinite(gain)
+    g = np.interp(k, centres[known], gain[known]) if known.any() else np.ones_like(k)
+    low = np.exp(-2.0 * np.pi**2 * sigma_px**2 * k**2)
+    return (g - 1.0) * low / _anti_alias(ky, kx, q)
+
+
+def apply_lowres(
+    image: np.ndarray, gain: np.ndarray, edges: np.ndarray, sigma_px: float, q: int
+) -> np.ndarray:
+    """:func:`apply_response` of :func:`filter_response` with the broad correction computed
+    on a ``q``-times decimated grid and interpolated back (linear)."""
+    from scipy import ndimage
+
+    ok = np.isfinite(image)
+    if not ok.any():
+        return image
+    base = float(np.median(image[ok]))
+    small = decimate(np.where(ok, image - base, 0.0), q)
+    pad = int(np.ceil(3 * sigma_px / q))
+    padded = np.pad(small, pad, mode="reflect")
+    resp = _lowres_response(padded.shape, gain, edges, sigma_px, q)
+    corr = np.fft.irfft2(np.fft.rfft2(padded) * resp, s=padded.shape)[pad:-pad, pad:-pad]
+    up = ndimage.zoom(corr, q, order=ORDER, grid_mode=True, mode="nearest")
+    out = image + up[: image.shape[0], : image.shape[1]]
+    return np.where(ok, out, np.nan).astype(np.float32)

@@ -1,0 +1,122 @@
+"""Checked options of a run: dataset checks, times, tile plan, block size, valid dates.
+
+Pure bookkeeping shared by the window, classical and whole-stack paths of
+:func:`insar_denoise.inference.engine.denoise_dataset`; no model and no data are touched
+(except ``as_dask``, which wraps an array without computing it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from insar_denoise.errors import ConfigError, InputError
+from insar_denoise.inference import masks
+from insar_denoise.inference.tiling import round_up
+
+log = logging.getLogger(__name__)
+
+
+def times_in_days(time: xr.DataArray | np.ndarray) -> np.ndarray:
+    """Acquisition times as float64 days since the first date (datetime64 or numbers)."""
+    t = np.asarray(time)
+    if np.issubdtype(t.dtype, np.datetime64):
+        return ((t - t[0]) / np.timedelta64(1, "D")).astype(np.float64)
+    return t.astype(np.float64) - float(t[0])
+
+
+def default_chunk(tile: int, overlap: int) -> int:
+    """Default block core side in pixels: 6 tile steps (``tile - overlap``), at least a tile.
+
+    Tiles straddling a block border are computed by both blocks: with ``k`` steps per block
+    about ``((k + 1) / k)^2`` tiles are run per scene tile (1.36 for ``k = 6``).
+    """
+    return max(tile, 6 * (tile - overlap))
+
+
+def as_dask(values: Any, chunks: tuple[int, ...]) -> da.Array:
+    """``values`` as a dask array (unchanged if it already is one)."""
+    if isinstance(values, da.Array):
+        return values
+    return da.from_array(np.asarray(values), chunks=chunks)
+
+
+def check_dataset(ds: xr.Dataset, need_dem: bool) -> None:
+    """``InputError`` naming what is missing or malformed in a canonical Dataset."""
+    if "displacement" not in ds:
+        raise InputError("the dataset has no 'displacement' variable (time, y, x) in mm")
+    if set(ds["displacement"].dims) != {"time", "y", "x"}:
+        raise InputError(f"displacement must have dims (time, y, x), got {ds.displacement.dims}")
+    if need_dem and "dem" not in ds:
+        raise InputError("the dataset has no 'dem' variable (y, x) in m, needed by this method")
+    if ds.sizes["time"] < 2:
+        raise InputError(f"need at least 2 dates, got {ds.sizes['time']}")
+
+
+def tile_plan(
+    meta: dict, tile: int | None, overlap: int | None, hw: tuple[int, int]
+) -> tuple[int, int, tuple[int, int], int | str]:
+    """Checked tile and overlap (px), the tile shape used on this scene and its description."""
+    h, w = hw
+    multiple = int(meta["tile_multiple"])
+    if tile is not None and int(tile) < multiple:
+        raise ConfigError(
+            f"tile={tile} px is too small: at least the model's tile multiple, {multiple} px "
+            f"(leave it out for the default, {meta['default_tile']} px)"
+        )
+    asked = tile is not None
+    tile = round_up(int(tile or meta["default_tile"]), multiple)
+    overlap = int(meta["default_overlap"] if overlap is None else overlap)
+    if overlap < 0:
+        raise ConfigError(f"overlap={overlap} px must be 0 or more")
+    if overlap >= tile:
+        raise ConfigError(
+            f"overlap={overlap} px must be smaller than tile={tile} px: "
+            "lower overlap= or raise tile="
+        )
+    # below the model's own default and half its receptive field (or tile): seams may show
+    context = min(int(meta["receptive_field_px"]) // 2, tile // 2, int(meta["default_overlap"]))
+    if overlap < context:
+        log.warning(
+            "overlap %d px is less than %d px (the model's default overlap, at most half "
+            "its %s px receptive field): tile edges may show",
+            overlap,
+            context,
+            meta["receptive_field_px"],
+        )
+    tile_hw = (
+        min(tile, round_up(h + 2 * overlap, multiple)),
+        min(tile, round_up(w + 2 * overlap, multiple)),
+    )
+    used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
+    return tile, overlap, tile_hw, used
+
+
+def _clamped(
+    tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int, asked: bool
+) -> int | str:
+    """Say that ``tile`` was cut to the scene plus its overlap (a warning when the caller
+    asked for it, else info); return the tile used (px, or ``HxW`` when not square)."""
+    used = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
+    log.log(
+        logging.WARNING if asked else logging.INFO,
+        "tile=%d px is larger than the scene (%dx%d px) plus overlap=%d px: tiles of %s px used",
+        tile,
+        *hw,
+        overlap,
+        used,
+    )
+    return used
+
+
+def min_valid_dates(value: int | None, n_dates: int, window: int | None) -> int:
+    """``min_valid_dates``, defaulted and checked (``ConfigError`` naming the option)."""
+    if value is None:
+        return masks.default_min_valid_dates(n_dates, window)
+    if not 2 <= int(value) <= n_dates:
+        raise ConfigError(f"--min-valid-dates {value}: must be between 2 and {n_dates} (dates)")
+    return int(value)

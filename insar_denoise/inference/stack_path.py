@@ -1,0 +1,194 @@
+"""The model branch of :func:`.engine.denoise_dataset` for whole-stack models (``kind: stack``).
+
+Blocks are aligned with one another (:mod:`.stack_runner`) and the scene-wide broad-scale
+step (:mod:`.broad_scales`) needs the whole result, so the finish has two forms:
+
+- **in memory** (numpy inputs, or series up to :data:`IN_MEMORY_MAX_BYTES`): the whole
+  result is computed at once (:func:`.stack_runner.assemble_aligned`), exactly as before;
+- **streamed** (larger lazy inputs): through disk (:mod:`.stack_stream`), memory bounded by
+  a block or a date, the broad-scale step on a :data:`BROAD_DECIMATION`-times coarser grid.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from insar_denoise.errors import InputError
+from insar_denoise.inference import broad_scales as bs
+from insar_denoise.inference.assembly import to_dataset
+from insar_denoise.inference.planning import as_dask, default_chunk, min_valid_dates, tile_plan
+from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
+
+#: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
+IN_MEMORY_MAX_BYTES = 200_000_000
+#: decimation of the broad-scale step when streamed (1: the exact full-grid step)
+BROAD_DECIMATION = 2
+
+
+def denoise_stack(
+    ds,
+    src,
+    wrapped,
+    dev,
+    days,
+    attrs,
+    tile,
+    overlap,
+    batch_size,
+    progress,
+    return_noise,
+    chunk,
+    lazy,
+    min_valid=None,
+) -> xr.Dataset:
+    """Denoise ``src`` (``(T, H, W)`` DataArray of ``ds``) with a whole-stack model."""
+    n_dates, h, w = src.shape
+    fn, blocks, chunk, date_var = _setup(
+        wrapped, dev, days, attrs, tile, overlap, batch_size, progress, chunk, min_valid, src
+    )
+    disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    dem = as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
+    valid = None
+    if "valid" in ds:
+        valid = as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    segments = int(wrapped.metadata.get("segments", 4))
+    args = (fn, disp, dem, valid, blocks, days, date_var, segments, return_noise)
+    if not lazy or n_dates * h * w * 4 <= IN_MEMORY_MAX_BYTES:
+        arrays, gain = _finish_in_memory(*args, lazy)
+    else:
+        arrays, gain = _finish_streamed(*args, chunk)
+    deformation, cumulative, noise, sigma, detection = arrays
+    attrs["insar_denoise_broad_gain"] = json.dumps(
+        [round(float(g), 3) for g in gain if np.isfinite(g)]
+    )
+    out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
+    return _add_maps(out, wrapped.metadata, sigma, detection, lazy)
+
+
+def _setup(wrapped, dev, days, attrs, tile, overlap, batch_size, progress, chunk, need, src):
+    """The block denoiser, the blocks, the block side and the scene's date variances."""
+    from insar_denoise.inference.devices import configure_threads, fit_batch_size
+    from insar_denoise.inference.runner import Progress
+    from insar_denoise.inference.stack_runner import (
+        StackBlockDenoiser,
+        min_dates,
+        scene_date_variances,
+    )
+
+    configure_threads()
+    meta = wrapped.metadata
+    n_dates, h, w = src.shape
+    if n_dates < min_dates(wrapped):
+        raise InputError(
+            f"the stack has {n_dates} dates but the model needs at least {min_dates(wrapped)} "
+            "dates (its min_valid_dates); add dates or use a classical method="
+        )
+    tile, overlap, tile_hw, used = tile_plan(meta, tile, overlap, (h, w))
+    chunk = int(chunk or default_chunk(tile, overlap))
+    batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
+    need = min_valid_dates(need, n_dates, min_dates(wrapped))
+    attrs["insar_denoise_min_valid_dates"] = need
+    disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    crop = int(meta.get("train_crop_px", meta["default_tile"]))
+    date_var = scene_date_variances(disp, crop)
+    fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need, date_var)
+    blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
+    fn.progress = Progress(count_tiles(blocks), progress)
+    attrs.update(
+        insar_denoise_model=wrapped.name,
+        insar_denoise_model_id=str(meta.get("model_id", "custom")),
+        insar_denoise_tile_px=used,
+        insar_denoise_overlap_px=overlap,
+        insar_denoise_window=n_dates,
+        insar_denoise_stride=1,
+        insar_denoise_chunk_px=chunk,
+        insar_denoise_device=str(dev),
+        insar_denoise_batch_size=int(batch_size),
+    )
+    return fn, blocks, chunk, date_var
+
+
+def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, lazy):
+    """The whole result computed at once, the broad scales shrunk on the full grid."""
+    from insar_denoise.inference.stack_runner import assemble_aligned
+
+    n_dates = disp.shape[0]
+    stacked = assemble_aligned(fn, disp, dem, valid, blocks)
+    series, cumulative = stacked[:n_dates], stacked[n_dates]
+    detection, sigma = stacked[n_dates + 1], stacked[n_dates + 2]
+    disp, series, cumulative, detection, sigma = dask.compute(
+        disp, series, cumulative, detection, sigma, scheduler="threads"
+    )
+    series, gain = bs.shrink_broad_scales(
+        series, (disp - disp[:1]) - series, days, date_var, segments
+    )
+    cumulative = series[-1] - series[0]
+    deformation = np.where(np.isfinite(disp), series, np.nan)
+    noise = (disp - disp[:1]) - deformation if noisy else None
+    if lazy:
+        deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
+        noise = None if noise is None else da.from_array(noise)
+    return (deformation, cumulative, noise, sigma, None), gain
+
+
+def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
+    """The result on disk (:mod:`.stack_stream`), returned as lazy arrays reading it."""
+    from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
+
+    n_dates = disp.shape[0]
+    series, maps, gain = denoise_streamed(
+        fn, disp, dem, valid, blocks, days, date_var, segments, q=BROAD_DECIMATION
+    )
+    base = detection_base(maps)
+    lazy_series = series.to_dask((n_dates, chunk, chunk))
+    lazy_maps = maps.to_dask((1, chunk, chunk))
+    deformation = da.where(da.isfinite(disp), lazy_series, np.nan)
+    noise = (disp - disp[:1]) - deformation if noisy else None
+    return (deformation, lazy_maps[0], noise, lazy_maps[2], base), gain
+
+
+def _add_maps(out: xr.Dataset, meta: dict, sigma, detection, lazy: bool) -> xr.Dataset:
+    """Add ``uncertainty``, ``uncertainty_95`` and ``detection`` (relative to the median of
+    the valid area, the default reference; ``detection``: that median when streamed)."""
+    cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
+    detect_mm = float(meta.get("detect_mm", 1.0))
+    coords = out["cumulative_deformation"].coords
+    mm = {"units": "mm", "calibration": json.dumps(cal)}
+    long68 = "1-sigma uncertainty of the cumulative deformation (68 % half-width)"
+    out["uncertainty"] = xr.DataArray(
+        sigma * float(cal["k68"]), coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
+    )
+    out["uncertainty_95"] = xr.DataArray(
+        sigma * float(cal["k95"]),
+        coords=coords,
+        dims=("y", "x"),
+        attrs={**mm, "long_name": "95 % half-width of the cumulative deformation"},
+    )
+    cumulative = out["cumulative_deformation"].data
+    if detection is None:
+        detection = bs.detection_map(
+            np.asarray(cumulative), np.asarray(sigma) * float(cal["k68"]), detect_mm
+        )
+        detection = da.from_array(detection) if lazy else detection
+    else:  # streamed: block by block from the scene's median
+        s68 = sigma * float(cal["k68"])
+        detection = da.map_blocks(
+            bs.detection_from_base, cumulative, s68, detect_mm, detection, dtype=np.float32
+        )
+    out["detection"] = xr.DataArray(
+        detection,
+        coords=coords,
+        dims=("y", "x"),
+        attrs={
+            "units": "1",
+            "long_name": f"probability that |cumulative deformation| > {detect_mm:g} mm "
+            "(relative to the reference)",
+            "threshold_mm": detect_mm,
+        },
+    )
+    return out
