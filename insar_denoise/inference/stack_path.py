@@ -22,10 +22,13 @@ from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.planning import as_dask, default_chunk, min_valid_dates, tile_plan
+from insar_denoise.inference.significance import gate_series
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
 IN_MEMORY_MAX_BYTES = 200_000_000
+#: significance gate (:mod:`.significance`) instead of the Wiener step on the broad scales
+GATE = True
 #: decimation of the broad-scale step when streamed (1: the exact full-grid step)
 BROAD_DECIMATION = 2
 
@@ -58,14 +61,14 @@ def denoise_stack(
         valid = as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
     segments = int(wrapped.metadata.get("segments", 4))
     args = (fn, disp, dem, valid, blocks, days, date_var, segments, return_noise)
-    if not lazy or n_dates * h * w * 4 <= IN_MEMORY_MAX_BYTES:
+    streamed = lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
+    if not streamed:
         arrays, gain = _finish_in_memory(*args, lazy)
     else:
         arrays, gain = _finish_streamed(*args, chunk)
     deformation, cumulative, noise, sigma, detection = arrays
-    attrs["insar_denoise_broad_gain"] = json.dumps(
-        [round(float(g), 3) for g in gain if np.isfinite(g)]
-    )
+    key = "insar_denoise_significance_z" if GATE and not streamed else "insar_denoise_broad_gain"
+    attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy)
 
@@ -124,9 +127,12 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
-    series, gain = bs.shrink_broad_scales(
-        series, (disp - disp[:1]) - series, days, date_var, segments
-    )
+    if GATE:
+        series, _, gain = gate_series(series, disp - disp[:1], days, date_var, segments)
+    else:
+        series, gain = bs.shrink_broad_scales(
+            series, (disp - disp[:1]) - series, days, date_var, segments
+        )
     cumulative = series[-1] - series[0]
     deformation = np.where(np.isfinite(disp), series, np.nan)
     noise = (disp - disp[:1]) - deformation if noisy else None

@@ -1,0 +1,62 @@
+"""The significance gate: noise maps against the analytic noise of the cumulative, nothing
+passes on pure noise, a strong signal passes at full amplitude."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from insar_denoise.inference.broad_scales import cumulative_weights
+from insar_denoise.inference.significance import gate, gate_series, noise_maps
+
+
+def _noise(rng, t, n, sd):
+    """Independent white noise per date, relative to the first date."""
+    a = rng.normal(0.0, 1.0, (t, n, n)) * sd[:, None, None]
+    return (a - a[:1]).astype(np.float32)
+
+
+def test_noise_maps_match_the_analytic_std_of_the_cumulative():
+    rng = np.random.default_rng(0)
+    t, n = 24, 96
+    times = np.arange(t) * 12.0
+    sd = rng.uniform(2.0, 5.0, t)
+    w = cumulative_weights(times, sd**2, 4)
+    maps = noise_maps(_noise(rng, t, n, sd), w, times, sd**2, n=64)
+    expect = float(np.sqrt(np.sum(w**2 * sd**2)))  # std of sum_t a_t n_t, n_t independent
+    got = float(np.std(maps))
+    assert abs(got / expect - 1.0) < 0.1, (got, expect)
+
+
+def test_pure_noise_is_gated_to_zero_and_a_strong_signal_passes_whole():
+    rng = np.random.default_rng(1)
+    t, n = 18, 128
+    times = np.arange(t) * 12.0
+    sd = np.full(t, 4.0)
+    noise = _noise(rng, t, n, sd)
+    yy, xx = np.mgrid[:n, :n]
+    bowl = -30.0 * np.exp(-((yy - 64.0) ** 2 + (xx - 50.0) ** 2) / (2 * 12.0**2))
+    history = times / times[-1]
+    for amp, expect_pass in ((0.0, False), (1.0, True)):
+        disp = noise + amp * history[:, None, None] * bowl[None]
+        w = cumulative_weights(times, sd**2, 4)
+        series = np.stack([np.tensordot(w, disp, axes=1) * h for h in history])
+        out, g, zmax = gate_series(series.astype(np.float32), disp, times, sd**2, 4)
+        if not expect_pass:
+            assert g.max() == 0.0 and zmax.max() < 5.5, zmax
+            cum = out[-1] - out[0]
+            assert np.allclose(cum - np.median(cum), 0.0)
+        else:
+            core = bowl < -10.0
+            assert g[core].min() > 0.99  # full amplitude where the bowl is strong
+            cum_in, cum_out = series[-1] - series[0], out[-1] - out[0]
+            kept = cum_out[core] - np.median(cum_out)
+            assert np.allclose(cum_in[core] - np.median(cum_in), kept, atol=1e-3)
+
+
+def test_gate_ignores_nan_pixels():
+    rng = np.random.default_rng(2)
+    cum = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    cum[:10, :10] = np.nan
+    noise = rng.normal(0, 1, (4, 64, 64)).astype(np.float32)
+    g, zmax = gate(cum, noise)
+    assert np.isfinite(g).all() and g.max() == 0.0
