@@ -147,8 +147,30 @@ def run(
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
     from insar_denoise.messages import input_label, labelled_warnings
+    from insar_denoise.options import RunOptions
     from insar_denoise.pipeline import run_pipeline
 
+    options = RunOptions(
+        model=model,
+        method=method,
+        tile=tile,
+        overlap=overlap,
+        window=window,
+        stride=stride,
+        device=device,
+        batch_size=batch_size,
+        deramp=deramp,
+        min_valid_dates=min_valid_dates,
+        ref_yx=ref_yx or None,
+        ref_lalo=ref_lalo or None,
+        ref_area=ref_area or None,
+        progress=not quiet,
+        units=units,
+        wavelength_mm=wavelength,
+        variable=variable,
+        pairs_pattern=pairs_pattern,
+        cog=cog,
+    )
     with labelled_warnings(input_label(list(stack)), always=False):
         res = run_pipeline(
             list(stack),
@@ -157,29 +179,11 @@ def run(
             series=series,
             noise=noise_path,
             quicklook=quicklook,
-            model=model,
-            method=method,
-            tile=tile,
-            overlap=overlap,
-            window=window,
-            stride=stride,
-            device=device,
-            batch_size=batch_size,
-            units=units,
-            wavelength_mm=wavelength,
-            variable=variable,
-            pairs_pattern=pairs_pattern,
-            cog=cog,
-            overwrite=overwrite,
-            progress=not quiet,
             report=report,
             uncertainty=uncertainty,
             detection=detection_path,
-            deramp=deramp,
-            ref_yx=ref_yx or None,
-            ref_lalo=ref_lalo or None,
-            ref_area=ref_area or None,
-            min_valid_dates=min_valid_dates,
+            options=options,
+            overwrite=overwrite,
         )
     if not quiet:
         h, w = res.shape

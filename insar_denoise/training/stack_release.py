@@ -70,7 +70,7 @@ def release(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export the model to ``output`` with calibrated bands; return its metadata."""
-    from insar_denoise.inference.runner import InferenceModel
+    from insar_denoise.models.registry import LoadedModel
 
     model, cfg, step = load_trained(resume, weights)
     meta = stack_metadata(model, cfg.crop)
@@ -82,7 +82,7 @@ def release(
         **(extra or {}),
     )
     scripted = torch.jit.script(model)
-    err, sig = calibration_errors(InferenceModel(scripted, meta, "calibration"), cfg, n_scenes)
+    err, sig = calibration_errors(LoadedModel(scripted, meta, "calibration"), cfg, n_scenes)
     ratio = err / np.maximum(sig, 1e-6)
     meta["sigma_calibration"] = {
         "k68": float(np.quantile(ratio, 0.683)),
