@@ -20,6 +20,7 @@ from insar_denoise._version import __version__
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.evaluation import metrics as mt
 from insar_denoise.models.normalization import deplane
+from insar_denoise.models.registry import LoadedModel, ModelLike
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Evaluation:
     examples: list[tuple[str, dict[str, np.ndarray]]] = field(default_factory=list)
 
 
-def model_info(model: Any) -> dict[str, Any] | None:
+def model_info(model: LoadedModel | None) -> dict[str, Any] | None:
     """Id, path and metadata of a ``LoadedModel`` (None without a model)."""
     if model is None:
         return None
@@ -126,7 +127,7 @@ def _examples(
 
 
 def run_benchmark(
-    model: Any = None,
+    model: LoadedModel | None = None,
     *,
     n_per_amplitude: int = 200,
     seed: int = 0,
@@ -190,7 +191,13 @@ def run_benchmark(
 
 
 def _run_split(
-    model: Any, n_per_amplitude: int, seed: int, size: int, window: int, n_tune: int, split: str
+    model: LoadedModel,
+    n_per_amplitude: int,
+    seed: int,
+    size: int,
+    window: int,
+    n_tune: int,
+    split: str,
 ) -> Evaluation:
     """:func:`run_benchmark` on one split (arguments already checked)."""
     tuning = bm.tune_sigma(n_tune, seed, size=size, n_dates=window, split=split)
@@ -271,7 +278,7 @@ def _demean(maps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 def evaluate_stack(
     ds: xr.Dataset,
     truth: xr.DataArray | np.ndarray,
-    model: Any = None,
+    model: ModelLike = None,
     *,
     sigma_px: float = 2.0,
     device: str = "cpu",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from insar_denoise.models.registry import export_model, stack_metadata
+from insar_denoise.models.registry import LoadedModel, export_model, stack_metadata
 from insar_denoise.models.stack_denoiser import StackDenoiser
 from insar_denoise.synth import simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
@@ -39,7 +39,7 @@ def load_trained(resume: str | Path, weights: str | Path | None = None) -> tuple
 
 
 def calibration_errors(
-    model: Any, cfg: StackTrainConfig, n_scenes: int = 24, size: int = 128
+    model: LoadedModel, cfg: StackTrainConfig, n_scenes: int = 24, size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
     """``|error|`` and predicted sigma (mm) on the valid pixels of fresh scenes."""
     from insar_denoise.inference import denoise_dataset

@@ -285,7 +285,7 @@ def predict_with_uncertainty(
 
 
 def tta_batch(
-    model: Any,
+    model: LoadedModel,
     displacement: torch.Tensor,
     dem: torch.Tensor,
     sign: bool = True,
@@ -305,7 +305,13 @@ def tta_batch(
 
 
 def _residuals(
-    model: Any, n: int, seed: int, size: int, sign: bool, head: Any = None, augment: bool = True
+    model: LoadedModel,
+    n: int,
+    seed: int,
+    size: int,
+    sign: bool,
+    head: Any = None,
+    augment: bool = True,
 ) -> tuple[np.ndarray, dict, dict]:
     """Pooled ``|truth - mean|``, the :data:`TERMS` features (and ``"head"`` with a
     variance head) and each pixel's scene labels (``amplitude`` in mm, turbulence ``noise``
@@ -446,7 +452,7 @@ def fit_band(
 
 
 def calibrate(
-    model: Any,
+    model: LoadedModel,
     n: int = 10,
     seed: int = 0,
     *,
@@ -528,7 +534,7 @@ def calibrate(
     }
 
 
-def load_sigma_head(model: Any, required: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_sigma_head(model: LoadedModel, required: bool = False) -> tuple[Any, dict[str, Any]]:
     """The variance head stored next to ``model`` (``<model>.sigma.pt``) and its metadata, or
     ``(None, {})`` when there is none or it belongs to other weights (``required``: raise)."""
     from insar_denoise.errors import ModelError
@@ -548,7 +554,7 @@ def load_sigma_head(model: Any, required: bool = False) -> tuple[Any, dict[str, 
     return None, {}
 
 
-def benchmark_uncertainty(model: Any, scenes: Any, estimate: torch.Tensor) -> dict | None:
+def benchmark_uncertainty(model: LoadedModel, scenes: Any, estimate: torch.Tensor) -> dict | None:
     """Coverage of the model's stored bands on ``evaluate``'s scenes (its single-run
     ``estimate`` ``(S, H, W)``); None without a calibration, a note if it needs the
     test-time copies."""
