@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from insar_denoise.inference import denoise_dataset
-from insar_denoise.inference.runner import InferenceModel
 from insar_denoise.io.scene import scene_dataset
 from insar_denoise.models import load_model
-from insar_denoise.models.registry import stack_metadata
+from insar_denoise.models.registry import LoadedModel, stack_metadata
 from insar_denoise.models.stack_denoiser import StackDenoiser
 from insar_denoise.synth import simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
@@ -33,7 +32,7 @@ SEED = 9_000_000
 DATES = (9, 18, 36, 72)
 
 
-def projection_model(weighted: bool) -> InferenceModel:
+def projection_model(weighted: bool) -> LoadedModel:
     """The untrained model (zero head) = the temporal projection alone, with the scene's
     estimated date weights or with equal weights (ordinary least squares)."""
     model = StackDenoiser().eval()
@@ -44,7 +43,7 @@ def projection_model(weighted: bool) -> InferenceModel:
         with torch.no_grad():
             return model(x, z, t, date_var)
 
-    return InferenceModel(call, stack_metadata(model, 64), "projection")
+    return LoadedModel(call, stack_metadata(model, 64), "projection")
 
 
 def score(est: np.ndarray, truth: np.ndarray, ok: np.ndarray) -> dict[str, float]:

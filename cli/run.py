@@ -120,35 +120,23 @@ def run(
     series,
     noise_path,
     quicklook,
-    model,
-    method,
-    tile,
-    overlap,
-    window,
-    stride,
-    device,
-    batch_size,
-    units,
-    wavelength,
-    variable,
-    pairs_pattern,
-    cog,
     overwrite,
     quiet,
     report,
     uncertainty,
     detection_path,
-    deramp,
-    ref_yx,
-    ref_lalo,
-    ref_area,
-    min_valid_dates,
+    wavelength,
+    **options,
 ):
     """Denoise STACK (GeoTIFFs per date, a multi-band GeoTIFF, NetCDF/Zarr, interferograms,
     or a MintPy/LiCSBAS .h5) and write the cumulative deformation in mm (LOS)."""
     from insar_denoise.messages import input_label, labelled_warnings
+    from insar_denoise.options import RunOptions
     from insar_denoise.pipeline import run_pipeline
 
+    # the other click options are RunOptions fields by name; empty ref_* tuples are unset
+    options = {k: (v or None) if k.startswith("ref_") else v for k, v in options.items()}
+    options = RunOptions(progress=not quiet, wavelength_mm=wavelength, **options)
     with labelled_warnings(input_label(list(stack)), always=False):
         res = run_pipeline(
             list(stack),
@@ -157,34 +145,16 @@ def run(
             series=series,
             noise=noise_path,
             quicklook=quicklook,
-            model=model,
-            method=method,
-            tile=tile,
-            overlap=overlap,
-            window=window,
-            stride=stride,
-            device=device,
-            batch_size=batch_size,
-            units=units,
-            wavelength_mm=wavelength,
-            variable=variable,
-            pairs_pattern=pairs_pattern,
-            cog=cog,
-            overwrite=overwrite,
-            progress=not quiet,
             report=report,
             uncertainty=uncertainty,
             detection=detection_path,
-            deramp=deramp,
-            ref_yx=ref_yx or None,
-            ref_lalo=ref_lalo or None,
-            ref_area=ref_area or None,
-            min_valid_dates=min_valid_dates,
+            options=options,
+            overwrite=overwrite,
         )
     if not quiet:
         h, w = res.shape
         click.echo(
-            f"{res.layout}: {res.n_dates} dates of {h}x{w} pixels, method {method}, "
+            f"{res.layout}: {res.n_dates} dates of {h}x{w} pixels, method {options.method}, "
             f"{res.wall_s:.1f} s"
         )
         for kind, path in res.outputs.items():

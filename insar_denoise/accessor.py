@@ -1,8 +1,9 @@
-"""``ds.insar`` / ``da.insar``: an xarray accessor, a thin door onto ``denoise_dataset``.
+"""``ds.insar`` / ``da.insar``: an xarray accessor, a thin door onto ``product.denoise``.
 
 Importing this module registers the accessors; it imports neither torch nor the engine
 (those load on the first ``denoise`` call). The input is never modified: a new Dataset is
-returned, as the CLI's ``run`` would produce.
+returned, as the CLI's ``run`` would produce (:func:`insar_denoise.product.denoise`, the
+same in-memory product; ``reference="auto"`` refers it as ``run`` does).
 
 Examples
 --------
@@ -13,49 +14,37 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
-from insar_denoise.errors import InputError
+from insar_denoise.errors import ConfigError, InputError
+from insar_denoise.options import RunOptions
 
-#: ``denoise_dataset`` options that also shape the uncertainty's model runs
-_TTA_KWARGS = ("tile", "overlap", "window", "stride", "device", "batch_size", "chunk")
-
-
-#: reference options of ``denoise`` (see :func:`insar_denoise.reference.resolve_reference`)
-_REF_KWARGS = ("ref_yx", "ref_lalo", "ref_area")
+if TYPE_CHECKING:
+    from insar_denoise.models.registry import ModelLike
 
 
-def _denoise(ds: xr.Dataset, model: Any, uncertainty: bool, kwargs: dict) -> xr.Dataset:
-    """``denoise_dataset``, plus the calibrated 1-sigma map as ``uncertainty`` if asked, then
-    referred to ``ref_yx`` / ``ref_lalo`` / ``ref_area`` / ``reference="auto"`` if given."""
-    from insar_denoise.inference.engine import denoise_dataset
-    from insar_denoise.reference import apply_reference, resolve_reference
+def _denoise(ds: xr.Dataset, model: ModelLike, uncertainty: bool, kwargs: dict) -> xr.Dataset:
+    """:func:`insar_denoise.product.denoise` with ``kwargs`` as
+    :class:`~insar_denoise.options.RunOptions` (without a reference option the outputs are
+    left as the engine gives them: ``reference="none"``)."""
+    from insar_denoise.product import denoise
 
-    refs = {k: kwargs.pop(k) for k in _REF_KWARGS if kwargs.get(k) is not None}
-    auto = kwargs.pop("reference", None)
-    if auto not in (None, "auto"):
-        raise InputError(f"reference={auto!r}: use 'auto', or ref_yx / ref_lalo / ref_area")
-    ref = resolve_reference(ds, **refs) if refs or auto == "auto" else None
-
-    if uncertainty and kwargs.get("method", "model") != "model":
-        raise InputError("uncertainty=True needs method='model' (test-time augmentation)")
-    if uncertainty and (model is None or isinstance(model, str)):
-        from insar_denoise.models import load_model
-
-        model = load_model("default" if model is None else model)
-    out = denoise_dataset(ds, model, **kwargs)
-    if uncertainty and "uncertainty" not in out:  # whole-stack models predict their own
-        from insar_denoise.trust.uncertainty import predict_with_uncertainty
-
-        tta = {k: v for k, v in kwargs.items() if k in _TTA_KWARGS}
-        _, sigma, half = predict_with_uncertainty(
-            ds, model, estimate=out["cumulative_deformation"], **tta
+    kwargs = {"reference": "none", **kwargs, "uncertainty": uncertainty}
+    if kwargs["reference"] is None:
+        kwargs["reference"] = "none"
+    try:
+        options = RunOptions.from_kwargs("denoise", **kwargs)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    if options.reference not in ("auto", "none"):
+        raise InputError(
+            f"reference={options.reference!r}: use 'auto', or ref_yx / ref_lalo / ref_area"
         )
-        out["uncertainty"] = sigma.assign_coords(y=out["y"], x=out["x"])
-        out["uncertainty_95"] = half.assign_coords(y=out["y"], x=out["x"])
-    return out if ref is None else apply_reference(out, ref)
+    if uncertainty and options.method != "model":
+        raise InputError("uncertainty=True needs method='model' (test-time augmentation)")
+    return denoise(ds, model, options)
 
 
 def _as_dem(dem: Any, like: xr.DataArray) -> xr.DataArray:
@@ -72,20 +61,22 @@ class InsarDatasetAccessor:
         self._obj = xarray_obj
 
     def denoise(
-        self, dem: Any = None, model: Any = None, uncertainty: bool = False, **kwargs: Any
+        self, dem: Any = None, model: ModelLike = None, uncertainty: bool = False, **kwargs: Any
     ) -> xr.Dataset:
-        """Denoise; see :func:`insar_denoise.inference.denoise_dataset` for ``kwargs``.
+        """Denoise (:func:`insar_denoise.product.denoise`); ``kwargs`` are
+        :class:`~insar_denoise.options.RunOptions` fields.
 
         Parameters
         ----------
         dem : optional elevation ``(y, x)`` in m replacing/adding the Dataset's ``dem``.
-        model : None (packaged default), name, path or loaded model.
+        model : None (packaged default), name, path or a ``LoadedModel``.
         uncertainty : also return ``uncertainty``, the calibrated 1-sigma (mm, the 68 %
             half-width) of the cumulative map, and ``uncertainty_95``, its 95 % half-width
             (:func:`insar_denoise.trust.predict_with_uncertainty`, as ``run --uncertainty``).
-        **kwargs : passed to :func:`insar_denoise.inference.denoise_dataset`, and
-            ``ref_yx=(row, col)``, ``ref_lalo=(lat, lon)``, ``ref_area=(row0, row1, col0,
-            col1)`` or ``reference="auto"`` (the input's own, else the valid-area median, as
+        **kwargs : :class:`~insar_denoise.options.RunOptions` fields (``tile``, ``stride``,
+            ``method``, ``detection``, ...), including ``ref_yx=(row, col)``,
+            ``ref_lalo=(lat, lon)``, ``ref_area=(row0, row1, col0, col1)`` or
+            ``reference="auto"`` (the input's own, else the valid-area median, as
             ``run``): the outputs are referred to it (:mod:`insar_denoise.reference`). Without
             them the outputs are as the engine gives them.
 
@@ -110,7 +101,7 @@ class InsarDataArrayAccessor:
     def denoise(
         self,
         dem: Any = None,
-        model: Any = None,
+        model: ModelLike = None,
         valid: Any = None,
         uncertainty: bool = False,
         **kwargs: Any,
@@ -124,7 +115,7 @@ class InsarDataArrayAccessor:
         valid : optional ``(y, x)`` bool mask of usable pixels.
         uncertainty : also return ``uncertainty`` and ``uncertainty_95`` (mm), as for
             ``ds.insar.denoise``.
-        **kwargs : passed to :func:`insar_denoise.inference.denoise_dataset`.
+        **kwargs : :class:`~insar_denoise.options.RunOptions` fields, as for ``ds.insar``.
         """
         da = self._obj
         if set(da.dims) != {"time", "y", "x"}:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from insar_denoise.errors import OutputError
 from insar_denoise.io import atomic_output
+
+if TYPE_CHECKING:
+    from insar_denoise.models.registry import ModelLike
 
 DEMO_SEED = 2021
 DEMO_SIZE = 192
@@ -46,7 +49,7 @@ def demo_config():
 def run_demo(
     out_dir: str | Path,
     *,
-    model: Any = None,
+    model: ModelLike = None,
     overwrite: bool = False,
     progress: bool = True,
     device: str = "auto",
@@ -60,7 +63,7 @@ def run_demo(
     from insar_denoise.evaluation.runner import evaluate_stack
     from insar_denoise.io.layouts import load_inputs
     from insar_denoise.io.scene import write_scene
-    from insar_denoise.models import load_model
+    from insar_denoise.models import as_model
     from insar_denoise.pipeline import run_pipeline
     from insar_denoise.synth import simulate_scene
 
@@ -68,7 +71,7 @@ def run_demo(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: folder is not empty (pass --overwrite)")
     out.mkdir(parents=True, exist_ok=True)
-    loaded = model if hasattr(model, "metadata") else load_model(model or "default")
+    loaded = as_model(model)  # loaded and hashed once: the run and the scores share it
     scene = simulate_scene(demo_config(), DEMO_SEED, source="okada", amplitude_mm=DEMO_AMPLITUDE_MM)
     stack_dir = out / "stack"
     write_scene(scene, stack_dir, overwrite=overwrite)

@@ -1,7 +1,8 @@
 """One frame end to end: open inputs (any supported layout), denoise, write outputs.
 
-``insar-denoise run``, ``insar-denoise batch`` and the demo all call :func:`run_pipeline`;
-the xarray accessor calls the same :func:`insar_denoise.inference.denoise_dataset`.
+``insar-denoise run``, ``insar-denoise batch`` and the demo all call :func:`run_pipeline`,
+which reads files, calls :func:`insar_denoise.product.denoise` (as the xarray accessor
+does) and writes files.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
 from insar_denoise.errors import ConfigError, OutputError
-from insar_denoise.inference import denoise_dataset
 from insar_denoise.io import write_output
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.io.licsbas import write_licsbas
 from insar_denoise.io.mintpy import write_mintpy
 from insar_denoise.io.writers import check_folder, check_target, remove_stale_partials
-from insar_denoise.reference import apply_reference, resolve_reference
+from insar_denoise.options import RunOptions
+from insar_denoise.product import check_options, denoise, resolve_model
+
+if TYPE_CHECKING:
+    from insar_denoise.models.registry import ModelLike
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,10 @@ def _write_series(
     return write_output(da, path, overwrite=overwrite, tags=tags)
 
 
+#: run options that are file paths (the others are :class:`RunOptions`)
+PATH_KEYS = ("series", "noise", "quicklook", "report", "uncertainty", "detection")
+
+
 def run_pipeline(
     inputs: Sequence[str | Path] | str | Path,
     output: str | Path,
@@ -107,116 +115,105 @@ def run_pipeline(
     series: str | Path | None = None,
     noise: str | Path | None = None,
     quicklook: str | Path | None = None,
-    model: Any = None,
-    method: str = "model",
-    tile: int | None = None,
-    overlap: int | None = None,
-    window: int | None = None,
-    stride: int = 1,
-    device: str = "auto",
-    batch_size: int | None = None,
-    units: str | None = None,
-    wavelength_mm: float | None = None,
-    variable: str | None = None,
-    pairs_pattern: str | None = None,
-    cog: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
     report: str | Path | None = None,
     uncertainty: str | Path | None = None,
     detection: str | Path | None = None,
-    deramp: bool = False,
-    ref_yx: tuple[int, int] | None = None,
-    ref_lalo: tuple[float, float] | None = None,
-    ref_area: tuple[int, int, int, int] | None = None,
-    min_valid_dates: int | None = None,
+    model: ModelLike = None,
+    options: RunOptions | None = None,
+    overwrite: bool = False,
+    **option_kwargs: Any,
 ) -> RunResult:
-    """Denoise one frame and write its outputs.
+    """Denoise one frame and write its outputs: read, :func:`insar_denoise.product.denoise`,
+    write.
 
     ``output`` ``.tif``: band 1 = cumulative deformation (mm, first to last date);
     ``.nc``/``.zarr``: the whole result (cumulative, deformation series, removed noise).
     ``series`` / ``noise``: the denoised series / what was removed (``.tif``, ``.nc``, or
-    ``.h5`` back in the input's MintPy/LiCSBAS layout). All targets are checked before any
-    work starts; each file is written under a temporary name and renamed when complete.
-    ``report``: folder of a QC report (:func:`insar_denoise.trust.qc.write_qc_report`);
-    ``uncertainty``: GeoTIFF of the 1-sigma uncertainty (mm) of the cumulative map (model
-    method, :func:`insar_denoise.trust.uncertainty.predict_with_uncertainty`). The
-    out-of-distribution checks (:func:`insar_denoise.trust.qc.qc_checks`) run on every call;
-    their findings are raised as ``OutOfDistributionWarning`` and listed in ``warnings``.
-    ``stride``: dates between window starts (1: every window; ``window - 1``: each date pair
-    seen once, about ``window - 1`` times faster on long stacks).
-    ``ref_yx`` / ``ref_lalo`` / ``ref_area``: the spatial reference of the outputs
-    (:func:`insar_denoise.reference.resolve_reference`; default: the input's own, else the
-    median of the valid area). ``min_valid_dates``: dates a pixel must be valid on to be kept
-    (:mod:`insar_denoise.inference.masks`).
+    ``.h5`` back in the input's MintPy/LiCSBAS layout). ``report``: folder of a QC report
+    (:func:`insar_denoise.trust.write_qc_report`); ``uncertainty``: GeoTIFF of the 1-sigma
+    and 95 % half-width (mm) of the cumulative map; ``detection``: GeoTIFF of the detection
+    probability (whole-stack models). All targets are checked before any work starts; each
+    file is written under a temporary name and renamed when complete. The
+    out-of-distribution checks run on every call; their findings are raised as
+    ``OutOfDistributionWarning`` and listed in ``warnings``.
+
+    ``model``: a :class:`~insar_denoise.models.LoadedModel` (or a name/path; default
+    ``options.model``). ``options``: :class:`~insar_denoise.options.RunOptions`, or its
+    fields as keyword arguments (``tile=``, ``stride=``, ``ref_yx=``, ``min_valid_dates=``,
+    ...; not both).
     """
     start = time.perf_counter()
-    targets = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
-    if uncertainty is not None:
-        if method != "model":
-            raise ConfigError("--uncertainty needs --method model")
-        targets["uncertainty"] = uncertainty
-    if detection is not None:
-        if method != "model":
-            raise ConfigError("--detection needs --method model")
-        targets["detection"] = detection
-    targets = {
-        k: check_target(v, overwrite, create_parent=True)
-        for k, v in targets.items()
-        if v is not None
-    }
-    if len({p.resolve() for p in targets.values()}) != len(targets):
-        raise OutputError(f"{output}: two outputs name the same file")
-    for path in targets.values():
-        remove_stale_partials(path)  # a killed earlier run's; frees the space before the work
-    if report is not None:
-        from insar_denoise.trust.qc import check_report_dir
-
-        check_folder(report)
-        check_report_dir(report, overwrite)
+    options = _run_options(options, option_kwargs, uncertainty, detection)
+    paths = {"output": output, "series": series, "noise": noise, "quicklook": quicklook}
+    paths.update(uncertainty=uncertainty, detection=detection)
+    targets = check_targets(paths, report, overwrite)
     ds, layout = load_inputs(
         inputs,
         dem=dem,
-        units=units,
-        wavelength_mm=wavelength_mm,
-        variable=variable,
-        pairs_pattern=pairs_pattern,
+        units=options.units,
+        wavelength_mm=options.wavelength_mm,
+        variable=options.variable,
+        pairs_pattern=options.pairs_pattern,
     )
     check_formats(targets, layout)
-    ref = resolve_reference(ds, ref_yx=ref_yx, ref_lalo=ref_lalo, ref_area=ref_area)
-    from insar_denoise.trust import qc
+    wide = targets["output"].suffix in (".nc", ".zarr")
+    options = options.with_(return_noise=bool(noise or quicklook or report or wide))
+    loaded = resolve_model(model, options)  # loaded and hashed once for the whole run
+    result = denoise(ds, loaded, options, persist_below=PERSIST_LIMIT_BYTES)
+    written = write_products(ds, result, targets, layout, options, overwrite)
+    if report is not None:
+        from insar_denoise.trust import qc_findings, write_qc_report
 
-    metadata = qc.model_metadata(model, method)
-    found = qc.qc_checks(ds, metadata)
-    result = denoise_dataset(
-        ds,
-        model,
-        tile=tile,
-        overlap=overlap,
-        window=window,
-        stride=stride,
-        device=device,
-        batch_size=batch_size,
-        method=method,
-        progress=progress,
-        deramp=deramp,
-        min_valid_dates=min_valid_dates,
-        return_noise=noise is not None
-        or quicklook is not None
-        or report is not None
-        or targets["output"].suffix in (".nc", ".zarr"),
+        meta = None if loaded is None else loaded.metadata
+        paths = write_qc_report(ds, result, report, meta, overwrite, qc_findings(result))
+        written["report"] = paths["report"]
+    return _summary(ds, result, layout, written, start)
+
+
+def _run_options(
+    options: RunOptions | None, kwargs: dict[str, Any], uncertainty: Any, detection: Any
+) -> RunOptions:
+    """``options`` or ``RunOptions(**kwargs)``, with ``uncertainty`` / ``detection`` on when
+    their output is asked for; refused combinations raise ``ConfigError`` here."""
+    if options is not None and kwargs:
+        raise ConfigError(f"run_pipeline: pass options= or {next(iter(kwargs))}=, not both")
+    options = options or RunOptions.from_kwargs("run_pipeline", **kwargs)
+    options = options.with_(
+        uncertainty=options.uncertainty or uncertainty is not None,
+        detection=options.detection or detection is not None,
     )
-    qc.emit_warnings(found)  # after denoise_dataset's own validation, before the work
-    if detection is not None and "detection" not in result:
-        raise ConfigError("--detection needs a whole-stack model (this one has no detection map)")
-    nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
-    in_memory = nbytes < PERSIST_LIMIT_BYTES
-    if in_memory:  # written, plotted and summarised without recomputing
-        result = result.persist()
-    estimate = result[
-        "cumulative_deformation"
-    ]  # the uncertainty is calibrated on the unreferenced map
-    result = apply_reference(result, ref)
+    check_options(options)
+    return options
+
+
+def check_targets(
+    paths: dict[str, str | Path | None], report: str | Path | None, overwrite: bool
+) -> dict[str, Path]:
+    """Checked output paths (``OutputError`` before any work); stale partials removed."""
+    targets = {
+        k: check_target(v, overwrite, create_parent=True) for k, v in paths.items() if v is not None
+    }
+    if len({p.resolve() for p in targets.values()}) != len(targets):
+        raise OutputError(f"{paths['output']}: two outputs name the same file")
+    for path in targets.values():
+        remove_stale_partials(path)  # a killed earlier run's; frees the space before the work
+    if report is not None:
+        from insar_denoise.trust import check_report_dir
+
+        check_folder(report)
+        check_report_dir(report, overwrite)
+    return targets
+
+
+def write_products(
+    ds: xr.Dataset,
+    result: xr.Dataset,
+    targets: dict[str, Path],
+    layout: str,
+    options: RunOptions,
+    overwrite: bool,
+) -> dict[str, Path]:
+    """Write each asked output of ``result`` (see :func:`run_pipeline`); their paths."""
     tags = {
         k.removeprefix("insar_denoise_"): v
         for k, v in result.attrs.items()
@@ -226,55 +223,45 @@ def run_pipeline(
     make_parents(targets.values())
     out = targets["output"]
     if out.suffix.lower() in (".tif", ".tiff"):
-        written["output"] = write_output(
-            result["cumulative_deformation"], out, overwrite=overwrite, cog=cog, tags=tags
-        )
+        cum = result["cumulative_deformation"]
+        written["output"] = write_output(cum, out, overwrite=overwrite, cog=options.cog, tags=tags)
     else:
         written["output"] = write_output(result, out, overwrite=overwrite, tags=tags)
-    if series is not None:
-        written["series"] = _write_series(
-            result["deformation"], targets["series"], layout, ds, overwrite, tags
-        )
-    if noise is not None:
-        written["noise"] = _write_series(
-            result["noise"], targets["noise"], layout, ds, overwrite, tags
-        )
-    if quicklook is not None:
+    for kind, name in (("series", "deformation"), ("noise", "noise")):
+        if kind in targets:
+            written[kind] = _write_series(result[name], targets[kind], layout, ds, overwrite, tags)
+    if "quicklook" in targets:
         written["quicklook"] = write_quicklook(ds, result, targets["quicklook"], overwrite)
-    if report is not None:
-        paths = qc.write_qc_report(ds, result, report, metadata, overwrite, warnings_=found)
-        written["report"] = paths["report"]
-    if uncertainty is not None:
-        from insar_denoise.trust.uncertainty import write_uncertainty
+    if "uncertainty" in targets:
+        from insar_denoise.trust import write_uncertainty
 
         written["uncertainty"] = write_uncertainty(
-            ds,
-            model,
-            targets["uncertainty"],
-            method=method,
-            overwrite=overwrite,
-            tags=tags,
-            estimate=estimate,
-            result=result,
-            tile=tile,
-            overlap=overlap,
-            stride=stride,
-            device=device,
-            batch_size=batch_size,
+            ds, result, targets["uncertainty"], overwrite=overwrite, tags=tags
         )
-    if detection is not None:
+    if "detection" in targets:
         det = result["detection"].assign_attrs(units="1")
         det_tags = {**tags, "DETECTION": det.attrs.get("long_name", "")}
         written["detection"] = write_output(
             det, targets["detection"], overwrite=overwrite, tags=det_tags
         )
+    return written
+
+
+def _summary(
+    ds: xr.Dataset, result: xr.Dataset, layout: str, written: dict[str, Path], start: float
+) -> RunResult:
+    """The :class:`RunResult` of a run: pixel counts, ranges, reference, warnings."""
     from insar_denoise.inference.masks import pixel_counts
     from insar_denoise.plots import raw_cumulative, robust_range
+    from insar_denoise.reference import reference_from_attrs
+    from insar_denoise.trust import qc_findings
 
     need = int(result.attrs["insar_denoise_min_valid_dates"])
     pixels = pixel_counts(ds["displacement"].transpose("time", "y", "x").data, None, need)
+    ref = reference_from_attrs(result.attrs)
     ranges = {"raw": robust_range(raw_cumulative(ds, ref).values)}
-    if in_memory:
+    nbytes = result["deformation"].size * 4 * (1 + ("noise" in result))
+    if nbytes < PERSIST_LIMIT_BYTES:  # held in memory by denoise
         ranges["output"] = robust_range(result["cumulative_deformation"].values)
     return RunResult(
         outputs=written,
@@ -283,8 +270,8 @@ def run_pipeline(
         shape=(int(ds.sizes["y"]), int(ds.sizes["x"])),
         wall_s=time.perf_counter() - start,
         attrs=dict(result.attrs),
-        warnings=found,
-        reference=ref.describe(),
+        warnings=qc_findings(result),
+        reference=result.attrs.get("insar_denoise_reference", "input as is"),
         pixels={**pixels, "min_valid_dates": need},
         ranges=ranges,
     )

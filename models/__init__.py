@@ -16,6 +16,8 @@ from insar_denoise.models.autoencoder import (
 )
 from insar_denoise.models.registry import (
     LoadedModel,
+    ModelLike,
+    as_model,
     base_metadata,
     build_untrained,
     default_model_path,
@@ -27,6 +29,8 @@ from insar_denoise.models.registry import (
 __all__ = [
     "DenoisingAutoencoder",
     "LoadedModel",
+    "ModelLike",
+    "as_model",
     "base_metadata",
     "build_untrained",
     "count_parameters",

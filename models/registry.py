@@ -14,7 +14,8 @@ import hashlib
 import importlib.resources
 import json
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,14 +202,47 @@ def build_untrained(
     return scripted
 
 
+#: metadata a model without its own takes (a bare module or a callable in tests)
+DEFAULT_METADATA: dict[str, Any] = {
+    "window": 9,
+    "tile_multiple": 8,
+    "receptive_field_px": 64,
+    "default_tile": 256,
+    "default_overlap": 32,
+}
+
+
 @dataclass
 class LoadedModel:
-    """A scripted model, its metadata and the device it lives on."""
+    """The one model object: a callable, its metadata, calibration, identity and device.
 
-    module: torch.jit.ScriptModule
-    metadata: dict[str, Any]
-    path: Path
+    :func:`load_model` returns one (weights hashed once); :func:`as_model` turns what a user
+    passes (None, a name, a path, a module with ``insar_metadata``) into one. Everything
+    downstream (engine, trust, products) takes this object.
+
+    Attributes
+    ----------
+    module : ``module(displacement (B, N, h, w) mm, dem (B, h, w) m) -> (B, h, w) mm``
+        (window models) or the whole-stack call (``kind: stack``); a torch callable.
+    metadata : ``window``, ``tile_multiple``, ``receptive_field_px``, ``default_tile``,
+        ``default_overlap`` (pixels), ``sha256``, ``model_id``, ...; missing keys take
+        :data:`DEFAULT_METADATA`.
+    name : identifier written to the output provenance.
+    path : the model file (None for an in-memory module).
+    device : the torch device the module lives on.
+    calibration : the uncertainty calibration stored next to the file
+        (``<stem>.calibration.json``, as read), None without one.
+    """
+
+    module: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = "custom"
+    path: Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    calibration: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.metadata = {**DEFAULT_METADATA, **dict(self.metadata)}
 
     @property
     def window(self) -> int:
@@ -218,10 +252,68 @@ class LoadedModel:
     def tile_multiple(self) -> int:
         return int(self.metadata["tile_multiple"])
 
+    @property
+    def kind(self) -> str:
+        """``"stack"`` (whole-stack model) or ``"window"``."""
+        return str(self.metadata.get("kind", "window"))
+
+    @property
+    def sha256(self) -> str | None:
+        return self.metadata.get("sha256")
+
+    @property
+    def model_id(self) -> str:
+        return str(self.metadata.get("model_id", "custom"))
+
+    def to(self, device: torch.device | str) -> LoadedModel:
+        """This model on ``device`` (the same object when already there)."""
+        device = torch.device(device)
+        if device == self.device or not hasattr(self.module, "to"):
+            return self
+        return replace(self, module=self.module.to(device), device=device)
+
     def __call__(self, displacement: Tensor, dem: Tensor) -> Tensor:
         """Denoise ``(B, N, H, W)`` mm with ``(B, H, W)`` m DEM; returns ``(B, H, W)`` mm."""
         with torch.inference_mode():
             return self.module(displacement.to(self.device), dem.to(self.device))
+
+
+#: what the public entry points accept as a model (see :func:`as_model`)
+ModelLike = LoadedModel | str | os.PathLike | nn.Module | None
+
+
+def _provenance(name: str, metadata: dict[str, Any]) -> str:
+    sha = str(metadata.get("sha256", ""))[:12]
+    return f"{name} (sha256 {sha})" if sha else name
+
+
+def as_model(model: ModelLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """The one resolver: ``None`` (``"default"``), a name or path (:func:`load_model`), a
+    :class:`LoadedModel` (as is) or a callable module (metadata from its ``insar_metadata``
+    or ``metadata`` attribute) as a :class:`LoadedModel`. Call it once per run."""
+    if isinstance(model, LoadedModel):
+        return model
+    if model is None or isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
+        name = "default" if model is None else os.fsdecode(model)
+        return load_model(name, device=str(device))
+    if callable(model):
+        meta = getattr(model, "insar_metadata", None) or getattr(model, "metadata", None) or {}
+        if hasattr(model, "to"):
+            model = model.to(device)
+        return LoadedModel(model, dict(meta), type(model).__name__, device=torch.device(device))
+    raise ModelError(f"cannot use {type(model).__name__} as a model")
+
+
+def read_calibration(path: Path) -> dict[str, Any] | None:
+    """The calibration JSON stored next to a model file (``<stem>.calibration.json``)."""
+    cal_path = path.with_name(f"{path.stem}.calibration.json")
+    if not cal_path.is_file():
+        return None
+    try:
+        cal = json.loads(cal_path.read_text())
+    except (OSError, ValueError):
+        raise ModelError(f"{cal_path}: calibration is not valid JSON") from None
+    return {**cal, "path": str(cal_path)}
 
 
 def default_model_path() -> Path:
@@ -295,11 +387,21 @@ def load_model(name_or_path: str | Path = "default", device: str = "cpu") -> Loa
     if digest != meta["sha256"]:
         raise ModelError(f"{path}: weights hash {digest[:12]} != recorded {meta['sha256'][:12]}")
     module.eval()
-    return LoadedModel(module=module, metadata=meta, path=path, device=torch.device(device))
+    return LoadedModel(
+        module,
+        meta,
+        _provenance(str(name_or_path), meta),
+        path=path,
+        device=torch.device(device),
+        calibration=read_calibration(path),
+    )
 
 
 __all__ = [
     "DEFAULT_CHANNELS",
+    "DEFAULT_METADATA",
+    "ModelLike",
+    "as_model",
     "stack_metadata",
     "LoadedModel",
     "base_metadata",

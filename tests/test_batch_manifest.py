@@ -192,3 +192,52 @@ def test_shared_dem_in_defaults(tree):
     spec = load_manifest(manifest, base_dir=tree)
     assert spec.frames[0].dem == str(tree / "t087/dem.tif")
     assert spec.frames[1].dem == str(tree / "t160/dem.tif")
+
+
+def test_unknown_key_is_one_line_naming_the_file_and_key(tree):
+    path = tree / "frames.yaml"
+    manifest = good_manifest()
+    manifest["frames"][0]["strides"] = 2
+    path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ConfigError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and "unknown key 'strides' (did you mean 'stride'?)" in message
+
+
+def test_every_run_option_is_a_manifest_option(tree):
+    """The manifest takes RunOptions' fields: run's options work per frame and in defaults."""
+    from insar_denoise.options import RunOptions
+
+    manifest = good_manifest()
+    manifest["defaults"].update(stride=3, deramp=True, min_valid_dates=5)
+    manifest["frames"][0].update(
+        ref_area=[0, 4, 2, 6], uncertainty="out/s.tif", detection="out/d.tif", report="out/r"
+    )
+    manifest["frames"][1].update(ref_lalo=[36.5, -84.25], stride=1)
+    spec = load_manifest(manifest, base_dir=tree)
+    first, second = spec.frames[0].run_options, spec.frames[1].run_options
+    assert isinstance(first, RunOptions)
+    assert (first.stride, first.deramp, first.min_valid_dates) == (3, True, 5)
+    assert first.ref_area == (0, 4, 2, 6) and first.tile == 64
+    assert (second.stride, second.ref_lalo, second.tile) == (1, (36.5, -84.25), 32)
+    assert spec.frames[0].outputs["uncertainty"] == str(tree / "out/s.tif")
+    assert spec.frames[0].outputs["report"] == str(tree / "out/r")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"stride": 0}, "stride must be >= 1"),
+        ({"ref_yx": [1]}, "ref_yx must be a list of 2 numbers"),
+        ({"deramp": "yes"}, "deramp must be bool"),
+        ({"uncertainty": "out/s.png"}, "uncertainty 'out/s.png' must end in one of"),
+    ],
+)
+def test_new_options_are_checked(tree, change, problem):
+    manifest = good_manifest()
+    manifest["frames"][0].update(change)
+    with pytest.raises(ConfigError, match="1 problem") as info:
+        load_manifest(manifest, base_dir=tree)
+    assert problem in str(info.value)

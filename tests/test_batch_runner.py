@@ -279,3 +279,47 @@ def test_batch_killed_after_outputs_before_record_redoes_the_frame(project, monk
     monkeypatch.setattr(pipeline, "run_pipeline", real)
     assert statuses(run_batch(path, progress=False)) == {"b": "done"}
     assert statuses(run_batch(path, progress=False)) == {"b": "skipped"}
+
+
+def test_manifest_honours_every_run_option(project):
+    """Options the manifest lacked before RunOptions (stride, ref_yx, min_valid_dates,
+    uncertainty, report) reach the run: the batch output equals a direct run with them."""
+    manifest = manifest_of(project)
+    manifest["defaults"]["method"] = "model"
+    frame = manifest["frames"][1]
+    frame.update(
+        stride=2,
+        ref_yx=[3, 4],
+        min_valid_dates=6,
+        uncertainty="out/b_sigma.tif",
+        report="out/b_report",
+    )
+    manifest["frames"] = [frame]
+    results = run_batch(save(project, manifest), progress=False)
+    assert statuses(results) == {"b": "done"}, results[0].reason
+    inputs = sorted(str(p) for p in (project / "b").glob("S1_*.tif"))
+    direct = run_pipeline(
+        inputs,
+        project / "direct_b.tif",
+        dem=project / "b/dem.tif",
+        uncertainty=project / "direct_sigma.tif",
+        model=project / "model.pt",
+        device="cpu",
+        tile=32,
+        overlap=8,
+        stride=2,
+        ref_yx=(3, 4),
+        min_valid_dates=6,
+        progress=False,
+    )
+    out = read_band(project / "out/b.tif")
+    np.testing.assert_array_equal(out, read_band(direct.outputs["output"]))
+    assert out[3, 4] == 0.0  # referred to the pixel
+    assert direct.attrs["insar_denoise_stride"] == 2
+    assert direct.attrs["insar_denoise_min_valid_dates"] == 6
+    with rasterio.open(project / "out/b.tif") as src:
+        assert src.tags()["STRIDE"] == "2" and src.tags()["REFERENCE"].startswith("yx=3,4")
+    with rasterio.open(project / "out/b_sigma.tif") as src:
+        assert src.count == 2
+        np.testing.assert_array_equal(src.read(1), read_band(project / "direct_sigma.tif"))
+    assert (project / "out/b_report/report.md").is_file()

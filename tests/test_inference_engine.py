@@ -9,10 +9,11 @@ import torch
 
 from insar_denoise import baselines
 from insar_denoise.errors import ConfigError, InputError
-from insar_denoise.inference import InferenceModel, denoise_dataset
+from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.inference.testing import synthetic_dataset, tiny_model
 from insar_denoise.inference.windows import combination_matrix, combine_windows, window_starts
+from insar_denoise.models import LoadedModel
 
 
 def _untiled(ds, model):
@@ -22,7 +23,7 @@ def _untiled(ds, model):
     n = model.window
     starts = window_starts(disp.shape[0], n)
     with torch.inference_mode():
-        outs = [model.fn((disp[s : s + n] - disp[s])[None], dem)[0].numpy() for s in starts]
+        outs = [model.module((disp[s : s + n] - disp[s])[None], dem)[0].numpy() for s in starts]
     p = combination_matrix(disp.shape[0], n, starts, times_in_days(ds.time.values))
     return combine_windows(np.stack(outs), p)
 
@@ -61,7 +62,7 @@ class TileNormalisedModel(torch.nn.Module):
 def test_result_does_not_depend_on_block_size_even_for_tile_normalising_models(chunks):
     ds = synthetic_dataset(n_dates=6, shape=(61, 50))
     inner = tiny_model()
-    model = InferenceModel(TileNormalisedModel(inner.fn), inner.metadata, "tile-normalised")
+    model = LoadedModel(TileNormalisedModel(inner.module), inner.metadata, "tile-normalised")
     a, b = (denoise_dataset(ds, model, tile=16, overlap=8, chunk=c, progress=False) for c in chunks)
     np.testing.assert_allclose(a.deformation.values, b.deformation.values, atol=1e-5)
 
@@ -122,8 +123,8 @@ def test_all_nan_tiles_are_skipped():
     disp[:, :, 20:] = np.nan  # only the left 20 columns have data
     ds["displacement"] = (("time", "y", "x"), disp)
     inner = tiny_model()
-    counter = CountingModel(inner.fn)
-    model = InferenceModel(counter, inner.metadata, "counting")
+    counter = CountingModel(inner.module)
+    model = LoadedModel(counter, inner.metadata, "counting")
     out = denoise_dataset(ds, model, tile=16, overlap=4, chunk=64, progress=False)
     # one block of 64 + 2 x 4 px context: tile starts 0, 12, ..., 56 on each axis -> 6 x 6
     # tiles; only the 2 tile columns reaching columns < 20 (+4 context) hold data.

@@ -11,8 +11,15 @@ A manifest has two top-level keys::
         stack: t087a/S1_*.tif     # a glob, a file, or a list of either
         dem: dem/t087a.tif
         output: out/t087a.tif
-        series: out/t087a_series.tif   # optional, as are noise and quicklook
+        series: out/t087a_series.tif   # optional, as are noise, quicklook, report,
+        uncertainty: out/t087a_sigma.tif  # uncertainty and detection (output paths)
         tile: 128                      # optional override of a default
+        ref_yx: [120, 340]             # every run option (RunOptions) works here
+
+Options are the fields of :class:`insar_denoise.options.RunOptions` that ``run`` sets
+(:data:`insar_denoise.options.FILE_OPTION_TYPES`: ``stride``, ``deramp``, ``ref_yx``,
+``ref_lalo``, ``ref_area``, ``min_valid_dates``, ...); ``uncertainty``, ``detection`` and
+``report`` are switched on by giving their output path.
 
 Relative paths resolve against the manifest's folder (the current folder for a manifest
 given as a dict). :func:`load_manifest` collects *every* problem and raises one
@@ -31,29 +38,19 @@ import tomllib
 import yaml
 
 from insar_denoise.errors import ConfigError
+from insar_denoise.options import FILE_OPTION_TYPES, RunOptions, check_option, normalise_option
 
 #: run options a manifest may set (in ``defaults`` or per frame) and their accepted types
-OPTION_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "method": (str,),
-    "tile": (int,),
-    "overlap": (int,),
-    "window": (int,),
-    "device": (str,),
-    "batch_size": (int,),
-    "units": (str,),
-    "wavelength_mm": (int, float),
-    "variable": (str,),
-    "pairs_pattern": (str,),
-    "cog": (bool,),
-}
-DEVICES = ("auto", "cpu", "cuda")
-OUTPUT_KEYS = ("output", "series", "noise", "quicklook")
+OPTION_TYPES = FILE_OPTION_TYPES
+RASTERS = (".tif", ".tiff", ".nc", ".nc4", ".zarr")
+OUTPUT_KEYS = ("output", "series", "noise", "quicklook", "report", "uncertainty", "detection")
 OUTPUT_SUFFIXES = {
-    "output": (".tif", ".tiff", ".nc", ".nc4", ".zarr"),
-    "series": (".tif", ".tiff", ".nc", ".nc4", ".zarr", ".h5", ".hdf5", ".he5"),
-    "noise": (".tif", ".tiff", ".nc", ".nc4", ".zarr", ".h5", ".hdf5", ".he5"),
+    "output": RASTERS,
+    "series": (*RASTERS, ".h5", ".hdf5", ".he5"),
+    "noise": (*RASTERS, ".h5", ".hdf5", ".he5"),
     "quicklook": (".png",),
+    "uncertainty": RASTERS,
+    "detection": RASTERS,
 }
 FRAME_KEYS = ("name", "stack", "dem", *OUTPUT_KEYS, *OPTION_TYPES)
 DEFAULT_KEYS = ("dem", *OPTION_TYPES)
@@ -71,8 +68,9 @@ class FrameSpec:
     dem : DEM file (elevation in metres), absolute.
     outputs : ``{"output": path, "series": ..., "noise": ..., "quicklook": ...}`` (only
         those given), absolute.
-    options : keyword arguments for :func:`insar_denoise.pipeline.run_pipeline` (defaults
-        merged with the frame's overrides; ``model`` as an absolute path or ``"default"``).
+    options : the frame's :class:`~insar_denoise.options.RunOptions` fields as given
+        (defaults merged with the frame's overrides; ``model`` as an absolute path or
+        ``"default"``); :attr:`run_options` is the checked ``RunOptions``.
     """
 
     name: str
@@ -80,6 +78,11 @@ class FrameSpec:
     dem: str
     outputs: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_options(self) -> RunOptions:
+        """The frame's options as :class:`~insar_denoise.options.RunOptions`."""
+        return RunOptions(**{k: normalise_option(k, v) for k, v in self.options.items()})
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ def load_manifest(
     frames = _validate(data, root, problems)
     if problems:
         where = str(path) if path is not None else "manifest"
+        if len(problems) == 1:  # one line
+            raise ConfigError(f"{where}: 1 problem, nothing was run: {problems[0]}")
         listing = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{where}: {len(problems)} problem(s), nothing was run:\n{listing}")
     return Manifest(frames=tuple(frames), root=root, path=path)
@@ -160,30 +165,10 @@ def _unknown(keys: Any, allowed: tuple[str, ...], where: str, problems: list[str
 
 def _check_option(key: str, value: Any, where: str, problems: list[str]) -> bool:
     """Type- and range-check one run option; False (and a problem noted) when bad."""
-    types = OPTION_TYPES[key]
-    ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
-    if not ok:
-        names = " or ".join(t.__name__ for t in types)
-        problems.append(f"{where}: {key} must be {names}, got {type(value).__name__} {value!r}")
-        return False
-    if key == "method":
-        from insar_denoise.baselines import METHODS
-
-        if value not in ("model", *METHODS):
-            choices = ", ".join(("model", *METHODS))
-            problems.append(f"{where}: method {value!r} unknown; choose one of {choices}")
-            return False
-    if key == "device" and value not in DEVICES:
-        problems.append(f"{where}: device {value!r} unknown; choose one of {', '.join(DEVICES)}")
-        return False
-    lowest = 0 if key == "overlap" else 1
-    if key in ("tile", "overlap", "window", "batch_size") and value < lowest:
-        problems.append(f"{where}: {key} must be >= {lowest}, got {value}")
-        return False
-    if key == "wavelength_mm" and value <= 0:
-        problems.append(f"{where}: wavelength_mm must be > 0, got {value}")
-        return False
-    return True
+    problem = check_option(key, value)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
+    return problem is None
 
 
 def _model_path(model: str, root: Path, where: str, problems: list[str]) -> str:
@@ -305,7 +290,7 @@ def _frame(
             problems.append(f"{where}: {key} must be a path, got {value!r}")
             continue
         target = _resolve(value, root).resolve()
-        if target.suffix.lower() not in OUTPUT_SUFFIXES[key]:
+        if key in OUTPUT_SUFFIXES and target.suffix.lower() not in OUTPUT_SUFFIXES[key]:
             allowed = ", ".join(OUTPUT_SUFFIXES[key])
             problems.append(f"{where}: {key} {value!r} must end in one of {allowed}")
         if target in input_set or (dem is not None and target == dem.resolve()):

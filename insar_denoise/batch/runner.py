@@ -149,15 +149,15 @@ def process_frame(
         for path in outputs.values():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         extra = {k: v for k, v in outputs.items() if k != "output"}
+        options = frame.run_options.with_(progress=progress)
         with _worker_scheduler(), labelled_warnings(frame.name):
             res = run_pipeline(
                 list(frame.inputs),
                 outputs["output"],
                 dem=frame.dem,
                 **extra,
-                **frame.options,
+                options=options,
                 overwrite=True,
-                progress=progress,
             )
         summary = {
             "pixels": res.shape[0] * res.shape[1],

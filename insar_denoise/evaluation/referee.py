@@ -41,6 +41,7 @@ from insar_denoise.evaluation.referee_scenes import (
     simulate,
 )
 from insar_denoise.evaluation.runner import Evaluation, model_info
+from insar_denoise.models.registry import ModelLike
 from insar_denoise.scoring.benchmark_scenes import split_config
 from insar_denoise.scoring.ideal_observer import IdealSNR, batch_snr
 from insar_denoise.synth import SimBatch
@@ -61,7 +62,7 @@ TARGET = (
 )
 
 
-def model_stride(model: Any, n_dates: int) -> int:
+def model_stride(model: ModelLike, n_dates: int) -> int:
     """Window stride for ``model`` on ``n_dates`` dates: ``window - 1`` (contiguous
     windows, the fewest that cover the stack) for a window model shorter than the stack,
     else 1 (whole-stack models included)."""
@@ -75,7 +76,7 @@ def model_stride(model: Any, n_dates: int) -> int:
 
 
 def method_outputs(
-    ds: xr.Dataset, model: Any, sigma_px: float, device: str = "cpu", baseline: Any = None
+    ds: xr.Dataset, model: ModelLike, sigma_px: float, device: str = "cpu", baseline: Any = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{method: (cumulative (H, W), series (T, H, W))}`` in mm of every method of
     :data:`METHODS` (``model`` / ``baseline`` only when such a model is given: the baseline
@@ -195,7 +196,7 @@ def _observer_pool(workers: int) -> Executor | None:
 
 
 def run_split(
-    model: Any,
+    model: ModelLike,
     n: int,
     seed: int,
     split: str,
@@ -269,7 +270,7 @@ def run_split(
 
 
 def run_referee(
-    model: Any = None,
+    model: ModelLike = None,
     *,
     n: int = DEFAULT_N,
     seed: int = 0,

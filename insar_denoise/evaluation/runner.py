@@ -20,6 +20,7 @@ import xarray as xr
 from insar_denoise._version import __version__
 from insar_denoise.evaluation import benchmark as bm
 from insar_denoise.models.normalization import deplane
+from insar_denoise.models.registry import LoadedModel, ModelLike
 from insar_denoise.scoring import benchmark_scenes as scn
 from insar_denoise.scoring import metrics as mt
 
@@ -40,7 +41,7 @@ class Evaluation:
     examples: list[tuple[str, dict[str, np.ndarray]]] = field(default_factory=list)
 
 
-def model_info(model: Any) -> dict[str, Any] | None:
+def model_info(model: LoadedModel | None) -> dict[str, Any] | None:
     """Id, path and metadata of a ``LoadedModel`` (None without a model)."""
     if model is None:
         return None
@@ -131,7 +132,7 @@ def _examples(
 
 
 def run_benchmark(
-    model: Any = None,
+    model: LoadedModel | None = None,
     *,
     n_per_amplitude: int = 200,
     seed: int = 0,
@@ -200,7 +201,7 @@ def run_benchmark(
 
 
 def _run_split(
-    model: Any,
+    model: LoadedModel,
     n_per_amplitude: int,
     seed: int,
     size: int,
@@ -286,7 +287,7 @@ def _demean(maps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 def evaluate_stack(
     ds: xr.Dataset,
     truth: xr.DataArray | np.ndarray,
-    model: Any = None,
+    model: ModelLike = None,
     *,
     sigma_px: float = 2.0,
     device: str = "cpu",

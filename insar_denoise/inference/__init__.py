@@ -12,12 +12,11 @@ denoiser) and :mod:`.engine` (the public entry point).
 from __future__ import annotations
 
 from insar_denoise.inference.engine import METHODS, denoise_dataset, times_in_days
-from insar_denoise.inference.runner import InferenceModel, prepare_model
+from insar_denoise.inference.runner import prepare_model
 from insar_denoise.inference.windows import combination_matrix, window_starts
 
 __all__ = [
     "METHODS",
-    "InferenceModel",
     "combination_matrix",
     "denoise_dataset",
     "prepare_model",

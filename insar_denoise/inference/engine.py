@@ -34,6 +34,7 @@ from insar_denoise.inference.planning import min_valid_dates as _min_valid_dates
 from insar_denoise.inference.planning import tile_plan as _tile_plan
 from insar_denoise.inference.tiling import count_tiles, iter_blocks, iter_tiled_blocks
 from insar_denoise.inference.windows import DEFAULT_LAMBDA, combination_matrix, window_starts
+from insar_denoise.models.registry import ModelLike
 
 __all__ = [
     "CLASSICAL_METHODS",
@@ -50,7 +51,7 @@ METHODS = ("model", *CLASSICAL_METHODS)
 
 def denoise_dataset(
     ds: xr.Dataset,
-    model: Any = None,
+    model: ModelLike = None,
     *,
     tile: int | None = None,
     overlap: int | None = None,
@@ -73,9 +74,9 @@ def denoise_dataset(
     ----------
     ds : canonical Dataset with ``displacement(time, y, x)`` mm relative to the first date,
         ``dem(y, x)`` m and optional ``valid(y, x)`` bool; numpy- or dask-backed.
-    model : None (the packaged ``"default"``), a name or path for
-        ``insar_denoise.models.load_model``, a ``LoadedModel``, a torch module or an
-        :class:`~insar_denoise.inference.runner.InferenceModel`. Ignored by classical methods.
+    model : a :class:`~insar_denoise.models.LoadedModel`, or what
+        :func:`~insar_denoise.models.as_model` resolves (None = the packaged ``"default"``,
+        a name or path, a module with ``insar_metadata``). Ignored by classical methods.
     tile : tile side in pixels (default: model ``default_tile``), rounded up to a multiple
         of the model's ``tile_multiple``.
     overlap : overlap between tiles and context around blocks in pixels (default: model

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,75 +17,15 @@ from insar_denoise.errors import ModelError
 from insar_denoise.inference.blending import Mosaic, axis_weights
 from insar_denoise.inference.tiling import AxisTile, Block, pad_block
 from insar_denoise.inference.windows import combine_windows
+from insar_denoise.models.registry import LoadedModel, ModelLike, as_model
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METADATA: dict[str, Any] = {
-    "window": 9,
-    "tile_multiple": 8,
-    "receptive_field_px": 64,
-    "default_tile": 256,
-    "default_overlap": 32,
-}
 
-
-@dataclass
-class InferenceModel:
-    """A model as the engine sees it: a callable and its metadata.
-
-    Attributes
-    ----------
-    fn : ``fn(displacement (B, N, h, w) mm, dem (B, h, w) m) -> (B, h, w) mm`` torch callable.
-    metadata : ``window``, ``tile_multiple``, ``receptive_field_px`` (pixels, full width),
-        ``default_tile``, ``default_overlap`` (pixels); missing keys take
-        :data:`DEFAULT_METADATA`.
-    name : identifier written to the output provenance.
-    """
-
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    name: str = "custom"
-
-    def __post_init__(self) -> None:
-        self.metadata = {**DEFAULT_METADATA, **dict(self.metadata)}
-
-    @property
-    def window(self) -> int:
-        return int(self.metadata["window"])
-
-
-def prepare_model(model: Any, device: torch.device) -> InferenceModel:
-    """Turn ``None`` / a name or path / a loaded model / a module into an :class:`InferenceModel`.
-
-    ``None`` means ``"default"``; strings go through ``insar_denoise.models.load_model``;
-    objects with ``.module`` and ``.metadata`` (``LoadedModel``) are used as they are; a bare
-    torch module takes its metadata from ``insar_metadata`` or ``metadata`` attributes.
-    """
-    if isinstance(model, InferenceModel):
-        return model
-    if model is None or isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
-        name = "default" if model is None else str(model)
-        try:
-            from insar_denoise.models import load_model
-        except ImportError as exc:
-            raise ModelError(f"cannot load model {name!r}: insar_denoise.models: {exc}") from None
-        model = load_model(name, device=str(device))
-        return InferenceModel(model.module, model.metadata, _model_id(name, model.metadata))
-    if hasattr(model, "module") and hasattr(model, "metadata"):
-        module = model.module.to(device) if hasattr(model.module, "to") else model.module
-        path = getattr(model, "path", None)
-        return InferenceModel(module, model.metadata, _model_id(str(path), model.metadata))
-    if callable(model):
-        meta = getattr(model, "insar_metadata", None) or getattr(model, "metadata", None) or {}
-        if hasattr(model, "to"):
-            model = model.to(device)
-        return InferenceModel(model, dict(meta), type(model).__name__)
-    raise ModelError(f"cannot use {type(model).__name__} as a model")
-
-
-def _model_id(name: str, metadata: dict[str, Any]) -> str:
-    sha = str(metadata.get("sha256", ""))[:12]
-    return f"{name} (sha256 {sha})" if sha else name
+def prepare_model(model: ModelLike, device: torch.device) -> LoadedModel:
+    """The model on ``device`` (:func:`insar_denoise.models.as_model`: loaded only when
+    given by name or path; a :class:`LoadedModel` is used as it is)."""
+    return as_model(model, device).to(device)
 
 
 class Progress:
@@ -125,7 +62,7 @@ class TiledBlocks:
 
     def __init__(
         self,
-        model: InferenceModel,
+        model: LoadedModel,
         device: torch.device,
         tile: int,
         overlap: int,
@@ -192,7 +129,7 @@ class BlockDenoiser(TiledBlocks):
 
     def __init__(
         self,
-        model: InferenceModel,
+        model: LoadedModel,
         device: torch.device,
         tile: int,
         overlap: int,
@@ -245,7 +182,7 @@ class BlockDenoiser(TiledBlocks):
         with self._lock, torch.inference_mode():
             xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
             ht = torch.from_numpy(np.ascontiguousarray(dem)).to(self.device)
-            out = self.model.fn(xt, ht)
+            out = self.model.module(xt, ht)
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(ht.shape):
                 shape = getattr(out, "shape", None)
                 raise ModelError(f"model returned {shape}, expected {tuple(ht.shape)}")

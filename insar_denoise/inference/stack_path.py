@@ -22,13 +22,15 @@ from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.planning import as_dask, default_chunk, min_valid_dates, tile_plan
-from insar_denoise.inference.significance import gate_series
+from insar_denoise.inference.significance import MIN_CELLS, SCALES_PX, gate_series
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
 IN_MEMORY_MAX_BYTES = 200_000_000
 #: significance gate (:mod:`.significance`) instead of the Wiener step on the broad scales
 GATE = True
+#: smaller scenes keep the Wiener step: the gate needs room for its largest scale
+GATE_MIN_PX = int(MIN_CELLS * max(SCALES_PX))
 #: decimation of the broad-scale step when streamed (1: the exact full-grid step)
 BROAD_DECIMATION = 2
 
@@ -67,7 +69,8 @@ def denoise_stack(
     else:
         arrays, gain = _finish_streamed(*args, chunk)
     deformation, cumulative, noise, sigma, detection = arrays
-    key = "insar_denoise_significance_z" if GATE and not streamed else "insar_denoise_broad_gain"
+    gated = GATE and not streamed and min(h, w) >= GATE_MIN_PX
+    key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy)
@@ -127,7 +130,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
-    if GATE:
+    if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
         series, _, gain = gate_series(series, disp - disp[:1], days, date_var, segments)
     else:
         series, gain = bs.shrink_broad_scales(

@@ -22,13 +22,13 @@ import torch
 from insar_denoise.errors import ConfigError, ModelError
 from insar_denoise.inference.blending import Mosaic, _clip
 from insar_denoise.inference.runner import (
-    InferenceModel,
     Progress,
     TiledBlocks,
     _fill_nan,
     _sl,
 )
 from insar_denoise.inference.tiling import Block, pad_block
+from insar_denoise.models.registry import LoadedModel
 
 
 def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
@@ -58,7 +58,7 @@ def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
     return np.median(var, axis=0).astype(np.float32)
 
 
-def min_dates(model: InferenceModel) -> int:
+def min_dates(model: LoadedModel) -> int:
     """Fewest valid dates a pixel needs for the model (its basis size plus one)."""
     return int(model.metadata.get("min_valid_dates", 6))
 
@@ -109,7 +109,7 @@ class StackBlockDenoiser(TiledBlocks):
 
     def __init__(
         self,
-        model: InferenceModel,
+        model: LoadedModel,
         device: torch.device,
         tile: int,
         overlap: int,
@@ -183,10 +183,10 @@ class StackBlockDenoiser(TiledBlocks):
             tt = torch.from_numpy(np.ascontiguousarray(self.times)).to(self.device)
             tb = tt[None].expand(xt.shape[0], -1).contiguous()
             if self.date_var is None:
-                out = self.model.fn(xt, ht, tb)
+                out = self.model.module(xt, ht, tb)
             else:
                 var = torch.from_numpy(self.date_var).to(self.device)
-                out = self.model.fn(xt, ht, tb, var[None].expand(xt.shape[0], -1).contiguous())
+                out = self.model.module(xt, ht, tb, var[None].expand(xt.shape[0], -1).contiguous())
             if not isinstance(out, tuple | list) or len(out) != 3:
                 raise ModelError("a stack model must return (series, detection, sigma)")
             series, detection, sigma = out

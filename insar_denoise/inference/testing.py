@@ -12,7 +12,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from insar_denoise.inference.runner import InferenceModel
+from insar_denoise.models.registry import LoadedModel
 
 TINY_METADATA = {
     "window": 5,
@@ -49,11 +49,11 @@ class DifferenceModel(nn.Module):
         return displacement[:, -1] - displacement[:, 0]
 
 
-def tiny_model(window: int = 5, seed: int = 0, exact: bool = False) -> InferenceModel:
+def tiny_model(window: int = 5, seed: int = 0, exact: bool = False) -> LoadedModel:
     """A scripted :class:`TinyConvModel` (or :class:`DifferenceModel`) with metadata."""
     net = DifferenceModel() if exact else TinyConvModel(window, seed)
     meta = {**TINY_METADATA, "window": window}
-    return InferenceModel(torch.jit.script(net.eval()), meta, "tiny-test-model")
+    return LoadedModel(torch.jit.script(net.eval()), meta, "tiny-test-model")
 
 
 def synthetic_dataset(

@@ -46,6 +46,7 @@ from insar_denoise.errors import ConfigError, InputError
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.models.normalization import deplane
+from insar_denoise.models.registry import ModelLike
 from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.synth.histories import sample_histories
@@ -192,7 +193,7 @@ def _cells(mosaic: np.ndarray, count: int, cols: int, h: int, w: int) -> list[np
 
 
 def _denoise_mosaic(
-    disp: np.ndarray, dem: np.ndarray, ds: xr.Dataset, model: Any, method: str, kw: dict
+    disp: np.ndarray, dem: np.ndarray, ds: xr.Dataset, model: ModelLike, method: str, kw: dict
 ) -> np.ndarray:
     """Cumulative map (mm) of a mosaic through ``denoise_dataset``."""
     _, h, w = disp.shape
@@ -234,7 +235,7 @@ def _default_context(meta: dict[str, Any] | None, method: str, sigma_px: float) 
 
 def run_injection(
     ds: xr.Dataset,
-    model: Any = None,
+    model: ModelLike = None,
     *,
     amplitudes: tuple[float, ...] | list[float] = DEFAULT_AMPLITUDES_MM,
     n: int = 20,

@@ -26,7 +26,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -34,6 +34,9 @@ import xarray as xr
 from insar_denoise.errors import OutOfDistributionWarning
 from insar_denoise.synth.config import S1_HALF_WAVELENGTH_MM, SimConfig
 from insar_denoise.synth.turbulence import ATMOSPHERE_BETA
+
+if TYPE_CHECKING:
+    from insar_denoise.models.registry import ModelLike
 
 #: multiple of the expected largest in-distribution noise that triggers ``noise_high``
 NOISE_FACTOR = 2.0
@@ -408,18 +411,13 @@ def check_report_dir(out_dir: str | Path, overwrite: bool) -> dict[str, Path]:
     return paths
 
 
-def model_metadata(model: Any, method: str = "model") -> dict[str, Any] | None:
-    """Metadata of the model a run uses (None for classical methods or a bare module without).
+def model_metadata(model: ModelLike, method: str = "model") -> dict[str, Any] | None:
+    """Metadata of the model a run uses (None for classical methods).
 
-    ``model`` is what :func:`~insar_denoise.inference.denoise_dataset` accepts: None
-    (``"default"``), a name or path, a ``LoadedModel`` / ``InferenceModel``, or a module with
-    ``insar_metadata``.
+    ``model``: a ``LoadedModel``, or what :func:`insar_denoise.models.as_model` resolves.
     """
     if method != "model":
         return None
-    if model is None or isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
-        from insar_denoise.models import load_model
+    from insar_denoise.models.registry import as_model
 
-        return load_model("default" if model is None else str(model)).metadata
-    meta = getattr(model, "metadata", None) or getattr(model, "insar_metadata", None)
-    return dict(meta) if meta else None
+    return as_model(model).metadata

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from insar_denoise.atomic import write_atomic
 from insar_denoise.models.normalization import deplane, normalize_dem, robust_scale
+from insar_denoise.models.registry import LoadedModel
 
 #: input channels, in order
 CHANNELS = ("model", "raw", "stack", "dem", "valid")
@@ -107,7 +108,9 @@ def predict_sigma(head: Any, inputs: Tensor, scale: Tensor, batch: int = 32) -> 
     return torch.cat(outs) * scale.double().view(-1, 1, 1)
 
 
-def examples(model: Any, n_per_amplitude: int, seed: int, size: int = 64) -> dict[str, Tensor]:
+def examples(
+    model: LoadedModel, n_per_amplitude: int, seed: int, size: int = 64
+) -> dict[str, Tensor]:
     """Benchmark-design scenes with the model's single-pass estimate: head inputs and errors.
 
     Returns ``inputs`` ``(S, 5, H, W)``, ``scale`` ``(S,)``, the de-planed error ``error``

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from insar_denoise.models.registry import export_model, stack_metadata
+from insar_denoise.models.registry import LoadedModel, export_model, stack_metadata
 from insar_denoise.models.stack_denoiser import StackDenoiser
 from insar_denoise.synth import simulate_scene
 from insar_denoise.training.stack import StackTrainConfig
@@ -39,7 +39,7 @@ def load_trained(resume: str | Path, weights: str | Path | None = None) -> tuple
 
 
 def calibration_errors(
-    model: Any, cfg: StackTrainConfig, n_scenes: int = 24, size: int = 128
+    model: LoadedModel, cfg: StackTrainConfig, n_scenes: int = 24, size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
     """``|error|`` and predicted sigma (mm) on the valid pixels of fresh scenes."""
     from insar_denoise.inference import denoise_dataset
@@ -70,7 +70,7 @@ def release(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export the model to ``output`` with calibrated bands; return its metadata."""
-    from insar_denoise.inference.runner import InferenceModel
+    from insar_denoise.models.registry import LoadedModel
 
     model, cfg, step = load_trained(resume, weights)
     meta = stack_metadata(model, cfg.crop)
@@ -82,7 +82,7 @@ def release(
         **(extra or {}),
     )
     scripted = torch.jit.script(model)
-    err, sig = calibration_errors(InferenceModel(scripted, meta, "calibration"), cfg, n_scenes)
+    err, sig = calibration_errors(LoadedModel(scripted, meta, "calibration"), cfg, n_scenes)
     ratio = err / np.maximum(sig, 1e-6)
     meta["sigma_calibration"] = {
         "k68": float(np.quantile(ratio, 0.683)),

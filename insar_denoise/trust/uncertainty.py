@@ -36,6 +36,7 @@ import xarray as xr
 
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.models.normalization import deplane
+from insar_denoise.models.registry import LoadedModel, ModelLike, as_model
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def combine(feats: dict, coefs: dict[str, float]):
 
 def predict_with_uncertainty(
     ds: xr.Dataset,
-    model: Any = None,
+    model: ModelLike = None,
     *,
     factor: float | None = None,
     coefficients: dict[str, float] | None = None,
@@ -189,10 +190,7 @@ def predict_with_uncertainty(
     heavier-tailed than a Gaussian, so it is wider than 2 sigma; ``2 sigma`` without a
     calibration).
     """
-    if model is None or isinstance(model, str | Path):
-        from insar_denoise.models import load_model
-
-        model = load_model("default" if model is None else str(model))
+    model = as_model(model)
     cal_augment, coefficients_95 = True, None
     if factor is not None:
         coefficients = {"spread": float(factor)}
@@ -287,7 +285,7 @@ def predict_with_uncertainty(
 
 
 def tta_batch(
-    model: Any,
+    model: LoadedModel,
     displacement: torch.Tensor,
     dem: torch.Tensor,
     sign: bool = True,
@@ -307,7 +305,13 @@ def tta_batch(
 
 
 def _residuals(
-    model: Any, n: int, seed: int, size: int, sign: bool, head: Any = None, augment: bool = True
+    model: LoadedModel,
+    n: int,
+    seed: int,
+    size: int,
+    sign: bool,
+    head: Any = None,
+    augment: bool = True,
 ) -> tuple[np.ndarray, dict, dict]:
     """Pooled ``|truth - mean|``, the :data:`TERMS` features (and ``"head"`` with a
     variance head) and each pixel's scene labels (``amplitude`` in mm, turbulence ``noise``
@@ -448,7 +452,7 @@ def fit_band(
 
 
 def calibrate(
-    model: Any,
+    model: LoadedModel,
     n: int = 10,
     seed: int = 0,
     *,
@@ -530,7 +534,7 @@ def calibrate(
     }
 
 
-def load_sigma_head(model: Any, required: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_sigma_head(model: LoadedModel, required: bool = False) -> tuple[Any, dict[str, Any]]:
     """The variance head stored next to ``model`` (``<model>.sigma.pt``) and its metadata, or
     ``(None, {})`` when there is none or it belongs to other weights (``required``: raise)."""
     from insar_denoise.errors import ModelError
@@ -550,7 +554,7 @@ def load_sigma_head(model: Any, required: bool = False) -> tuple[Any, dict[str, 
     return None, {}
 
 
-def benchmark_uncertainty(model: Any, scenes: Any, estimate: torch.Tensor) -> dict | None:
+def benchmark_uncertainty(model: LoadedModel, scenes: Any, estimate: torch.Tensor) -> dict | None:
     """Coverage of the model's stored bands on ``evaluate``'s scenes (its single-run
     ``estimate`` ``(S, H, W)``); None without a calibration, a note if it needs the
     test-time copies."""
@@ -591,8 +595,9 @@ def save_calibration(
     return path
 
 
-def load_calibration(model: Any = None) -> dict[str, Any]:
-    """The stored calibration of ``model`` (None/name/path/``LoadedModel``).
+def load_calibration(model: ModelLike = None) -> dict[str, Any]:
+    """The stored calibration of ``model`` (None/name/path/``LoadedModel``: its
+    ``calibration``, read with the model).
 
     Returns ``{"coefficients": {"spread": 1.0}, "calibrated": False}`` (and logs a
     warning) when there is no file next to the model or its sha256 differs from the model's.
@@ -605,8 +610,9 @@ def load_calibration(model: Any = None) -> dict[str, Any]:
     meta = getattr(model, "metadata", None)
     if path is not None:
         cal_path = calibration_path(path)
-        if cal_path.is_file():
-            cal = json.loads(cal_path.read_text())
+        stored = model.calibration if isinstance(model, LoadedModel) else None
+        if stored is not None or cal_path.is_file():
+            cal = dict(stored) if stored is not None else json.loads(cal_path.read_text())
             sha = (meta or {}).get("sha256")
             if sha is None or cal.get("sha256") in (None, sha):
                 cal.setdefault("coefficients", {"spread": float(cal.get("factor", 1.0))})
@@ -622,34 +628,24 @@ UNCERTAINTY_BANDS = ("sigma_68", "halfwidth_95")
 
 def write_uncertainty(
     ds: xr.Dataset,
-    model: Any,
+    result: xr.Dataset,
     path: str | Path,
     *,
-    method: str = "model",
     overwrite: bool = False,
     tags: dict | None = None,
-    **kwargs: Any,
 ) -> Path:
-    """Write the uncertainty of :func:`predict_with_uncertainty` (mm, float32, input grid and
-    CRS): band 1 ``sigma_68`` (1 sigma, the 68 % half-width), band 2 ``halfwidth_95``.
-
-    ``kwargs`` go to :func:`predict_with_uncertainty` (``estimate``, ``tile``, ``stride``...).
+    """Write ``result``'s ``uncertainty`` and ``uncertainty_95`` (mm, float32, input grid and
+    CRS; :func:`insar_denoise.product.denoise` with ``uncertainty``): band 1 ``sigma_68``
+    (1 sigma, the 68 % half-width), band 2 ``halfwidth_95``.
     """
-    from insar_denoise.errors import ConfigError
     from insar_denoise.io import write_output
     from insar_denoise.io.units import SIGN_CONVENTION
 
-    if method != "model":
-        raise ConfigError("--uncertainty needs --method model")
-    result = kwargs.pop("result", None)
-    if result is not None and "uncertainty" in result:  # whole-stack models predict their own
+    sigma, half = result["uncertainty"], result["uncertainty_95"]
+    if "n_augmentations" not in sigma.attrs:  # whole-stack models predict their own
         # one run of the model, no test-time copies (as the window model's single run)
-        sigma = result["uncertainty"].assign_attrs(n_augmentations=1, sigma_model="model head")
-        sigma.attrs["halfwidth_95_model"] = result["uncertainty_95"].attrs.get("calibration", "")
-        half = result["uncertainty_95"]
-    else:
-        kwargs.pop("result", None)
-        _, sigma, half = predict_with_uncertainty(ds, model, **kwargs)
+        sigma = sigma.assign_attrs(n_augmentations=1, sigma_model="model head")
+        sigma.attrs["halfwidth_95_model"] = half.attrs.get("calibration", "")
     bands = xr.concat([sigma, half], dim="band").assign_coords(band=list(UNCERTAINTY_BANDS))
     bands = bands.assign_attrs(
         units="mm", sign_convention=ds.attrs.get("sign_convention", SIGN_CONVENTION)
