@@ -305,11 +305,9 @@ def seam_metric(args: argparse.Namespace, device: str) -> dict:
 
 def _deplaned_abs(err: np.ndarray) -> np.ndarray:
     """``|err - best-fit plane|`` (the model leaves offset and ramp undetermined)."""
-    yy, xx = np.mgrid[0 : err.shape[0], 0 : err.shape[1]]
-    ok = np.isfinite(err)
-    basis = np.stack([np.ones(ok.sum()), yy[ok], xx[ok]], 1)
-    coef, *_ = np.linalg.lstsq(basis, err[ok], rcond=None)
-    return np.abs(err - (coef[0] + coef[1] * yy + coef[2] * xx))
+    from insar_denoise.models.normalization import deplane_np
+
+    return np.abs(deplane_np(err.astype(np.float64), np.isfinite(err)))
 
 
 def main(argv: list[str] | None = None) -> int:

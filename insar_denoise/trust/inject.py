@@ -45,7 +45,7 @@ import xarray as xr
 from insar_denoise.errors import ConfigError, InputError
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
-from insar_denoise.models.normalization import deplane
+from insar_denoise.models.normalization import deplane_np
 from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.synth.histories import sample_histories
@@ -213,8 +213,7 @@ def _aligned(maps: tuple[np.ndarray, ...], ok: np.ndarray, stack: bool) -> list[
     a whole-stack model (defined up to a constant); NaN outside ``ok``."""
     if stack:
         return [np.where(ok, m - (np.mean(m[ok]) if ok.any() else 0.0), np.nan) for m in maps]
-    mask = torch.from_numpy(ok)[None]
-    return [deplane(torch.from_numpy(np.where(ok, m, 0.0))[None], mask)[0].numpy() for m in maps]
+    return [deplane_np(m, ok) for m in maps]
 
 
 def _default_context(meta: dict[str, Any] | None, method: str, sigma_px: float) -> int:

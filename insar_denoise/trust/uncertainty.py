@@ -35,7 +35,7 @@ import torch
 import xarray as xr
 
 from insar_denoise.inference import denoise_dataset
-from insar_denoise.models.normalization import deplane
+from insar_denoise.models.normalization import deplane, deplane_np
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,6 @@ def _inverse(a: np.ndarray | torch.Tensor, turns: int, flip: bool):
         return torch.flip(a, dims=(-1,)) if flip else a
     a = np.rot90(a, -turns, axes=(-2, -1))
     return a[..., ::-1] if flip else a
-
-
-def _deplane_np(maps: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``(K, H, W)`` maps with their plane over ``ok`` removed (NaN outside ``ok``)."""
-    t = torch.from_numpy(np.where(ok, maps, 0.0).astype(np.float64))
-    mask = torch.from_numpy(np.broadcast_to(ok, maps.shape).copy())
-    return deplane(t, mask).numpy()
 
 
 def local_noise(removed: torch.Tensor, ok: torch.Tensor, window_px: float = NOISE_WINDOW_PX):
@@ -235,10 +228,10 @@ def predict_with_uncertainty(
         )
     stack = np.stack(outs)
     ok = np.isfinite(stack).all(0)
-    stack = _deplane_np(stack, ok)
+    stack = deplane_np(stack.astype(np.float64), ok)
     mean = stack.mean(0)
     spread = stack.std(0, ddof=1) if len(stack) > 1 else np.zeros_like(mean)
-    raw = _deplane_np((disp[-1] - disp[0]).astype(np.float64)[None], ok)[0]
+    raw = deplane_np((disp[-1] - disp[0]).astype(np.float64), ok)
     t_ok = torch.from_numpy(ok & np.isfinite(raw))[None]
     head_map = None
     if uses_head:
