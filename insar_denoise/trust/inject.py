@@ -45,6 +45,7 @@ import xarray as xr
 from insar_denoise.errors import ConfigError, InputError
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
+from insar_denoise.io.dataset import dataset_from_arrays
 from insar_denoise.models.normalization import deplane_np
 from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
@@ -195,14 +196,8 @@ def _denoise_mosaic(
     disp: np.ndarray, dem: np.ndarray, ds: xr.Dataset, model: Any, method: str, kw: dict
 ) -> np.ndarray:
     """Cumulative map (mm) of a mosaic through ``denoise_dataset``."""
-    _, h, w = disp.shape
-    mos = xr.Dataset(
-        {"displacement": (("time", "y", "x"), disp), "dem": (("y", "x"), dem)},
-        coords={
-            "time": ds["time"].values,
-            "y": np.arange(h, dtype=float)[::-1],
-            "x": np.arange(w, dtype=float),
-        },
+    mos = dataset_from_arrays(
+        disp, dem, times=ds["time"].values, origin=(0.0, disp.shape[1] - 1.0), half_pixel=False
     )
     res = denoise_dataset(mos, model, method=method, progress=False, return_noise=False, **kw)
     return np.asarray(res["cumulative_deformation"].values, np.float64)
@@ -429,8 +424,8 @@ def write_injection_report(
 ) -> dict[str, Path]:
     """Write ``inject.json``, ``report.md``, ``amplitude.png``, ``threshold_map.png`` and
     ``examples.png`` into ``out_dir`` (created); existing files need ``overwrite``."""
-    from insar_denoise.errors import OutputError
     from insar_denoise.io import atomic_output
+    from insar_denoise.io.targets import check_report_files
     from insar_denoise.trust.figures import (
         amplitude_figure,
         examples_figure,
@@ -440,10 +435,7 @@ def write_injection_report(
 
     out = Path(out_dir)
     names = ("inject.json", "report.md", "amplitude.png", "threshold_map.png", "examples.png")
-    paths = {n.split(".")[0]: out / n for n in names}
-    existing = [p.name for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{out}: {existing[0]} already exists (pass --overwrite)")
+    paths = {p.stem: p for p in check_report_files(out, names, overwrite)}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_output(paths["inject"], overwrite=overwrite) as tmp:
         Path(tmp).write_text(json.dumps(result.to_dict(), indent=1))

@@ -35,6 +35,7 @@ import torch
 import xarray as xr
 
 from insar_denoise.inference import denoise_dataset
+from insar_denoise.io.dataset import dataset_from_arrays
 from insar_denoise.models.normalization import deplane, deplane_np
 
 log = logging.getLogger(__name__)
@@ -210,17 +211,10 @@ def predict_with_uncertainty(
     for turns, flip, s in augmentations(sign, augment)[len(outs) :]:
         d = np.ascontiguousarray(_forward(disp, turns, flip)) * s
         z = np.ascontiguousarray(_forward(dem, turns, flip))
-        _, h, w = d.shape
-        data = {"displacement": (("time", "y", "x"), d), "dem": (("y", "x"), z)}
-        if valid is not None:
-            data["valid"] = (("y", "x"), np.ascontiguousarray(_forward(valid, turns, flip)))
-        aug = xr.Dataset(
-            data,
-            coords={
-                "time": ds["time"].values,
-                "y": np.arange(h, dtype=float)[::-1],
-                "x": np.arange(w, dtype=float),
-            },
+        v = None if valid is None else np.ascontiguousarray(_forward(valid, turns, flip))
+        origin = (0.0, d.shape[1] - 1.0)  # y = h-1 .. 0, x = 0 .. w-1 (unit pixels)
+        aug = dataset_from_arrays(
+            d, z, times=ds["time"].values, valid=v, origin=origin, half_pixel=False
         )
         res = denoise_dataset(aug, model, progress=False, return_noise=False, **denoise_kwargs)
         outs.append(
