@@ -66,8 +66,8 @@ def load(name: str, device: str):
 def lazy_scene(size: int, n_dates: int, seed: int = 0):
     """A dask-backed canonical Dataset of ``size^2`` pixels and ``n_dates`` dates."""
     import dask.array as da
-    import rioxarray  # noqa: F401
-    import xarray as xr
+
+    from insar_denoise.io.dataset import dataset_from_arrays
 
     chunk = min(size, 1024)
     rng = da.random.default_rng(seed)
@@ -81,16 +81,9 @@ def lazy_scene(size: int, n_dates: int, seed: int = 0):
     disp = (frac * bump[None] + noise).astype(np.float32)
     dem = (500.0 + 300.0 * da.sin(yy / 50.0) * da.cos(xx / 70.0)).astype(np.float32)
     time_ = np.datetime64("2021-01-01") + 12 * np.arange(n_dates).astype("timedelta64[D]")
-    ds = xr.Dataset(
-        {"displacement": (("time", "y", "x"), disp), "dem": (("y", "x"), dem)},
-        coords={
-            "time": time_.astype("datetime64[ns]"),
-            "y": 4e6 - 90.0 * (np.arange(size) + 0.5),
-            "x": 5e5 + 90.0 * (np.arange(size) + 0.5),
-        },
-        attrs={"units": "mm"},
+    return dataset_from_arrays(
+        disp, dem, times=time_, spacing=90.0, origin=(5e5, 4e6), crs="EPSG:32611"
     )
-    return ds.rio.write_crs("EPSG:32611")
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -231,11 +224,10 @@ def border_mask(shape: tuple[int, int], tile: int, overlap: int, band: int = 8):
 
 def seam_metric(args: argparse.Namespace, device: str) -> dict:
     """Border / interior error ratio of the cumulative map on simulated scenes."""
-    import rioxarray  # noqa: F401
     import torch
-    import xarray as xr
 
     from insar_denoise.inference import denoise_dataset
+    from insar_denoise.io.dataset import dataset_from_arrays
     from insar_denoise.synth import SimConfig, simulate_batch
 
     model, description = load(args.model, device)
@@ -244,17 +236,13 @@ def seam_metric(args: argparse.Namespace, device: str) -> dict:
     batch = simulate_batch(cfg, args.seam_scenes, generator=torch.Generator().manual_seed(1))
     errs: dict[str, list] = {"tiled": [], "whole": [], "tiled_vs_whole": []}
     for i in range(args.seam_scenes):
-        ds = xr.Dataset(
-            {
-                "displacement": (("time", "y", "x"), batch.displacement[i].numpy()),
-                "dem": (("y", "x"), batch.dem[i].numpy()),
-            },
-            coords={
-                "time": np.datetime64("2021-01-01")
-                + 12 * np.arange(cfg.n_dates).astype("timedelta64[D]"),
-                "y": -np.arange(size) * 90.0,
-                "x": np.arange(size) * 90.0,
-            },
+        ds = dataset_from_arrays(
+            batch.displacement[i].numpy(),
+            batch.dem[i].numpy(),
+            times=np.datetime64("2021-01-01")
+            + 12 * np.arange(cfg.n_dates).astype("timedelta64[D]"),
+            spacing=90.0,
+            half_pixel=False,
         )
         tiled = denoise_dataset(
             ds, model, device=device, tile=args.seam_tile, progress=False, return_noise=False
@@ -305,11 +293,9 @@ def seam_metric(args: argparse.Namespace, device: str) -> dict:
 
 def _deplaned_abs(err: np.ndarray) -> np.ndarray:
     """``|err - best-fit plane|`` (the model leaves offset and ramp undetermined)."""
-    yy, xx = np.mgrid[0 : err.shape[0], 0 : err.shape[1]]
-    ok = np.isfinite(err)
-    basis = np.stack([np.ones(ok.sum()), yy[ok], xx[ok]], 1)
-    coef, *_ = np.linalg.lstsq(basis, err[ok], rcond=None)
-    return np.abs(err - (coef[0] + coef[1] * yy + coef[2] * xx))
+    from insar_denoise.models.normalization import deplane_np
+
+    return np.abs(deplane_np(err.astype(np.float64), np.isfinite(err)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.models import load_model
-from insar_denoise.models.normalization import deplane as plane_removed
+from insar_denoise.models.normalization import deplane_np
 from insar_denoise.scoring import metrics
 from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.trust.uncertainty import predict_with_uncertainty
@@ -39,12 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "real_envisat_nsw"
 OUT = ROOT / "experiments" / "benchmarks"
 METHODS = ("model", "raw", "best")
-
-
-def deplane(a: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``a`` minus its least-squares plane over ``ok`` (NaN outside): the model's own."""
-    t = torch.from_numpy(np.where(ok, a, 0.0).astype(np.float64))[None]
-    return np.where(ok, plane_removed(t, torch.from_numpy(ok)[None])[0].numpy(), np.nan)
 
 
 def fault_signals(n: int, shape: tuple[int, int], days: np.ndarray, amp_mm: float, seed: int):
@@ -70,7 +64,7 @@ def band_errors(ds: xr.Dataset, model, est: np.ndarray, truth: np.ndarray, ok: n
     cum, sigma, half = predict_with_uncertainty(
         ds, model, estimate=ds["dem"].copy(data=est.astype(np.float32)), augment=False
     )
-    err = np.abs(deplane(np.where(ok, cum.values, 0.0), ok) - truth)[ok]
+    err = np.abs(deplane_np(np.where(ok, cum.values, 0.0).astype(np.float64), ok) - truth)[ok]
     return err / sigma.values[ok], err / half.values[ok], sigma.values[ok]
 
 
@@ -92,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ok0 = np.isfinite(disp).all(0)
     base = {m: run(ds, model, m) for m in METHODS}
     ok = ok0 & np.all([np.isfinite(v) for v in base.values()], axis=0)
-    quiet = {m: metrics.false_positive_level(np.abs(deplane(v, ok))[ok]) for m, v in base.items()}
+    quiet = {
+        m: metrics.false_positive_level(np.abs(deplane_np(v.astype(np.float64), ok))[ok])
+        for m, v in base.items()
+    }
     bands = {"no_signal": [band_errors(ds, model, base["model"], np.zeros(shape), ok)]}
     bands["with_fault"] = []
     signals = fault_signals(args.n, shape, days, args.amplitude, args.seed)
@@ -102,19 +99,24 @@ def main(argv: list[str] | None = None) -> int:
     for i, sig in enumerate(signals):
         ds_i = ds.copy()
         ds_i["displacement"] = ds["displacement"].transpose("time", "y", "x") + sig
-        truth = deplane(sig[-1] - sig[0], ok)
+        truth = deplane_np((sig[-1] - sig[0]).astype(np.float64), ok)
         for m in METHODS:
             est = run(ds_i, model, m)
-            est_d = deplane(np.where(ok, est, 0.0), ok)
+            est_d = deplane_np(np.where(ok, est, 0.0).astype(np.float64), ok)
             corr[m].append(metrics.pearson(est_d, truth, ok))
-            diff = deplane(np.where(ok, est - base[m], 0.0), ok)
+            diff = deplane_np(np.asarray(np.where(ok, est - base[m], 0.0), np.float64), ok)
             gain[m].append(float(np.nansum(diff * truth) / np.nansum(truth * truth)))
             if m == "model":
                 bands["with_fault"].append(band_errors(ds_i, model, est, truth, ok))
             if i == 0 and m == "model":
                 example = (
                     truth,
-                    deplane(np.where(ok, disp[-1] + sig[-1] - disp[0] - sig[0], 0), ok),
+                    deplane_np(
+                        np.asarray(
+                            np.where(ok, disp[-1] + sig[-1] - disp[0] - sig[0], 0), np.float64
+                        ),
+                        ok,
+                    ),
                     est_d,
                 )
     report = {
@@ -167,9 +169,18 @@ def figure(base, ok, example, path: Path, amp: float) -> None:
 
     truth, raw_sig, model_sig = example
     panels = [
-        ("real stack: raw last - first", deplane(np.where(ok, base["raw"], 0), ok)),
-        ("real stack: model output", deplane(np.where(ok, base["model"], 0), ok)),
-        ("real stack: classical best", deplane(np.where(ok, base["best"], 0), ok)),
+        (
+            "real stack: raw last - first",
+            deplane_np(np.asarray(np.where(ok, base["raw"], 0), np.float64), ok),
+        ),
+        (
+            "real stack: model output",
+            deplane_np(np.asarray(np.where(ok, base["model"], 0), np.float64), ok),
+        ),
+        (
+            "real stack: classical best",
+            deplane_np(np.asarray(np.where(ok, base["best"], 0), np.float64), ok),
+        ),
         (f"added {amp:g} mm fault (truth)", truth),
         ("stack + fault: raw", raw_sig),
         ("stack + fault: model output", model_sig),

@@ -35,6 +35,7 @@ from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.inference import denoise_dataset
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.io.layouts import load_inputs
+from insar_denoise.methods import CLASSICAL_METHODS
 from insar_denoise.models import load_model
 from insar_denoise.synth import SimConfig, simulate_batch
 
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data/real_envisat_nsw")
 DATA = SHARED if SHARED.is_dir() else ROOT / "tests" / "data" / "real_envisat_nsw"
 OUT = ROOT / "experiments" / "benchmarks"
-CLASSICAL = ("raw", "elevation", "filter", "stack", "best")
+CLASSICAL = CLASSICAL_METHODS
 SIGMAS_PX = (1.0, 2.0, 4.0, 8.0, 16.0)
 _QUIET = {
     "turbulence": False,

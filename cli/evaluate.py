@@ -122,17 +122,9 @@ def evaluate(
     amplitude, noise level, source and DEM. With --stack/--dem/--truth: the v1 metrics on a
     stack whose cumulative deformation is known (e.g. written by `insar-denoise simulate`).
     """
-    from insar_denoise.evaluation import (
-        evaluate_stack,
-        results_table,
-        run_benchmark,
-        run_referee,
-        write_report,
-    )
-    from insar_denoise.evaluation.referee_report import write_referee_report
+    from insar_denoise.evaluation import results_table
     from insar_denoise.evaluation.report_common import prepare_dir
     from insar_denoise.models import load_model
-    from insar_denoise.trust.uncertainty import benchmark_uncertainty
 
     if bool(stack) != bool(truth):
         raise ConfigError("--stack and --truth go together (a stack and its true cumulative map)")
@@ -140,50 +132,79 @@ def evaluate(
         raise ConfigError("--window applies to --suite v1 (v2 scenes have 9 to 72 dates)")
     prepare_dir(output, overwrite)
     loaded = None if model == "none" else load_model(model, device=device)
+    run = dict(n=n_scenes, seed=seed, size=size, split=split, n_tune=n_tune)
     if stack:
-        from insar_denoise.io import open_dem
-        from insar_denoise.io.layouts import load_inputs
-
-        ds, _ = load_inputs(list(stack), dem=dem)
-        truth_map = open_dem(truth, ds)
-        result = evaluate_stack(ds, truth_map, loaded, sigma_px=sigma, device=device)
+        result = _score_stack(stack, dem, truth, loaded, sigma, device)
     elif suite == "v2":
-        from insar_denoise.evaluation.referee import DEFAULT_N, DEFAULT_SIZE
-
-        try:
-            result = run_referee(
-                loaded,
-                n=n_scenes or DEFAULT_N,
-                seed=seed,
-                size=size or DEFAULT_SIZE,
-                split=split or "both",
-                n_tune=n_tune,
-                device=device,
-                progress=not quiet,
-                workers=workers,
-                baseline=None if baseline is None else load_model(baseline, device=device),
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        base = None if baseline is None else load_model(baseline, device=device)
+        result = _run_v2(loaded, base, run, device=device, quiet=quiet, workers=workers)
     else:
-        try:
-            result = run_benchmark(
-                loaded,
-                n_per_amplitude=n_scenes or 200,
-                seed=seed,
-                size=size or 64,
-                window=window,
-                split=split or "in",
-                n_tune=n_tune,
-                uncertainty=benchmark_uncertainty,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if result.metrics.get("kind") == "referee":
-        paths = write_referee_report(result.metrics, output, overwrite=overwrite)
-    else:
-        paths = write_report(result, output, overwrite=overwrite)
+        result = _run_v1(loaded, run, window)
+    paths = _write(result, output, overwrite)
     if not quiet:
         click.echo(results_table(result.metrics))
         for path in paths.values():
             click.echo(f"  wrote {path}")
+
+
+def _score_stack(stack, dem, truth, loaded, sigma, device):
+    """The v1 metrics on a stack whose cumulative deformation is known."""
+    from insar_denoise.evaluation import evaluate_stack
+    from insar_denoise.io import open_dem
+    from insar_denoise.io.layouts import load_inputs
+
+    ds, _ = load_inputs(list(stack), dem=dem)
+    truth_map = open_dem(truth, ds)
+    return evaluate_stack(ds, truth_map, loaded, sigma_px=sigma, device=device)
+
+
+def _run_v2(loaded, baseline, run: dict, *, device, quiet: bool, workers: int):
+    """Benchmark v2 (the referee); a bad setting is a ``ConfigError``."""
+    from insar_denoise.evaluation import run_referee
+    from insar_denoise.evaluation.referee import DEFAULT_N, DEFAULT_SIZE
+
+    try:
+        return run_referee(
+            loaded,
+            n=run["n"] or DEFAULT_N,
+            seed=run["seed"],
+            size=run["size"] or DEFAULT_SIZE,
+            split=run["split"] or "both",
+            n_tune=run["n_tune"],
+            device=device,
+            progress=not quiet,
+            workers=workers,
+            baseline=baseline,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _run_v1(loaded, run: dict, window):
+    """Benchmark v1 with trust's uncertainty scoring; a bad setting is a ``ConfigError``."""
+    from insar_denoise.evaluation import run_benchmark
+    from insar_denoise.trust.uncertainty import benchmark_uncertainty
+
+    try:
+        return run_benchmark(
+            loaded,
+            n_per_amplitude=run["n"] or 200,
+            seed=run["seed"],
+            size=run["size"] or 64,
+            window=window,
+            split=run["split"] or "in",
+            n_tune=run["n_tune"],
+            uncertainty=benchmark_uncertainty,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _write(result, output, overwrite: bool) -> dict:
+    """The report of ``result`` (the referee's own for v2) into ``output``."""
+    from insar_denoise.evaluation import write_report
+    from insar_denoise.evaluation.referee_report import write_referee_report
+
+    if result.metrics.get("kind") == "referee":
+        return write_referee_report(result.metrics, output, overwrite=overwrite)
+    return write_report(result, output, overwrite=overwrite)

@@ -7,6 +7,7 @@ import json
 import click
 
 from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM
+from insar_denoise.methods import METHODS
 
 
 def _format(info: dict) -> str:
@@ -75,7 +76,7 @@ def _format(info: dict) -> str:
 )
 @click.option(
     "--method",
-    type=click.Choice(["model", "elevation", "filter", "stack", "raw", "best"]),
+    type=click.Choice(list(METHODS)),
     default="model",
     show_default=True,
     help="As for run: the classical methods skip the model's window check.",

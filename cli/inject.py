@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from insar_denoise.errors import ConfigError
+from insar_denoise.methods import METHODS
 
-METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
+METHOD_CHOICES = list(METHODS)
 
 
 def _amplitudes(text: str) -> tuple[float, ...]:

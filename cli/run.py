@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
+from insar_denoise.methods import METHODS
 
 
 @click.command("run")
@@ -33,7 +33,7 @@ METHOD_CHOICES = ["model", "elevation", "filter", "stack", "raw", "best"]
 @click.option("--model", default=None, help="Model name or TorchScript file (default: shipped).")
 @click.option(
     "--method",
-    type=click.Choice(METHOD_CHOICES),
+    type=click.Choice(list(METHODS)),
     default="model",
     show_default=True,
     help="The network, or a classical correction (see README).",

@@ -26,9 +26,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from insar_denoise.methods import CLASSICAL_METHODS
+
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
-METHODS = ("raw", "elevation", "filter", "stack", "best")
+METHODS = CLASSICAL_METHODS
 
 
 def _to_torch(x: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from insar_denoise.errors import ConfigError
+from insar_denoise.methods import METHODS
 
 DEVICES = ("auto", "cpu", "cuda")
-#: ``model`` and the classical corrections (:data:`insar_denoise.baselines.METHODS`)
-METHODS = ("model", "raw", "elevation", "filter", "stack", "best")
 REFERENCES = ("auto", "none")
 
 

@@ -20,6 +20,7 @@ same way (``deplane``). Every function here is TorchScript-compatible.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -143,3 +144,13 @@ def deplane(values: Tensor, valid: Tensor) -> Tensor:
     plane = fit_plane(filled, valid.double())
     out = (filled.double() - plane).to(values.dtype)
     return torch.where(valid, out, torch.full_like(out, float("nan")))
+
+
+def deplane_np(maps: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """:func:`deplane` of numpy ``maps`` ``(H, W)`` or ``(B, H, W)`` over ``ok`` (broadcast);
+    NaN outside ``ok``, dtype kept (pass float64 for float64 arithmetic)."""
+    single = maps.ndim == 2
+    batch = maps[None] if single else maps
+    mask = np.broadcast_to(ok, batch.shape)
+    out = deplane(torch.from_numpy(np.where(mask, batch, 0.0)), torch.from_numpy(mask.copy()))
+    return out[0].numpy() if single else out.numpy()

@@ -1,4 +1,5 @@
-"""Write an evaluation: ``metrics.json``, ``report.md`` and PNG figures (maps in mm, curves).
+"""Write an evaluation: ``metrics.json``, ``report.md`` (its text here) and the PNG figures
+(:mod:`insar_denoise.evaluation.report_figures`).
 
 :func:`results_table` is also what ``scripts/results_table.py`` puts into the README, so
 the README table and the report never disagree.
@@ -10,121 +11,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from insar_denoise.evaluation.report_common import (
     fmt,
     json_ready,
     prepare_dir,
 )
+from insar_denoise.evaluation.report_figures import (
+    panel_limit,
+    plot_curves,
+    plot_examples,
+    plot_uncertainty,
+)
+from insar_denoise.evaluation.report_tables import (
+    metric_table,
+    results_table,
+    split_table,
+    threshold_cell,
+)
 from insar_denoise.io import atomic_output
-from insar_denoise.plots import calibration_figure, pyplot, save_png
-
-
-def _threshold(value: Any) -> str:
-    return "not reached" if value is None else f"{value:g}"
-
-
-def results_table(metrics: dict[str, Any]) -> str:
-    """The README results table (markdown) from a ``metrics.json`` dict.
-
-    Benchmark metrics: one row per method with the RMSE pooled over all scenes, the mean
-    correlation per deformation amplitude, the SNR gain over all scenes, the detection
-    threshold and the false-positive level. Stack metrics: RMSE, correlation and SNR gain
-    per method. Both splits (``--split both``): :func:`split_table`, then each split's table.
-    v2 (referee) metrics: :func:`insar_denoise.evaluation.referee_report.summary_table`.
-    """
-    if metrics.get("kind") == "referee":
-        from insar_denoise.evaluation.referee_report import summary_table
-
-        return summary_table(metrics)
-    if metrics.get("kind") == "benchmark_splits":
-        return (
-            split_table(metrics)
-            + "\n\n"
-            + "\n\n".join(
-                f"Split `{name}`:\n\n" + results_table(m) for name, m in metrics["splits"].items()
-            )
-        )
-    methods = list(metrics["methods"])
-    if metrics.get("kind") == "stack":
-        lines = ["| method | RMSE (mm) | r | SNR gain (dB) |", "|---|---:|---:|---:|"]
-        for m in methods:
-            cells = [
-                fmt(metrics["rmse_mm"][m]),
-                fmt(metrics["corr"][m]),
-                fmt(metrics["snr_gain_db"][m], 1),
-            ]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-    by_amp = metrics["groups"]["amplitude"]
-    amps = [a for a in by_amp if float(a) > 0]
-    head = ["method", "RMSE all (mm)"] + [f"r @ {a} mm" for a in amps]
-    head += ["SNR gain (dB)", "detection threshold (mm)", "false-positive p99 (mm)"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    overall = metrics["groups"]["all"]["all"]
-    for m in methods:
-        cells = [fmt(overall["rmse_mm"][m])]
-        cells += [fmt(by_amp[a]["corr"][m]) for a in amps]
-        cells += [fmt(overall["snr_gain_db"][m], 1)]
-        cells += [_threshold(metrics["detection_threshold_mm"]["all"][m])]
-        cells += [fmt(metrics["false_positive_p99_mm"]["all"][m])]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    model = metrics.get("model") or {}
-    lines.append("")
-    lines.append(
-        f"Simulated benchmark, split `{metrics['split']}`, seed {metrics['seed']}, "
-        f"{metrics['n_scenes']} scenes of {metrics['size_px']} px x {metrics['window']} dates, "
-        f"model `{model.get('id', 'none')}`; filter sigma "
-        f"{fmt(metrics['sigma_tuning']['sigma_px']['filter'], 1)} px, best sigma "
-        f"{fmt(metrics['sigma_tuning']['sigma_px']['best'], 1)} px (tuned)."
-    )
-    return "\n".join(lines)
-
-
-def _summary_cells(metrics: dict[str, Any], method: str, amps: list[str]) -> list[str]:
-    """One method's formatted summary cells of one split (the columns of :func:`split_table`)."""
-    overall = metrics["groups"]["all"]["all"]
-    by_amp = metrics["groups"]["amplitude"]
-    cells = [fmt(overall["rmse_mm"][method])]
-    cells += [fmt(by_amp[a]["corr"][method]) if a in by_amp else "–" for a in amps]
-    cells += [fmt(overall["snr_gain_db"][method], 1)]
-    cells += [_threshold(metrics["detection_threshold_mm"]["all"][method])]
-    cells += [fmt(metrics["false_positive_p99_mm"]["all"][method])]
-    return cells
-
-
-def split_table(metrics: dict[str, Any]) -> str:
-    """Side-by-side table of the splits of a ``--split both`` metrics dict (``in / shifted``).
-
-    One row per method; each cell holds the splits' values separated by `` / ``.
-    """
-    splits = metrics["splits"]
-    names = list(splits)
-    first = splits[names[0]]
-    amps = [a for a in first["groups"]["amplitude"] if float(a) > 0]
-    sep = " / "
-    head = ["method", "RMSE all (mm)"] + [f"r @ {a} mm" for a in amps]
-    head += ["SNR gain (dB)", "detection threshold (mm)", "false-positive p99 (mm)"]
-    lines = [
-        f"Splits: {sep.join(f'`{n}`' for n in names)} (each cell: {sep.join(names)}).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|---|" + "---:|" * (len(head) - 1),
-    ]
-    for m in metrics["methods"]:
-        per_split = [_summary_cells(splits[n], m, amps) for n in names]
-        cells = [sep.join(values) for values in zip(*per_split, strict=True)]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _metric_table(groups: dict[str, Any], methods: list[str], metric: str, digits: int = 2) -> str:
-    lines = ["| group | n | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
-    for key, row in groups.items():
-        cells = [fmt(row[metric][m], digits) for m in methods]
-        lines.append(f"| {key} | {row['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def markdown_splits(metrics: dict[str, Any]) -> str:
@@ -168,6 +72,21 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
     """The whole ``report.md`` text (``figure_prefix``: of the curve figures' file names)."""
     if metrics.get("kind") == "benchmark_splits":
         return markdown_splits(metrics)
+    out = _summary_lines(metrics)
+    if metrics.get("kind") == "stack":
+        return "\n".join(out + _stack_lines(metrics))
+    methods = list(metrics["methods"])
+    out += _filter_width_lines(metrics["sigma_tuning"])
+    out += _group_lines(metrics, methods)
+    out += _detection_lines(metrics, methods)
+    out += _series_lines(metrics.get("series_rmse_mm") or {})
+    out += _design_lines(metrics, figure_prefix)
+    out += uncertainty_section(metrics.get("uncertainty"), figure_prefix)
+    return "\n".join(out)
+
+
+def _summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """Title, model, target, summary table and metric definitions."""
     model = metrics.get("model") or {}
     out = ["# insar-denoise evaluation", ""]
     out.append(
@@ -178,20 +97,26 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
     out.append(f"**Target** (all methods): {metrics['target']}.")
     out += ["", "## Summary", "", results_table(metrics), "", "## Metric definitions", ""]
     out += [f"- `{k}`: {v}" for k, v in metrics["definitions"].items()]
-    if metrics.get("kind") == "stack":
-        out += [
-            "",
-            f"{metrics['n_dates']} dates, {metrics['shape'][0]} x {metrics['shape'][1]} px, "
-            f"{metrics['n_pixels']} compared pixels; max |target| "
-            f"{fmt(metrics['truth_max_abs_mm'])} mm; filter/best sigma "
-            f"{metrics['sigma_px']:g} px (not tuned: one scene).",
-            "",
-            "![maps](examples.png)",
-            "",
-        ]
-        return "\n".join(out)
-    tuning = metrics["sigma_tuning"]
-    out += ["", "## Filter width", ""]
+    return out
+
+
+def _stack_lines(metrics: dict[str, Any]) -> list[str]:
+    """The scene of a one-stack evaluation and its maps."""
+    return [
+        "",
+        f"{metrics['n_dates']} dates, {metrics['shape'][0]} x {metrics['shape'][1]} px, "
+        f"{metrics['n_pixels']} compared pixels; max |target| "
+        f"{fmt(metrics['truth_max_abs_mm'])} mm; filter/best sigma "
+        f"{metrics['sigma_px']:g} px (not tuned: one scene).",
+        "",
+        "![maps](examples.png)",
+        "",
+    ]
+
+
+def _filter_width_lines(tuning: dict[str, Any]) -> list[str]:
+    """The Gaussian sigma tuned per method, and a note when it is the widest candidate."""
+    out = ["", "## Filter width", ""]
     out.append(
         f"Gaussian sigma chosen per method as the lowest pooled RMSE on separate tuning scenes "
         f"(seed {tuning['seed']}, {tuning['n_per_amplitude']} per amplitude): "
@@ -204,7 +129,11 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
             f"The RMSE optimum of {', '.join(edge)} is the widest candidate: under RMSE, heavy "
             "smoothing (towards the all-zero map after plane removal) wins at these noise levels."
         )
-    methods = list(metrics["methods"])
+    return out
+
+
+def _group_lines(metrics: dict[str, Any], methods: list[str]) -> list[str]:
+    """One table per metric and grouping (amplitude, noise, source, DEM)."""
     titles = {
         "amplitude": "amplitude (mm)",
         "amplitude_noise": "amplitude (mm) | noise",
@@ -212,16 +141,22 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
         "source": "source (deformed scenes)",
         "dem": "DEM (deformed scenes)",
     }
+    out: list[str] = []
     for metric, digits in (("rmse_mm", 2), ("corr", 2), ("snr_gain_db", 1), ("detected_frac", 2)):
         out += ["", f"## {metric} by group", ""]
         for group, title in titles.items():
             out += [
                 f"### by {title}",
                 "",
-                _metric_table(metrics["groups"][group], methods, metric, digits),
+                metric_table(metrics["groups"][group], methods, metric, digits),
                 "",
             ]
-    out += ["## Detection threshold (mm) and false-positive p99 (mm)", ""]
+    return out
+
+
+def _detection_lines(metrics: dict[str, Any], methods: list[str]) -> list[str]:
+    """Detection threshold and false-positive p99 per method and noise level."""
+    out = ["## Detection threshold (mm) and false-positive p99 (mm)", ""]
     levels = list(metrics["detection_threshold_mm"])
     out.append(
         "| method | "
@@ -232,24 +167,34 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
     )
     out.append("|---|" + "---:|" * (2 * len(levels)))
     for m in methods:
-        cells = [_threshold(metrics["detection_threshold_mm"][lv][m]) for lv in levels]
+        cells = [threshold_cell(metrics["detection_threshold_mm"][lv][m]) for lv in levels]
         cells += [fmt(metrics["false_positive_p99_mm"][lv][m]) for lv in levels]
         out.append(f"| {m} | " + " | ".join(cells) + " |")
-    series = metrics.get("series_rmse_mm") or {}
-    if series:
-        n = len(next(iter(series.values()))["per_date"])
-        out += [
-            "",
-            "## Denoised time series: per-date RMSE (mm), deforming scenes",
-            "",
-            "| method | all dates | " + " | ".join(f"date {k}" for k in range(1, n)) + " |",
-            "|---|---:|" + "---:|" * (n - 1),
-        ]
-        for m, row in series.items():
-            cells = [fmt(v) for v in row["per_date"][1:]]
-            out.append(f"| {m} | {fmt(row['all'])} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _series_lines(series: dict[str, Any]) -> list[str]:
+    """Per-date RMSE of the denoised series (empty when not measured)."""
+    if not series:
+        return []
+    n = len(next(iter(series.values()))["per_date"])
+    out = [
+        "",
+        "## Denoised time series: per-date RMSE (mm), deforming scenes",
+        "",
+        "| method | all dates | " + " | ".join(f"date {k}" for k in range(1, n)) + " |",
+        "|---|---:|" + "---:|" * (n - 1),
+    ]
+    for m, row in series.items():
+        cells = [fmt(v) for v in row["per_date"][1:]]
+        out.append(f"| {m} | {fmt(row['all'])} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _design_lines(metrics: dict[str, Any], figure_prefix: str) -> list[str]:
+    """The benchmark's design and its figures."""
     design = metrics["design"]
-    out += [
+    out = [
         "",
         "## Design",
         "",
@@ -275,8 +220,7 @@ def markdown(metrics: dict[str, Any], figure_prefix: str = "") -> str:
         f"![correlation]({figure_prefix}corr_vs_amplitude.png)",
         "",
     ]
-    out += uncertainty_section(metrics.get("uncertainty"), figure_prefix)
-    return "\n".join(out)
+    return out
 
 
 def uncertainty_section(unc: dict[str, Any] | None, figure_prefix: str = "") -> list[str]:
@@ -323,80 +267,18 @@ def uncertainty_section(unc: dict[str, Any] | None, figure_prefix: str = "") -> 
     return out
 
 
-def panel_limit(values: np.ndarray) -> float:
-    """Symmetric colour limit of one map: the larger |p1|, |p99| of its finite values (1 mm
-    when there are none or all are zero), so every panel has its own robust scale."""
-    from insar_denoise.plots import robust_range
-
-    lo, hi = robust_range(values)
-    vmax = max(abs(lo), abs(hi)) if np.isfinite(lo) else 0.0
-    return vmax if vmax > 0 else 1.0
-
-
-def plot_examples(examples: list[tuple[str, dict[str, np.ndarray]]], path: Path) -> None:
-    """One row per example scene: target and every method, each map on its own robust
-    colour scale (symmetric p1-p99) with its own colour bar in mm."""
-    plt = pyplot()
-    ncol = max(len(maps) for _, maps in examples)
-    fig, axes = plt.subplots(
-        len(examples),
-        ncol,
-        figsize=(2.4 * ncol + 1.0, 2.6 * len(examples)),
-        squeeze=False,
-    )
-    fig.subplots_adjust(left=0.02, right=0.96, top=0.9, bottom=0.03, wspace=0.35, hspace=0.5)
-    for row, (title, maps) in zip(axes, examples, strict=True):
-        for ax, (name, m) in zip(row, maps.items(), strict=False):
-            vmax = panel_limit(m)
-            im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            label = f"target: {title}" if name == "truth" else name
-            ax.set_title(f"{label}\n±{vmax:.3g} mm", fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02).ax.tick_params(labelsize=6)
-        for ax in row[len(maps) :]:
-            ax.axis("off")
-    save_png(fig, path, overwrite=True, dpi=90)
-
-
-def plot_curves(metrics: dict[str, Any], metric: str, label: str, path: Path) -> None:
-    """``metric`` versus amplitude, one panel per noise level, one line per method."""
-    plt = pyplot()
-    groups = metrics["groups"]["amplitude_noise"]
-    levels = list(metrics["design"]["noise_turbulence_std_mm"])
-    fig, axes = plt.subplots(
-        1, len(levels), figsize=(5 * len(levels), 3.6), squeeze=False, layout="constrained"
-    )
-    for ax, level in zip(axes[0], levels, strict=True):
-        keys = [k for k in groups if k.endswith(f"|{level}")]
-        amps = [float(k.split("|")[0]) for k in keys]
-        for m in metrics["methods"]:
-            vals = [groups[k][metric][m] for k in keys]
-            vals = [np.nan if v is None else v for v in vals]
-            ax.plot(amps, vals, marker="o", lw=2.5 if m == "model" else 1.2, label=m)
-        std = metrics["design"]["noise_turbulence_std_mm"][level]
-        ax.set_title(f"{level} noise (turbulence {std:g} mm)")
-        ax.set_xlabel("deformation amplitude (mm)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
-    save_png(fig, path, overwrite=True, dpi=90)
-
-
-def _plot_uncertainty(metrics: dict[str, Any], path: Path, paths: dict, key: str) -> None:
-    """The coverage curve of the uncertainty bands, if the metrics have one."""
-    unc = metrics.get("uncertainty") or {}
-    if "curve" not in unc:
-        return
-    calibration_figure(
-        np.asarray(unc["curve"]["levels_sigma"]),
-        np.asarray(unc["curve"]["observed"]),
-        path,
-        True,
-        coverage_95=unc["coverage_95"],
-        title=f"split {metrics.get('split', '')}",
-    )
-    paths[key] = path
+__all__ = [
+    "markdown",
+    "markdown_splits",
+    "panel_limit",
+    "plot_curves",
+    "plot_examples",
+    "metric_table",
+    "results_table",
+    "split_table",
+    "uncertainty_section",
+    "write_report",
+]
 
 
 def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) -> dict[str, Path]:
@@ -415,7 +297,7 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         plot_curves(metrics, "corr", "correlation with target", out / "corr_vs_amplitude.png")
         paths["rmse"] = out / "rmse_vs_amplitude.png"
         paths["corr"] = out / "corr_vs_amplitude.png"
-        _plot_uncertainty(metrics, out / "uncertainty_calibration.png", paths, "uncertainty")
+        plot_uncertainty(metrics, out / "uncertainty_calibration.png", paths, "uncertainty")
     for name, split_metrics in metrics.get("splits", {}).items():
         rmse_path = out / f"{name}_rmse_vs_amplitude.png"
         corr_path = out / f"{name}_corr_vs_amplitude.png"
@@ -424,7 +306,7 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         paths[f"{name}_rmse"] = rmse_path
         paths[f"{name}_corr"] = corr_path
         unc_path = out / f"{name}_uncertainty_calibration.png"
-        _plot_uncertainty(split_metrics, unc_path, paths, f"{name}_uncertainty")
+        plot_uncertainty(split_metrics, unc_path, paths, f"{name}_uncertainty")
     with atomic_output(out / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
     with atomic_output(out / "report.md", overwrite=True) as tmp:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from insar_denoise.errors import OutputError
+from insar_denoise.io.targets import check_report_files
 
 FILES = ("metrics.json", "report.md")
 FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
@@ -41,11 +42,7 @@ def json_ready(obj: Any) -> Any:
 def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Create ``out_dir``; refuse a folder holding report files unless ``overwrite``."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    clash = [n for n in FILES + FIGURES + SPLIT_FIGURES + REFEREE_FIGURES if (out / n).exists()]
-    if clash and not overwrite:
-        raise OutputError(f"{out}: already holds {clash[0]} (pass --overwrite)")
+    check_report_files(out, FILES + FIGURES + SPLIT_FIGURES + REFEREE_FIGURES, overwrite)
     if not out.parent.is_dir():
         raise OutputError(f"{out}: folder {out.parent} does not exist")
     out.mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from insar_denoise.errors import ConfigError
+from insar_denoise.devices import resolve_device  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -17,26 +17,6 @@ BYTES_PER_INPUT_VALUE = 64 * 4
 # On CPU large batches do not run faster, they only cost memory; on a GPU they fill the card.
 MAX_BATCH = {"cpu": 8, "cuda": 64}
 CPU_BUDGET_BYTES = 2 * 1024**3
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:i]"``.
-
-    Raises
-    ------
-    ConfigError
-        If CUDA is asked for but not available, or the name is unknown.
-    """
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for but CUDA is not available; use cpu")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
 def configure_threads() -> int:

@@ -34,6 +34,7 @@ from insar_denoise.inference.planning import min_valid_dates as _min_valid_dates
 from insar_denoise.inference.planning import tile_plan as _tile_plan
 from insar_denoise.inference.tiling import count_tiles, iter_blocks, iter_tiled_blocks
 from insar_denoise.inference.windows import DEFAULT_LAMBDA, combination_matrix, window_starts
+from insar_denoise.methods import CLASSICAL_METHODS, METHODS
 from insar_denoise.models.registry import ModelLike
 
 __all__ = [
@@ -44,9 +45,6 @@ __all__ = [
     "denoise_dataset",
     "times_in_days",
 ]
-
-CLASSICAL_METHODS = baselines.METHODS
-METHODS = ("model", *CLASSICAL_METHODS)
 
 
 def denoise_dataset(

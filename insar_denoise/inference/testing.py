@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from insar_denoise.io.dataset import dataset_from_arrays
 from insar_denoise.models.registry import LoadedModel
 
 TINY_METADATA = {
@@ -73,18 +74,11 @@ def synthetic_dataset(
     disp -= disp[:1]
     dem = 500 + 200 * np.sin(yy / 9.0) + 100 * np.cos(xx / 7.0)
     time = np.datetime64("2020-01-01") + 12 * np.arange(n_dates).astype("timedelta64[D]")
-    ds = xr.Dataset(
-        {
-            "displacement": (("time", "y", "x"), disp.astype(np.float32), {"units": "mm"}),
-            "dem": (("y", "x"), dem.astype(np.float32), {"units": "m"}),
-        },
-        coords={
-            "time": time.astype("datetime64[ns]"),
-            "y": 4_000_000.0 - 30.0 * (np.arange(h) + 0.5),
-            "x": 500_000.0 + 30.0 * (np.arange(w) + 0.5),
-        },
-        attrs={"units": "mm", "sign_convention": "positive towards the satellite"},
+    return dataset_from_arrays(
+        disp.astype(np.float32),
+        dem.astype(np.float32),
+        times=time,
+        spacing=30.0,
+        origin=(500_000.0, 4_000_000.0),
+        crs=crs,
     )
-    if crs is not None:
-        ds = ds.rio.write_crs(crs)
-    return ds

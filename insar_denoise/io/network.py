@@ -1,18 +1,6 @@
-"""Interferogram networks: pair names, reading unwrapped stacks and SBAS inversion.
+"""Interferogram networks: reading unwrapped interferograms into a canonical Dataset.
 
-Recognised inputs (one single-band raster per interferogram, all on one grid):
-
-- HyP3 GeoTIFF products such as
-  ``S1AA_20200101T000000_20200113T000000_VVP012_INT80_G_ueF_XXXX_unw_phase.tif``
-  (reference and secondary acquisition times in the name, radians);
-- GeoTIFFs whose tags carry ``FIRST_DATE`` / ``SECOND_DATE`` (and ``WAVELENGTH_METRES``,
-  ``DATA_UNITS``), as PyRate writes them;
-- names holding a ``YYYYMMDD-YYYYMMDD`` (or ``_``) pair, or a two-digit-year
-  ``YYMMDD-YYMMDD`` pair (years 70–99 → 19xx, else 20xx);
-- any name, with ``pairs_pattern`` such as ``'{ref}_{sec}'`` (``YYYYMMDD``, ``YYYYMMDDTHHMMSS``
-  or ``YYYY-MM-DD`` in place of each field, searched anywhere in the file name).
-
-Acquisition times are truncated to the day (one acquisition per day and track).
+Recognised inputs and how their dates are found: :mod:`insar_denoise.io.pairs`.
 
 Units and sign: unwrapped phase (radians; the default when nothing says otherwise) becomes
 LOS displacement with ``d_mm = -phase * wavelength_mm / (4 pi)`` (MintPy's convention:
@@ -20,20 +8,12 @@ positive = towards the satellite). The wavelength comes from ``wavelength_mm``, 
 ``WAVELENGTH_METRES`` tag, else Sentinel-1 (55.465763 mm). In radians files the declared
 nodata and exact zeros are no data (NaN), as in PyRate and LiCSBAS.
 
-Inversion (Berardino et al. 2002, SBAS; Schmidt & Bürgmann 2003): for each pixel the
-interferogram of pair (i, j) is ``d[j] - d[i]``, with ``d[0] = 0`` at the first date, solved
-by (weighted) least squares over the pairs valid at that pixel. Pixels are grouped by their
-pattern of valid pairs and each group is solved with one factorisation. Dates that a pixel's
-valid pairs do not connect to the first date are NaN at that pixel (no temporal smoothing
-bridges gaps). A network whose dates split into several groups altogether is an
-``InputError`` naming the groups.
+Inversion: :mod:`insar_denoise.io.sbas`.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,241 +26,22 @@ from affine import Affine
 from insar_denoise.errors import DateError, DemError, InputError, UnitsError
 from insar_denoise.io.dem import open_dem
 from insar_denoise.io.geotiff import check_same_grid, probe
+from insar_denoise.io.pairs import (
+    expand_paths,
+    is_interferogram_stack,
+    pair_of_file,
+    parse_pair_name,
+)
+from insar_denoise.io.sbas import (
+    coherence_weights,
+    design_matrix,
+    invert_network,
+    network_components,
+)
 from insar_denoise.io.stack import canonical_dataset
 from insar_denoise.io.units import SENTINEL1_WAVELENGTH_MM, normalize_units, scale_to_mm
 
 log = logging.getLogger(__name__)
-
-_DATE = r"(\d{8}(?:T\d{6})?|\d{4}-\d{2}-\d{2})"
-_HYP3 = re.compile(r"S1[ABCD_]{2}_(\d{8})T\d{6}_(\d{8})T\d{6}_")
-_FULL_PAIR = re.compile(r"(?<!\d)(\d{8})(?:T\d{6})?[-_](\d{8})(?:T\d{6})?(?!\d)")
-_SHORT_PAIR = re.compile(r"(?<!\d)(\d{6})-(\d{6})(?!\d)")
-_PIXEL_BLOCK = 16384
-"""Pixels solved at once in the weighted inversion (memory ~ block * pairs * dates * 8 B)."""
-
-
-def _day(text: str) -> datetime | None:
-    """``YYYYMMDD[T...]``, ``YYYY-MM-DD`` or ``YYMMDD`` text as a date, None when invalid."""
-    digits = text.replace("-", "")[:8]
-    if len(digits) == 6:
-        year = int(digits[:2])
-        digits = f"{1900 + year if year >= 70 else 2000 + year}{digits[2:]}"
-    try:
-        return datetime.strptime(digits, "%Y%m%d")
-    except ValueError:
-        return None
-
-
-def _valid_pair(first: str, second: str) -> tuple[datetime, datetime] | None:
-    ref, sec = _day(first), _day(second)
-    return None if ref is None or sec is None else (ref, sec)
-
-
-def parse_pair_name(
-    name: str | Path, pairs_pattern: str | None = None
-) -> tuple[datetime, datetime] | None:
-    """The (reference, secondary) dates written in an interferogram's file name.
-
-    Parameters
-    ----------
-    name : str or Path
-        File name (the folder part is ignored).
-    pairs_pattern : str, optional
-        Template with ``{ref}`` and ``{sec}`` fields, e.g. ``'{ref}_{sec}'``; the other
-        characters are literal. Without it HyP3, ``YYYYMMDD-YYYYMMDD`` and ``YYMMDD-YYMMDD``
-        names are tried in that order.
-
-    Returns
-    -------
-    tuple of datetime or None
-        None when the name holds no pair.
-    """
-    stem = Path(name).name
-    if pairs_pattern is not None:
-        if "{ref}" not in pairs_pattern or "{sec}" not in pairs_pattern:
-            raise InputError(f"pairs_pattern {pairs_pattern!r}: needs {{ref}} and {{sec}} fields")
-        regex = re.escape(pairs_pattern).replace(r"\{ref\}", "{ref}").replace(r"\{sec\}", "{sec}")
-        regex = regex.replace("{ref}", f"(?P<ref>{_DATE})").replace("{sec}", f"(?P<sec>{_DATE})")
-        match = re.search(regex, stem)
-        return None if match is None else _valid_pair(match["ref"], match["sec"])
-    for pattern in (_HYP3, _FULL_PAIR, _SHORT_PAIR):
-        match = pattern.search(stem)
-        if match is not None and (pair := _valid_pair(*match.groups())) is not None:
-            return pair
-    return None
-
-
-def _tag_pair(tags: dict[str, str]) -> tuple[datetime, datetime] | None:
-    """The pair in PyRate-style ``FIRST_DATE`` / ``SECOND_DATE`` tags, or None."""
-    if "FIRST_DATE" not in tags or "SECOND_DATE" not in tags:
-        return None
-    return _valid_pair(tags["FIRST_DATE"], tags["SECOND_DATE"])
-
-
-def expand_paths(paths_or_glob: str | Path | Sequence[str | Path]) -> list[str]:
-    """Files named by a path, a glob pattern, or a list of either, sorted within each glob."""
-    items = [paths_or_glob] if isinstance(paths_or_glob, (str, Path)) else list(paths_or_glob)
-    out: list[str] = []
-    for item in items:
-        text = str(item)
-        out.extend(sorted(glob.glob(text)) if glob.has_magic(text) else [text])
-    if not out:
-        raise InputError(f"{paths_or_glob}: no interferogram files match")
-    return out
-
-
-def pair_of_file(path: str, pairs_pattern: str | None = None) -> tuple[datetime, datetime]:
-    """The pair of one file: ``pairs_pattern``, else the tags, else the name conventions.
-
-    Raises
-    ------
-    DateError
-        When no pair is found, or the reference date is not before the secondary date.
-    """
-    pair = parse_pair_name(path, pairs_pattern)
-    if pair is None and pairs_pattern is None:
-        pair = _tag_pair(probe(path).tags)
-    if pair is None:
-        raise DateError(
-            f"{path}: no date pair in the name (YYYYMMDD-YYYYMMDD, YYMMDD-YYMMDD, HyP3) or in "
-            "FIRST_DATE/SECOND_DATE tags; pass pairs_pattern='{ref}_{sec}'"
-        )
-    if pair[0] >= pair[1]:
-        raise DateError(
-            f"{path}: reference date {pair[0]:%Y-%m-%d} is not before {pair[1]:%Y-%m-%d}"
-        )
-    return pair
-
-
-def is_interferogram_stack(paths: str | Path | Sequence[str | Path]) -> bool:
-    """True when every file names (or tags) a date pair, i.e. is an interferogram.
-
-    Parameters
-    ----------
-    paths : str, Path or sequence
-        Files or glob patterns, as given to ``open_interferograms``.
-    """
-    try:
-        files = expand_paths(paths)
-        return all(Path(f).is_file() for f in files) and all(pair_of_file(f) for f in files)
-    except InputError:
-        return False
-
-
-def network_components(pairs: Sequence[tuple[int, int]], n_dates: int) -> list[list[int]]:
-    """Groups of date indices connected by the pairs (graph components), sorted.
-
-    Parameters
-    ----------
-    pairs : sequence of (int, int)
-        Date indices of each interferogram.
-    n_dates : int
-        Number of dates; a date in no pair is a group of its own.
-    """
-    parent = list(range(n_dates))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for i, j in pairs:
-        parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for k in range(n_dates):
-        groups.setdefault(root(k), []).append(k)
-    return sorted(groups.values())
-
-
-def design_matrix(pairs: Sequence[tuple[int, int]], n_dates: int) -> np.ndarray:
-    """SBAS design matrix (P, n_dates): +1 at the secondary, -1 at the reference date."""
-    matrix = np.zeros((len(pairs), n_dates))
-    for row, (i, j) in enumerate(pairs):
-        matrix[row, j] += 1.0
-        matrix[row, i] -= 1.0
-    return matrix
-
-
-def _solve_group(a: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """Least-squares solution (npix, n) of ``a x = y`` for y (npix, P), weights w (npix, P)."""
-    if w is None:
-        return np.linalg.lstsq(a, y.T, rcond=None)[0].T
-    out = np.empty((y.shape[0], a.shape[1]))
-    for start in range(0, y.shape[0], _PIXEL_BLOCK):
-        sw = np.sqrt(w[start : start + _PIXEL_BLOCK])
-        aw = sw[:, :, None] * a[None]
-        out[start : start + _PIXEL_BLOCK] = np.einsum(
-            "nkp,np->nk", np.linalg.pinv(aw), sw * y[start : start + _PIXEL_BLOCK]
-        )
-    return out
-
-
-def invert_network(
-    ifgs: np.ndarray,
-    pairs: Sequence[tuple[int, int]],
-    n_dates: int,
-    weights: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-pixel SBAS least-squares inversion of interferograms into a time series.
-
-    Parameters
-    ----------
-    ifgs : ndarray (P, H, W)
-        Interferograms, any displacement unit (the output has the same unit); NaN = no data.
-        Pair ``(i, j)`` measures ``d[j] - d[i]``.
-    pairs : sequence of (int, int)
-        Reference and secondary date index of each interferogram.
-    n_dates : int
-        Number of dates T.
-    weights : ndarray (P, H, W), optional
-        Non-negative weights (inverse variances); 0 or NaN drops a pair at a pixel.
-
-    Returns
-    -------
-    ndarray (T, H, W)
-        float64 displacement relative to date 0 (0 there); NaN where a date is not
-        connected to date 0 by the pixel's valid pairs.
-    """
-    ifgs = np.asarray(ifgs)
-    n_pairs, height, width = ifgs.shape
-    if len(pairs) != n_pairs:
-        raise InputError(f"invert_network: {len(pairs)} pairs for {n_pairs} interferograms")
-    flat = ifgs.reshape(n_pairs, -1).T.astype(np.float64)
-    valid = np.isfinite(flat)
-    w = None
-    if weights is not None:
-        w = np.asarray(weights, dtype=np.float64).reshape(n_pairs, -1).T
-        valid &= np.isfinite(w) & (w > 0)
-    a_full = design_matrix(pairs, n_dates)
-    out = np.full((flat.shape[0], n_dates), np.nan)
-    patterns, inverse = np.unique(valid, axis=0, return_inverse=True)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    groups = np.split(order, np.cumsum(np.bincount(inverse.ravel()))[:-1])
-    for pattern, pixels in zip(patterns, groups, strict=True):
-        used = [p for p, ok in zip(pairs, pattern, strict=True) if ok]
-        reached = next(g for g in network_components(used, n_dates) if 0 in g)
-        if len(reached) == 1:
-            continue
-        rows = np.flatnonzero(pattern)
-        rows = rows[[pairs[r][0] in reached for r in rows]]
-        a = a_full[np.ix_(rows, reached[1:])]
-        y = flat[np.ix_(pixels, rows)]
-        out[np.ix_(pixels, reached[1:])] = _solve_group(
-            a, y, None if w is None else w[np.ix_(pixels, rows)]
-        )
-        out[pixels, 0] = 0.0
-    return out.T.reshape(n_dates, height, width)
-
-
-def coherence_weights(coherence: np.ndarray) -> np.ndarray:
-    """Inverse phase variance ``2 c^2 / (1 - c^2)`` from coherence clipped to [0.01, 0.99].
-
-    (Hanssen 2001, eq. 4.2.24, the single-look Cramér-Rao bound, as LiCSBAS' WLS uses it.)
-    NaN coherence stays NaN (the pair is dropped at that pixel).
-    """
-    c = np.clip(np.asarray(coherence, dtype=np.float64), 0.01, 0.99)
-    return 2.0 * c**2 / (1.0 - c**2)
 
 
 def grid_coords(transform: Affine, height: int, width: int) -> dict[str, np.ndarray]:
@@ -387,25 +148,10 @@ def open_interferograms(
     if unit == "rad":
         data[data == 0] = np.nan
     data *= scale_to_mm(unit, wave_mm)
-    days = sorted({d for pair in read["pairs"] for d in pair})
-    index = {d: k for k, d in enumerate(days)}
-    pairs = [(index[r], index[s]) for r, s in read["pairs"]]
-    used = [p for p, band in zip(pairs, data, strict=True) if np.isfinite(band).any()]
-    groups = network_components(used, len(days))
-    if len(groups) > 1:
-        named = " | ".join(",".join(f"{days[k]:%Y-%m-%d}" for k in g) for g in groups)
-        raise InputError(
-            f"{files[0]}: interferogram network is disconnected into {len(groups)} groups of "
-            f"dates ({named}); add pairs linking them or process each group alone"
-        )
+    days, pairs = _connected_dates(read["pairs"], data, files[0])
     weights = None
     if coherence is not None:
-        coh = _read_pairs(expand_paths(coherence), pairs_pattern, "coherence")
-        by_pair = dict(zip(coh["pairs"], coh["data"], strict=True))
-        missing = [f for f, p in zip(files, read["pairs"], strict=True) if p not in by_pair]
-        if missing or coh["data"].shape[1:] != data.shape[1:]:
-            raise InputError(f"{missing[0] if missing else coherence}: no coherence on its grid")
-        weights = coherence_weights(np.stack([by_pair[p] for p in read["pairs"]]))
+        weights = _coherence_weights(coherence, pairs_pattern, files, read["pairs"], data)
     log.info("inverting %d interferograms into %d dates", len(pairs), len(days))
     series = invert_network(data, pairs, len(days), weights).astype(np.float32)
     coords = grid_coords(meta.transform, meta.height, meta.width)
@@ -414,12 +160,6 @@ def open_interferograms(
     disp = disp.rio.write_transform(meta.transform)
     # solved on at least one date; how many dates a pixel needs is the engine's choice
     valid = xr.DataArray(np.isfinite(series).any(axis=0), dims=("y", "x"))
-    grid = None
-    if dem is not None:
-        grid = np.asarray(dem if isinstance(dem, xr.DataArray) else open_dem(dem, disp))
-        if grid.shape != series.shape[1:]:
-            raise DemError(f"dem: shape {grid.shape} differs from the grid {series.shape[1:]}")
-        grid = xr.DataArray(grid.astype(np.float32), dims=("y", "x"))
     ds = canonical_dataset(
         disp,
         unit="mm",
@@ -428,10 +168,53 @@ def open_interferograms(
         source_files=files + ([] if coherence is None else expand_paths(coherence)),
         label=files[0],
         valid=valid,
-        dem=grid,
+        dem=None if dem is None else _dem_on_grid(dem, disp),
     )
     ds.attrs.update(input_units=unit, wavelength_mm=wave_mm, n_interferograms=len(pairs))
     return ds
+
+
+def _connected_dates(
+    file_pairs: list[tuple[datetime, datetime]], data: np.ndarray, label: str
+) -> tuple[list[datetime], list[tuple[int, int]]]:
+    """The sorted dates and each file's pair as date indices; ``InputError`` when the pairs
+    holding data split the dates into several groups."""
+    days = sorted({d for pair in file_pairs for d in pair})
+    index = {d: k for k, d in enumerate(days)}
+    pairs = [(index[r], index[s]) for r, s in file_pairs]
+    used = [p for p, band in zip(pairs, data, strict=True) if np.isfinite(band).any()]
+    groups = network_components(used, len(days))
+    if len(groups) > 1:
+        named = " | ".join(",".join(f"{days[k]:%Y-%m-%d}" for k in g) for g in groups)
+        raise InputError(
+            f"{label}: interferogram network is disconnected into {len(groups)} groups of "
+            f"dates ({named}); add pairs linking them or process each group alone"
+        )
+    return days, pairs
+
+
+def _coherence_weights(
+    coherence: str | Path | Sequence[str | Path],
+    pairs_pattern: str | None,
+    files: list[str],
+    file_pairs: list[tuple[datetime, datetime]],
+    data: np.ndarray,
+) -> np.ndarray:
+    """Inversion weights from the coherence rasters of the same pairs, in ``files`` order."""
+    coh = _read_pairs(expand_paths(coherence), pairs_pattern, "coherence")
+    by_pair = dict(zip(coh["pairs"], coh["data"], strict=True))
+    missing = [f for f, p in zip(files, file_pairs, strict=True) if p not in by_pair]
+    if missing or coh["data"].shape[1:] != data.shape[1:]:
+        raise InputError(f"{missing[0] if missing else coherence}: no coherence on its grid")
+    return coherence_weights(np.stack([by_pair[p] for p in file_pairs]))
+
+
+def _dem_on_grid(dem: str | Path | xr.DataArray, disp: xr.DataArray) -> xr.DataArray:
+    """The DEM (m, float32) on the grid of ``disp`` (a file is resampled onto it)."""
+    grid = np.asarray(dem if isinstance(dem, xr.DataArray) else open_dem(dem, disp))
+    if grid.shape != disp.shape[1:]:
+        raise DemError(f"dem: shape {grid.shape} differs from the grid {disp.shape[1:]}")
+    return xr.DataArray(grid.astype(np.float32), dims=("y", "x"))
 
 
 __all__ = [

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from insar_denoise.errors import OutputError
-from insar_denoise.io.units import SIGN_CONVENTION
+from insar_denoise.io.dataset import dataset_from_arrays
+from insar_denoise.io.targets import check_report_files
 from insar_denoise.io.writers import write_geotiff
 
 #: Where synthetic scenes are placed: UTM zone 16N, upper-left corner (m).
@@ -27,25 +27,15 @@ SCENE_ORIGIN_M = (745000.0, 4055000.0)
 def scene_dataset(scene: dict) -> xr.Dataset:
     """Georeferenced Dataset (``displacement``, ``deformation``, ``cumulative``, ``dem``) of a
     simulated scene, placed at :data:`SCENE_ORIGIN_M` in :data:`SCENE_CRS`."""
-    import rioxarray  # noqa: F401  (registers .rio)
-
-    n_t, height, width = scene["displacement"].shape
-    spacing = scene["pixel_spacing_m"]
-    x = SCENE_ORIGIN_M[0] + (np.arange(width) + 0.5) * spacing
-    y = SCENE_ORIGIN_M[1] - (np.arange(height) + 0.5) * spacing
-    coords = {"time": scene["dates"].astype("datetime64[ns]"), "y": y, "x": x}
-    mm = {"units": "mm"}
-    ds = xr.Dataset(
-        {
-            "displacement": (("time", "y", "x"), scene["displacement"], mm),
-            "deformation": (("time", "y", "x"), scene["deformation"], mm),
-            "cumulative": (("y", "x"), scene["cumulative"], mm),
-            "dem": (("y", "x"), scene["dem"], {"units": "m"}),
-        },
-        coords=coords,
-        attrs={"units": "mm", "sign_convention": SIGN_CONVENTION},
+    return dataset_from_arrays(
+        scene["displacement"],
+        scene["dem"],
+        times=scene["dates"],
+        spacing=scene["pixel_spacing_m"],
+        origin=SCENE_ORIGIN_M,
+        crs=SCENE_CRS,
+        extra={"deformation": scene["deformation"], "cumulative": scene["cumulative"]},
     )
-    return ds.rio.write_crs(SCENE_CRS)
 
 
 def scene_targets(out: Path, dates: np.ndarray) -> list[Path]:
@@ -58,11 +48,7 @@ def scene_targets(out: Path, dates: np.ndarray) -> list[Path]:
 
 def check_scene_targets(out: Path, dates: np.ndarray, overwrite: bool) -> list[Path]:
     """Fail before any work when a target exists and ``overwrite`` is False."""
-    targets = scene_targets(out, dates)
-    existing = [p.name for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{out}: {existing[0]} already exists (pass --overwrite)")
-    return targets
+    return check_report_files(out, [p.name for p in scene_targets(out, dates)], overwrite)
 
 
 def write_scene(

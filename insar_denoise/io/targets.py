@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,6 +81,24 @@ def check_target(path: str | Path, overwrite: bool = False, *, create_parent: bo
     return path
 
 
+def check_report_files(out_dir: str | Path, names: Iterable[str], overwrite: bool) -> list[Path]:
+    """The paths of ``names`` in the folder ``out_dir``, checked before any work.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` is a file, or one of the files exists and ``overwrite`` is False.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    paths = [out / n for n in names]
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{out}: {existing[0]} already exists (pass --overwrite)")
+    return paths
+
+
 def stale_partials(path: str | Path) -> list[Path]:
     """Hidden files or folders that an interrupted write of ``path`` left beside it.
 
@@ -118,6 +136,8 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     the target folder, so the final ``os.replace`` is atomic for files. On any exception
     the temporary file or folder is removed and the exception propagates; partial files
     that a killed earlier write left are removed first (:func:`remove_stale_partials`).
+    Model files and training states (one plain file, torch-only layers) use
+    :func:`insar_denoise.atomic.write_atomic`.
 
     Parameters
     ----------

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from insar_denoise.methods import CLASSICAL_METHODS
 from insar_denoise.synth import SimConfig, simulate_batch
 
 #: amplitudes of the strata: max |cumulative LOS| over the window (mm)
@@ -34,7 +35,7 @@ SOURCES: tuple[str, ...] = ("okada_strike_slip", "okada_dip_slip", "mogi")
 DEMS: tuple[str, ...] = ("real", "synthetic")
 #: Gaussian sigmas (px) tried for ``filter`` and ``best`` on the tuning scenes
 SIGMA_CANDIDATES_PX: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
-CLASSICAL = ("raw", "elevation", "filter", "stack", "best")
+CLASSICAL = CLASSICAL_METHODS
 METHODS: tuple[str, ...] = ("model", "zero", *CLASSICAL)
 #: ``in``: the training distribution; ``shifted``: generated differently (:func:`split_config`)
 SPLITS: tuple[str, ...] = ("in", "shifted")

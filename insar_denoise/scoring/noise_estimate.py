@@ -70,6 +70,48 @@ def fit_spectrum(k: np.ndarray, power: np.ndarray) -> tuple[float, float]:
     return best[1], best[2]
 
 
+def _increments(
+    displacement: np.ndarray, valid: np.ndarray | None, dem: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(T-1, H, W)`` float64 displacement relative to the first date and the pixels valid
+    on every date (and in ``valid`` and ``dem``); ``ValueError`` below 64 pixels."""
+    d = np.asarray(displacement, np.float64)
+    if d.ndim != 3 or d.shape[0] < 2:
+        raise ValueError(f"need a (T >= 2, H, W) stack, got shape {d.shape}")
+    d = d[1:] - d[:1]
+    ok = np.all(np.isfinite(d), axis=0)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    if dem is not None:
+        ok &= np.isfinite(np.asarray(dem, np.float64))
+    if ok.sum() < 64:
+        raise ValueError("fewer than 64 pixels valid on every date: cannot estimate the noise")
+    return d, ok
+
+
+def _turbulence_share(cov: NoiseCovariance) -> float:
+    """rho = trace(Q K Q) / N with Q the projector off the nuisance basis: the share of a
+    unit-std turbulence field left after the basis fit."""
+    b = cov.basis
+    kb = cov.apply_k(b.T.contiguous())
+    trace_k = float(cov.apply_k(torch.eye(1, cov.n_obs, dtype=F64))[0, 0]) * cov.n_obs
+    return (trace_k - float(torch.trace(torch.linalg.solve(b.T @ b, b.T @ kb.T)))) / cov.n_obs
+
+
+def _date_stds(res_obs: np.ndarray, rho: float) -> np.ndarray:
+    """Turbulence std (mm) of the first date, then of each later date, from the residual
+    Gram matrix: the first date's variance is shared by every increment (off-diagonal)."""
+    gram = res_obs @ res_obs.T / res_obs.shape[1] / rho
+    t1 = gram.shape[0]
+    if t1 > 1:
+        off = gram[~np.eye(t1, dtype=bool)]
+        var0 = float(np.clip(np.median(off), 0.02 * np.median(np.diag(gram)), None))
+    else:
+        var0 = 0.5 * float(gram[0, 0])
+    var_t = np.maximum(np.diag(gram) - var0, 0.02 * np.diag(gram))
+    return np.sqrt(np.concatenate([[var0], var_t]))
+
+
 def estimate_noise_params(
     displacement: np.ndarray,
     valid: np.ndarray | None,
@@ -88,17 +130,7 @@ def estimate_noise_params(
     dem : (H, W) elevation (m), or None (no stratification term).
     pad : padding factor of the periodic grid (as the simulator's ``turbulence_pad``).
     """
-    d = np.asarray(displacement, np.float64)
-    if d.ndim != 3 or d.shape[0] < 2:
-        raise ValueError(f"need a (T >= 2, H, W) stack, got shape {d.shape}")
-    d = d[1:] - d[:1]
-    ok = np.all(np.isfinite(d), axis=0)
-    if valid is not None:
-        ok &= np.asarray(valid, bool)
-    if dem is not None:
-        ok &= np.isfinite(np.asarray(dem, np.float64))
-    if ok.sum() < 64:
-        raise ValueError("fewer than 64 pixels valid on every date: cannot estimate the noise")
+    d, ok = _increments(displacement, valid, dem)
     # a unit-std model on this grid gives the nuisance basis and the turbulence's share
     ramp, strat = (0.0, 1.0), (-1.0, 1.0)
     probe = NoiseParams(
@@ -124,20 +156,7 @@ def estimate_noise_params(
     beta, k0 = fit_spectrum(*_psd_shape(res, float(pixel_spacing_m)))
     probe.turb_beta, probe.turb_k0_per_m = torch.tensor([beta]), torch.tensor([k0])
     cov = NoiseCovariance(ok, dem, probe)
-    # rho = trace(Q K Q) / N with Q the projector off the basis
-    b = cov.basis
-    kb = cov.apply_k(b.T.contiguous())
-    trace_k = float(cov.apply_k(torch.eye(1, cov.n_obs, dtype=F64))[0, 0]) * cov.n_obs
-    rho = (trace_k - float(torch.trace(torch.linalg.solve(b.T @ b, b.T @ kb.T)))) / cov.n_obs
-    gram = res_obs @ res_obs.T / res_obs.shape[1] / rho
-    t1 = gram.shape[0]
-    if t1 > 1:
-        off = gram[~np.eye(t1, dtype=bool)]
-        var0 = float(np.clip(np.median(off), 0.02 * np.median(np.diag(gram)), None))
-    else:
-        var0 = 0.5 * float(gram[0, 0])
-    var_t = np.maximum(np.diag(gram) - var0, 0.02 * np.diag(gram))
-    std = np.sqrt(np.concatenate([[var0], var_t]))
+    std = _date_stds(res_obs, _turbulence_share(cov))
     names = cov.basis_names
     ramp_span = np.hypot(coef[names.index("ramp_x")], coef[names.index("ramp_y")])
     strat_a = np.abs(coef[names.index("z")]).max() if "z" in names else 0.0

@@ -11,6 +11,7 @@ The resume state is one file, ``RUN_DIR/resume.pt`` (optionally copied to
 
 from __future__ import annotations
 
+from insar_denoise.devices import resolve_device
 from insar_denoise.training.checkpoint import (
     export_from_state,
     load_state,
@@ -19,7 +20,7 @@ from insar_denoise.training.checkpoint import (
     save_state,
 )
 from insar_denoise.training.config import TrainConfig, learning_rate
-from insar_denoise.training.trainer import Trainer, loss_terms, resolve_device
+from insar_denoise.training.trainer import Trainer, loss_terms
 from insar_denoise.training.validation import cumulative_metrics, format_table
 
 __all__ = [

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from insar_denoise.baselines import raw_cumulative
+from insar_denoise.devices import resolve_device
 from insar_denoise.models.autoencoder import DenoisingAutoencoder
 from insar_denoise.models.normalization import deplane, normalize_dem, normalize_displacement
 from insar_denoise.training import checkpoint as ckpt
@@ -36,13 +37,6 @@ log = logging.getLogger(__name__)
 #: ``batch_fn(batch_size, generator)`` returns an object with ``displacement (B,N,H,W)``,
 #: ``dem (B,H,W)``, ``cumulative (B,H,W)``, ``amplitude_mm (B,)`` and ``source (B,)``.
 BatchFn = Callable[[int, torch.Generator], Any]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def simulator_batches(config: TrainConfig, device: torch.device) -> tuple[BatchFn, dict]:

@@ -400,15 +400,11 @@ def write_qc_report(
 
 def check_report_dir(out_dir: str | Path, overwrite: bool) -> dict[str, Path]:
     """The report's paths; fail (``OutputError``) if one exists and ``overwrite`` is False."""
-    from insar_denoise.errors import OutputError
+    from insar_denoise.io.targets import check_report_files
 
-    out = Path(out_dir)
     names = {"report": "report.md", "qc": "qc.json", "maps": "maps.png"}
-    paths = {k: out / v for k, v in {**names, "noise": "noise_per_date.png"}.items()}
-    existing = [p.name for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{out}: {existing[0]} already exists (pass --overwrite)")
-    return paths
+    names["noise"] = "noise_per_date.png"
+    return dict(zip(names, check_report_files(out_dir, names.values(), overwrite), strict=True))
 
 
 def model_metadata(model: ModelLike, method: str = "model") -> dict[str, Any] | None:

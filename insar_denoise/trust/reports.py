@@ -9,7 +9,7 @@ from insar_denoise.scoring import metrics
 from insar_denoise.synth.turbulence import ATMOSPHERE_BETA
 
 if TYPE_CHECKING:
-    from insar_denoise.trust.inject import InjectionResult
+    from insar_denoise.trust.inject_result import InjectionResult
 
 
 def _fmt(v: Any, spec: str = ".2f") -> str:

@@ -224,6 +224,9 @@ def sigma_map(
     The head runs on ``tile`` px windows, each normalised on its own as in training (the
     head was trained on 64 px scenes), on the inference engine's global tile grid (the scene
     reflected at its edges); the window variances are blended with the engine's Hann weights.
+    Grid, padding and weights are the engine's (``tiling``, ``blending``); only the batch loop
+    is its own, since the engine's block runners run a denoiser on dask blocks, not a head on
+    in-memory windows.
     """
     from insar_denoise.inference.blending import Mosaic, axis_weights
     from insar_denoise.inference.tiling import grid_starts, pad_block

@@ -35,7 +35,8 @@ import torch
 import xarray as xr
 
 from insar_denoise.inference import denoise_dataset
-from insar_denoise.models.normalization import deplane
+from insar_denoise.io.dataset import dataset_from_arrays
+from insar_denoise.models.normalization import deplane, deplane_np
 from insar_denoise.models.registry import LoadedModel, ModelLike, as_model
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,6 @@ def _inverse(a: np.ndarray | torch.Tensor, turns: int, flip: bool):
         return torch.flip(a, dims=(-1,)) if flip else a
     a = np.rot90(a, -turns, axes=(-2, -1))
     return a[..., ::-1] if flip else a
-
-
-def _deplane_np(maps: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``(K, H, W)`` maps with their plane over ``ok`` removed (NaN outside ``ok``)."""
-    t = torch.from_numpy(np.where(ok, maps, 0.0).astype(np.float64))
-    mask = torch.from_numpy(np.broadcast_to(ok, maps.shape).copy())
-    return deplane(t, mask).numpy()
 
 
 def local_noise(removed: torch.Tensor, ok: torch.Tensor, window_px: float = NOISE_WINDOW_PX):
@@ -215,17 +209,10 @@ def predict_with_uncertainty(
     for turns, flip, s in augmentations(sign, augment)[len(outs) :]:
         d = np.ascontiguousarray(_forward(disp, turns, flip)) * s
         z = np.ascontiguousarray(_forward(dem, turns, flip))
-        _, h, w = d.shape
-        data = {"displacement": (("time", "y", "x"), d), "dem": (("y", "x"), z)}
-        if valid is not None:
-            data["valid"] = (("y", "x"), np.ascontiguousarray(_forward(valid, turns, flip)))
-        aug = xr.Dataset(
-            data,
-            coords={
-                "time": ds["time"].values,
-                "y": np.arange(h, dtype=float)[::-1],
-                "x": np.arange(w, dtype=float),
-            },
+        v = None if valid is None else np.ascontiguousarray(_forward(valid, turns, flip))
+        origin = (0.0, d.shape[1] - 1.0)  # y = h-1 .. 0, x = 0 .. w-1 (unit pixels)
+        aug = dataset_from_arrays(
+            d, z, times=ds["time"].values, valid=v, origin=origin, half_pixel=False
         )
         res = denoise_dataset(aug, model, progress=False, return_noise=False, **denoise_kwargs)
         outs.append(
@@ -233,10 +220,10 @@ def predict_with_uncertainty(
         )
     stack = np.stack(outs)
     ok = np.isfinite(stack).all(0)
-    stack = _deplane_np(stack, ok)
+    stack = deplane_np(stack.astype(np.float64), ok)
     mean = stack.mean(0)
     spread = stack.std(0, ddof=1) if len(stack) > 1 else np.zeros_like(mean)
-    raw = _deplane_np((disp[-1] - disp[0]).astype(np.float64)[None], ok)[0]
+    raw = deplane_np((disp[-1] - disp[0]).astype(np.float64), ok)
     t_ok = torch.from_numpy(ok & np.isfinite(raw))[None]
     head_map = None
     if uses_head:
