@@ -7,7 +7,7 @@ gain, r, detected r >= 0.7, RMSE per ideal-observer SNR bin; false-positive p99 
 no-deformation scenes). The SNRs are read from a stored ``evaluate`` report of the same
 seed and size (``--snr``), so the ideal observer is not recomputed.
 
-    python benchmarks/significance_replay.py --n 84 -o experiments/benchmarks/significance_replay.json
+    python benchmarks/significance_replay.py --n 84
 """
 
 from __future__ import annotations
