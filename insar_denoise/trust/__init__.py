@@ -6,7 +6,9 @@
   their recovery and the detection threshold (:func:`run_injection`; ``insar-denoise inject``);
 - :mod:`.uncertainty`: calibrated 1-sigma (68 %) and 95 % uncertainty bands of the
   cumulative map, fitted on the simulated benchmark (:func:`predict_with_uncertainty`,
-  :func:`calibrate`; ``run --uncertainty``, ``ds.insar.denoise(uncertainty=True)``);
+  :func:`calibrate`; ``run --uncertainty``, ``ds.insar.denoise(uncertainty=True)``), built on
+  :mod:`.tta` (test-time copies), :mod:`.bands` (features, band fit, coverage scores) and
+  :mod:`.calibration` (fit on the benchmark scenes, the calibration files);
 - :mod:`.stage`: the trust stage of a product, :func:`assess` (QC findings, uncertainty),
   the one entry :func:`insar_denoise.product.denoise` calls;
 - :mod:`.sigma_head`: an optional variance head trained with a Gaussian likelihood (an
