@@ -53,7 +53,8 @@ from insar_denoise.trust.inject_layout import (
     places,
 )
 from insar_denoise.trust.inject_result import InjectionResult, summarize, write_injection_report
-from insar_denoise.trust.qc import model_metadata, pixel_spacing_m
+from insar_denoise.trust.measures import pixel_spacing_m
+from insar_denoise.trust.qc import model_metadata
 
 log = logging.getLogger(__name__)
 

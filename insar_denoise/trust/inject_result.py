@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from insar_denoise.scoring import metrics
-from insar_denoise.trust.qc import interval_days, pixel_spacing_m
+from insar_denoise.trust.measures import interval_days, pixel_spacing_m
 
 
 @dataclass
