@@ -27,9 +27,14 @@ from insar_denoise.inference.assembly import assemble as _assemble
 from insar_denoise.inference.assembly import to_dataset as _to_dataset
 from insar_denoise.inference.classical import ClassicalBlock
 from insar_denoise.inference.classical import elevation_sums as _elevation_sums
-from insar_denoise.inference.planning import as_dask as _as_dask
+from insar_denoise.inference.planning import (
+    EngineJob,
+    block_inputs,
+    default_chunk,
+    model_attrs,
+    times_in_days,
+)
 from insar_denoise.inference.planning import check_dataset as _check_dataset
-from insar_denoise.inference.planning import default_chunk, times_in_days
 from insar_denoise.inference.planning import min_valid_dates as _min_valid_dates
 from insar_denoise.inference.planning import tile_plan as _tile_plan
 from insar_denoise.inference.tiling import count_tiles, iter_blocks, iter_tiled_blocks
@@ -121,26 +126,28 @@ def denoise_dataset(
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     _check_dataset(ds, need_dem=method in ("model", "elevation", "filter", "best"))
     src = ds["displacement"].transpose("time", "y", "x")
-    lazy = isinstance(src.data, da.Array)
-    days = times_in_days(ds["time"].values)
     attrs: dict[str, Any] = {"insar_denoise_method": method, "insar_denoise_version": __version__}
+    job = EngineJob(
+        ds,
+        src,
+        times_in_days(ds["time"].values),
+        isinstance(src.data, da.Array),
+        attrs,
+        tile=tile,
+        overlap=overlap,
+        window=window,
+        stride=stride,
+        batch_size=batch_size,
+        progress=progress,
+        return_noise=return_noise,
+        chunk=chunk,
+        lam=lam,
+        min_valid_dates=min_valid_dates,
+    )
     if method != "model":
         chunk = int(chunk or 1024)
-        fn, blocks = _classical_plan(method, days, sigma_px, src.shape[1:], chunk, attrs)
-        return _run_tiled(
-            ds,
-            src,
-            fn,
-            blocks,
-            chunk,
-            None,
-            days,
-            attrs,
-            min_valid_dates,
-            method,
-            return_noise,
-            lazy,
-        )
+        fn, blocks = _classical_plan(method, job.days, sigma_px, src.shape[1:], chunk, attrs)
+        return _run_tiled(job, fn, blocks, chunk, None, method)
     from insar_denoise.inference.devices import configure_threads, resolve_device
     from insar_denoise.inference.runner import prepare_model
 
@@ -152,51 +159,9 @@ def denoise_dataset(
         from insar_denoise.inference.stack_runner import check_stack_options
 
         check_stack_options(window, stride)
-        return denoise_stack(
-            ds,
-            src,
-            wrapped,
-            dev,
-            days,
-            attrs,
-            tile,
-            overlap,
-            batch_size,
-            progress,
-            return_noise,
-            chunk,
-            lazy,
-            min_valid_dates,
-        )
-    fn, blocks, chunk = _window_plan(
-        wrapped,
-        dev,
-        days,
-        src.shape,
-        attrs,
-        tile,
-        overlap,
-        window,
-        stride,
-        batch_size,
-        progress,
-        chunk,
-        lam,
-    )
-    return _run_tiled(
-        ds,
-        src,
-        fn,
-        blocks,
-        chunk,
-        wrapped.window,
-        days,
-        attrs,
-        min_valid_dates,
-        method,
-        return_noise,
-        lazy,
-    )
+        return denoise_stack(job, wrapped, dev)
+    fn, blocks, chunk = _window_plan(job, wrapped, dev)
+    return _run_tiled(job, fn, blocks, chunk, wrapped.window, method)
 
 
 def _denoise_deramped(ds: xr.Dataset, model: Any, options: dict) -> xr.Dataset:
@@ -225,79 +190,49 @@ def _classical_plan(method, days, sigma_px, hw, chunk, attrs):
     return fn, list(iter_blocks(hw, chunk, depth))
 
 
-def _window_plan(
-    wrapped,
-    dev,
-    days,
-    shape,
-    attrs,
-    tile,
-    overlap,
-    window,
-    stride,
-    batch_size,
-    progress,
-    chunk,
-    lam,
-):
-    """Block denoiser, blocks and block side of a window model; provenance into ``attrs``."""
+def _window_plan(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int]:
+    """Block denoiser, blocks and block side of a window model; provenance into ``job.attrs``."""
     from insar_denoise.inference.devices import fit_batch_size
     from insar_denoise.inference.runner import BlockDenoiser, Progress
 
-    n_dates, h, w = shape
+    n_dates, h, w = job.src.shape
     meta, n = wrapped.metadata, wrapped.window
-    if window is not None and int(window) != n:
-        raise ConfigError(f"window={window} but the model was trained for N={n} dates")
-    starts = window_starts(n_dates, n, stride)
-    matrix = combination_matrix(n_dates, n, starts, days, lam)
-    tile, overlap, tile_hw, used = _tile_plan(meta, tile, overlap, (h, w))
-    chunk = int(chunk or default_chunk(tile, overlap))
-    batch_size = batch_size or fit_batch_size(tile_hw, n, dev)
+    if job.window is not None and int(job.window) != n:
+        raise ConfigError(f"window={job.window} but the model was trained for N={n} dates")
+    starts = window_starts(n_dates, n, job.stride)
+    matrix = combination_matrix(n_dates, n, starts, job.days, job.lam)
+    tile, overlap, tile_hw, used = _tile_plan(meta, job.tile, job.overlap, (h, w))
+    chunk = int(job.chunk or default_chunk(tile, overlap))
+    batch_size = job.batch_size or fit_batch_size(tile_hw, n, dev)
     fn = BlockDenoiser(wrapped, dev, tile, overlap, starts, matrix, batch_size, None)
     blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
-    fn.progress = Progress(count_tiles(blocks), progress)
-    attrs.update(
-        insar_denoise_model=wrapped.name,
-        insar_denoise_model_id=str(meta.get("model_id", "custom")),
-        insar_denoise_tile_px=used,
-        insar_denoise_overlap_px=overlap,
-        insar_denoise_window=n,
-        insar_denoise_stride=int(stride),
-        insar_denoise_chunk_px=chunk,
-        insar_denoise_lambda=float(lam),
-        insar_denoise_device=str(dev),
-        insar_denoise_batch_size=int(batch_size),
-    )
+    fn.progress = Progress(count_tiles(blocks), job.progress)
+    plan = (used, overlap, chunk)
+    job.attrs.update(model_attrs(wrapped, dev, plan, n, job.stride, batch_size, lam=job.lam))
     return fn, blocks, chunk
 
 
 def _run_tiled(
-    ds, src, fn, blocks, chunk, window, days, attrs, min_valid_dates, method, return_noise, lazy
+    job: EngineJob, fn: Any, blocks: list, chunk: int, window: int | None, method: str
 ) -> xr.Dataset:
     """Mask, gap-fill, run every block and build the output (window and classical paths)."""
-    n_dates = src.shape[0]
-    disp = _as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
-    dem = None
-    if "dem" in ds:
-        dem = _as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
-    valid = None
-    if "valid" in ds:
-        valid = _as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
-    need = _min_valid_dates(min_valid_dates, n_dates, window)
-    attrs["insar_denoise_min_valid_dates"] = need
+    n_dates = job.src.shape[0]
+    disp, dem, valid = block_inputs(job.ds, job.src, chunk)
+    need = _min_valid_dates(job.min_valid_dates, n_dates, window)
+    job.attrs["insar_denoise_min_valid_dates"] = need
     keep = masks.valid_pixels(disp, valid, need)
     masked = da.where(keep[None], disp, np.nan).rechunk((-1, chunk, chunk))
-    filled = masks.fill_time_gaps_lazy(masked, days)  # the model cannot take NaN dates
+    filled = masks.fill_time_gaps_lazy(masked, job.days)  # the model cannot take NaN dates
     extra = ()
     if method in ("elevation", "filter", "best"):
         extra = (_elevation_sums(masked, dem, keep),)
     series = _assemble(fn, filled if method == "model" else masked, dem, None, blocks, extra)
     cumulative = series[-1]
     deformation = masks.restore_gaps(series, disp, keep)
-    noise = (disp - filled[:1]) - deformation if return_noise else None
-    if not lazy:
-        parts = [deformation, cumulative] + ([noise] if return_noise else [])
+    noise = (disp - filled[:1]) - deformation if job.return_noise else None
+    if not job.lazy:
+        parts = [deformation, cumulative] + ([noise] if job.return_noise else [])
         computed = dask.compute(*parts, scheduler="threads")
         deformation, cumulative = computed[0], computed[1]
-        noise = computed[2] if return_noise else None
-    return _to_dataset(ds, src, deformation, cumulative, noise, attrs)
+        noise = computed[2] if job.return_noise else None
+    return _to_dataset(job.ds, job.src, deformation, cumulative, noise, job.attrs)

@@ -8,6 +8,7 @@ Pure bookkeeping shared by the window, classical and whole-stack paths of
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -19,6 +20,73 @@ from insar_denoise.inference import masks
 from insar_denoise.inference.tiling import round_up
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineJob:
+    """One :func:`.engine.denoise_dataset` call as its block paths see it: the input, its
+    displacement ``(T, H, W)``, times (days since the first date), whether it is dask-backed,
+    the provenance ``attrs`` (filled in along the way) and the call's options."""
+
+    ds: xr.Dataset
+    src: xr.DataArray
+    days: np.ndarray
+    lazy: bool
+    attrs: dict[str, Any]
+    tile: int | None = None
+    overlap: int | None = None
+    window: int | None = None
+    stride: int = 1
+    batch_size: int | None = None
+    progress: bool = True
+    return_noise: bool = True
+    chunk: int | None = None
+    lam: float = 0.0
+    min_valid_dates: int | None = None
+
+
+def block_inputs(
+    ds: xr.Dataset, src: xr.DataArray, chunk: int
+) -> tuple[da.Array, da.Array | None, da.Array | None]:
+    """Displacement ``(T, H, W)`` and DEM (float32) and validity mask (bool; None when
+    absent) as dask arrays in ``chunk`` x ``chunk`` blocks."""
+    n_dates = src.shape[0]
+    disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
+    dem = None
+    if "dem" in ds:
+        dem = as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
+    valid = None
+    if "valid" in ds:
+        valid = as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    return disp, dem, valid
+
+
+def model_attrs(
+    wrapped: Any,
+    dev: Any,
+    plan: tuple[int, int, int],
+    window: int,
+    stride: int,
+    batch_size: int,
+    lam: float | None = None,
+) -> dict[str, Any]:
+    """Provenance (``insar_denoise_*`` attrs) of a model run; ``plan`` is (tile side used,
+    overlap, block side); ``lam`` for window models."""
+    used, overlap, chunk = plan
+    attrs = {
+        "insar_denoise_model": wrapped.name,
+        "insar_denoise_model_id": str(wrapped.metadata.get("model_id", "custom")),
+        "insar_denoise_tile_px": used,
+        "insar_denoise_overlap_px": overlap,
+        "insar_denoise_window": window,
+        "insar_denoise_stride": int(stride),
+        "insar_denoise_chunk_px": chunk,
+    }
+    if lam is not None:
+        attrs["insar_denoise_lambda"] = float(lam)
+    attrs["insar_denoise_device"] = str(dev)
+    attrs["insar_denoise_batch_size"] = int(batch_size)
+    return attrs
 
 
 def times_in_days(time: xr.DataArray | np.ndarray) -> np.ndarray:

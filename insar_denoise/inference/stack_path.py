@@ -12,6 +12,7 @@ step (:mod:`.broad_scales`) needs the whole result, so the finish has two forms:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import dask
 import dask.array as da
@@ -21,7 +22,15 @@ import xarray as xr
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference.assembly import to_dataset
-from insar_denoise.inference.planning import as_dask, default_chunk, min_valid_dates, tile_plan
+from insar_denoise.inference.planning import (
+    EngineJob,
+    as_dask,
+    block_inputs,
+    default_chunk,
+    min_valid_dates,
+    model_attrs,
+    tile_plan,
+)
 from insar_denoise.inference.significance import MIN_CELLS, SCALES_PX, gate_series
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
@@ -35,34 +44,14 @@ GATE_MIN_PX = int(MIN_CELLS * max(SCALES_PX))
 BROAD_DECIMATION = 2
 
 
-def denoise_stack(
-    ds,
-    src,
-    wrapped,
-    dev,
-    days,
-    attrs,
-    tile,
-    overlap,
-    batch_size,
-    progress,
-    return_noise,
-    chunk,
-    lazy,
-    min_valid=None,
-) -> xr.Dataset:
-    """Denoise ``src`` (``(T, H, W)`` DataArray of ``ds``) with a whole-stack model."""
+def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
+    """Denoise ``job.src`` (``(T, H, W)`` DataArray of ``job.ds``) with a whole-stack model."""
+    ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
     n_dates, h, w = src.shape
-    fn, blocks, chunk, date_var = _setup(
-        wrapped, dev, days, attrs, tile, overlap, batch_size, progress, chunk, min_valid, src
-    )
-    disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
-    dem = as_dask(ds["dem"].transpose("y", "x").data, (chunk, chunk)).astype(np.float32)
-    valid = None
-    if "valid" in ds:
-        valid = as_dask(ds["valid"].transpose("y", "x").data, (chunk, chunk)).astype(bool)
+    fn, blocks, chunk, date_var = _setup(job, wrapped, dev)
+    disp, dem, valid = block_inputs(ds, src, chunk)
     segments = int(wrapped.metadata.get("segments", 4))
-    args = (fn, disp, dem, valid, blocks, days, date_var, segments, return_noise)
+    args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise)
     streamed = lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
         arrays, gain = _finish_in_memory(*args, lazy)
@@ -76,7 +65,7 @@ def denoise_stack(
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy)
 
 
-def _setup(wrapped, dev, days, attrs, tile, overlap, batch_size, progress, chunk, need, src):
+def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
     """The block denoiser, the blocks, the block side and the scene's date variances."""
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
     from insar_denoise.inference.runner import Progress
@@ -87,35 +76,26 @@ def _setup(wrapped, dev, days, attrs, tile, overlap, batch_size, progress, chunk
     )
 
     configure_threads()
-    meta = wrapped.metadata
+    meta, src = wrapped.metadata, job.src
     n_dates, h, w = src.shape
     if n_dates < min_dates(wrapped):
         raise InputError(
             f"the stack has {n_dates} dates but the model needs at least {min_dates(wrapped)} "
             "dates (its min_valid_dates); add dates or use a classical method="
         )
-    tile, overlap, tile_hw, used = tile_plan(meta, tile, overlap, (h, w))
-    chunk = int(chunk or default_chunk(tile, overlap))
-    batch_size = batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
-    need = min_valid_dates(need, n_dates, min_dates(wrapped))
-    attrs["insar_denoise_min_valid_dates"] = need
+    tile, overlap, tile_hw, used = tile_plan(meta, job.tile, job.overlap, (h, w))
+    chunk = int(job.chunk or default_chunk(tile, overlap))
+    batch_size = job.batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
+    need = min_valid_dates(job.min_valid_dates, n_dates, min_dates(wrapped))
+    job.attrs["insar_denoise_min_valid_dates"] = need
     disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
     crop = int(meta.get("train_crop_px", meta["default_tile"]))
     date_var = scene_date_variances(disp, crop)
+    days = job.days
     fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need, date_var)
     blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))
-    fn.progress = Progress(count_tiles(blocks), progress)
-    attrs.update(
-        insar_denoise_model=wrapped.name,
-        insar_denoise_model_id=str(meta.get("model_id", "custom")),
-        insar_denoise_tile_px=used,
-        insar_denoise_overlap_px=overlap,
-        insar_denoise_window=n_dates,
-        insar_denoise_stride=1,
-        insar_denoise_chunk_px=chunk,
-        insar_denoise_device=str(dev),
-        insar_denoise_batch_size=int(batch_size),
-    )
+    fn.progress = Progress(count_tiles(blocks), job.progress)
+    job.attrs.update(model_attrs(wrapped, dev, (used, overlap, chunk), n_dates, 1, batch_size))
     return fn, blocks, chunk, date_var
 
 
