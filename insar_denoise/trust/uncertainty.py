@@ -43,23 +43,8 @@ from insar_denoise.models.normalization import deplane_np
 from insar_denoise.models.registry import LoadedModel, ModelLike, as_model
 
 # The band model, the test-time copies and the calibration live in their own modules
-# (:mod:`.bands`, :mod:`.tta`, :mod:`.calibration`); their public names are re-exported here.
-from insar_denoise.trust.bands import (  # noqa: F401
-    COEF_RANGES,
-    CURVE_LEVELS,
-    NOISE_WINDOW_PX,
-    ONE_SIGMA,
-    TERMS,
-    TWO_SIGMA,
-    combine,
-    coverage,
-    coverage_report,
-    features,
-    fit_band,
-    head_feature,
-    local_noise,
-    pinball,
-)
+# (:mod:`.bands`, :mod:`.tta`, :mod:`.calibration`); names imported from here are re-exported.
+from insar_denoise.trust.bands import TERMS, combine, features, fit_band, head_feature  # noqa: F401
 from insar_denoise.trust.calibration import (  # noqa: F401
     _residuals,
     benchmark_uncertainty,
