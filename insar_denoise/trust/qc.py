@@ -85,6 +85,14 @@ def training_config(metadata: dict[str, Any] | None) -> tuple[SimConfig, bool]:
     return SimConfig(), False
 
 
+def _off_ratio(measured: float | None, trained: float) -> float | None:
+    """``measured / trained`` when it is outside :data:`RATIO_RANGE`, else None."""
+    if measured is None:
+        return None
+    ratio = measured / trained
+    return None if RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1] else ratio
+
+
 def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QCWarning]:
     """Out-of-distribution checks of a canonical Dataset against a model's training ranges.
 
@@ -103,30 +111,20 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
     n_dates = int(ds.sizes["time"])
     out.extend(_date_checks(n_dates, metadata))
     spacing = pixel_spacing_m(ds)
-    if spacing is not None:
-        ratio = spacing / cfg.pixel_spacing_m
-        if not RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1]:
-            out.append(
-                QCWarning(
-                    "pixel_spacing",
-                    f"pixel spacing {spacing:.0f} m is {ratio:.2g}x the training spacing "
-                    f"({cfg.pixel_spacing_m:.0f} m): source and atmosphere sizes in pixels differ "
-                    "from training; resample the stack",
-                    spacing,
-                )
-            )
+    if (ratio := _off_ratio(spacing, cfg.pixel_spacing_m)) is not None:
+        text = (
+            f"pixel spacing {spacing:.0f} m is {ratio:.2g}x the training spacing "
+            f"({cfg.pixel_spacing_m:.0f} m): source and atmosphere sizes in pixels differ "
+            "from training; resample the stack"
+        )
+        out.append(QCWarning("pixel_spacing", text, spacing))
     interval = interval_days(ds)
-    if interval is not None:
-        ratio = interval / cfg.interval_days
-        if not RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1]:
-            out.append(
-                QCWarning(
-                    "interval",
-                    f"median sampling interval {interval:.3g} days is {ratio:.2g}x the training "
-                    f"interval ({cfg.interval_days:g} days)",
-                    interval,
-                )
-            )
+    if (ratio := _off_ratio(interval, cfg.interval_days)) is not None:
+        text = (
+            f"median sampling interval {interval:.3g} days is {ratio:.2g}x the training "
+            f"interval ({cfg.interval_days:g} days)"
+        )
+        out.append(QCWarning("interval", text, interval))
     values, _ = _central(ds)
     diffs = np.diff(values, axis=0)
     if diffs.shape[0]:
