@@ -7,15 +7,18 @@ ideal observer's SNR with its 5 sigma line.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from insar_denoise.evaluation.report_common import REFEREE_FIGURES as FIGURES
-from insar_denoise.evaluation.report_common import fmt, json_ready, prepare_dir
-from insar_denoise.io import atomic_output
+from insar_denoise.evaluation.report_common import (
+    fmt,
+    json_ready,
+    prepare_dir,
+    write_metrics_and_report,
+)
 from insar_denoise.plots import pyplot, save_png
 
 
@@ -201,10 +204,4 @@ def write_referee_report(
     paths = {"detection": out / FIGURES[0], "gain": out / FIGURES[1]}
     plot_vs_snr(clean, "detected", "detection share (r ≥ 0.7)", paths["detection"])
     plot_vs_snr(clean, "gain", "gain (slope on truth, median)", paths["gain"])
-    with atomic_output(out / "metrics.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(clean, indent=1, allow_nan=False) + "\n")
-    with atomic_output(out / "report.md", overwrite=True) as tmp:
-        tmp.write_text(markdown(clean) + "\n")
-    paths["metrics"] = out / "metrics.json"
-    paths["report"] = out / "report.md"
-    return paths
+    return write_metrics_and_report(out, clean, markdown(clean), paths)

@@ -7,7 +7,6 @@ the README table and the report never disagree.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from insar_denoise.evaluation.report_common import (
     fmt,
     json_ready,
     prepare_dir,
+    write_metrics_and_report,
 )
 from insar_denoise.evaluation.report_figures import (
     panel_limit,
@@ -28,7 +28,6 @@ from insar_denoise.evaluation.report_tables import (
     split_table,
     threshold_cell,
 )
-from insar_denoise.io import atomic_output
 
 
 def markdown_splits(metrics: dict[str, Any]) -> str:
@@ -307,10 +306,4 @@ def write_report(evaluation: Any, out_dir: str | Path, overwrite: bool = False) 
         paths[f"{name}_corr"] = corr_path
         unc_path = out / f"{name}_uncertainty_calibration.png"
         plot_uncertainty(split_metrics, unc_path, paths, f"{name}_uncertainty")
-    with atomic_output(out / "metrics.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
-    with atomic_output(out / "report.md", overwrite=True) as tmp:
-        tmp.write_text(markdown(metrics) + "\n")
-    paths["metrics"] = out / "metrics.json"
-    paths["report"] = out / "report.md"
-    return paths
+    return write_metrics_and_report(out, metrics, markdown(metrics), paths)

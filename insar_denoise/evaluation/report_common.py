@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from insar_denoise.errors import OutputError
-from insar_denoise.io.targets import check_report_files
+from insar_denoise.io.targets import atomic_output, check_report_files
 
 FILES = ("metrics.json", "report.md")
 FIGURES = ("examples.png", "rmse_vs_amplitude.png", "corr_vs_amplitude.png")
@@ -47,3 +48,17 @@ def prepare_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
         raise OutputError(f"{out}: folder {out.parent} does not exist")
     out.mkdir(exist_ok=True)
     return out
+
+
+def write_metrics_and_report(
+    out: Path, metrics: dict[str, Any], report_md: str, paths: dict[str, Path]
+) -> dict[str, Path]:
+    """Write ``metrics.json`` (strict JSON) and ``report.md`` into ``out`` atomically; their
+    paths are added to ``paths`` (returned)."""
+    with atomic_output(out / FILES[0], overwrite=True) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    with atomic_output(out / FILES[1], overwrite=True) as tmp:
+        tmp.write_text(report_md + "\n")
+    paths["metrics"] = out / FILES[0]
+    paths["report"] = out / FILES[1]
+    return paths
