@@ -47,17 +47,19 @@ EDGE_PX = 2.0
 WIDEN = 2.0
 
 
-def noise_segments(n_dates: int) -> int:
+def fit_segments(n_dates: int) -> int:
     """Segments of the piecewise-linear history fitted before taking residuals."""
     return int(np.clip(n_dates // 3, 4, 24))
 
 
-def _basis(times_days: np.ndarray, segments: int) -> np.ndarray:
-    """``(T, 1 + segments)``: constant and piecewise-linear ramps in normalised time."""
+def hat_matrix(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
+    """``(T, T)`` weighted least-squares hat matrix ``B (Bᵀ W B)⁻¹ Bᵀ W`` of a constant and
+    ``segments`` piecewise-linear ramps in normalised time, ``W = 1 / date_var``."""
     t = np.asarray(times_days, dtype=np.float64)
     u = (t - t[0]) / max(t[-1] - t[0], 1e-6)
-    ramps = np.clip(segments * u[:, None] - np.arange(segments)[None, :], 0.0, 1.0)
-    return np.c_[np.ones_like(u), ramps]
+    basis = np.c_[np.ones_like(u), np.clip(segments * u[:, None] - np.arange(segments), 0.0, 1.0)]
+    w = 1.0 / np.asarray(date_var, dtype=np.float64)
+    return basis @ np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w[None, :])
 
 
 def noise_maps(
@@ -76,9 +78,7 @@ def noise_maps(
     d = np.asarray(displacement, dtype=np.float32)
     t = d.shape[0]
     ok = np.isfinite(d).all(axis=0)
-    basis = _basis(times_days, noise_segments(t))
-    w = 1.0 / np.asarray(date_var, dtype=np.float64)
-    hat = basis @ np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w[None, :])
+    hat = hat_matrix(times_days, date_var, fit_segments(t))
     resid = np.eye(t) - hat
     resid /= np.sqrt(np.clip(1.0 - np.diag(hat), 0.05, 1.0))[:, None]
     filled = np.where(np.isfinite(d), d, 0.0).reshape(t, -1)
@@ -118,7 +118,7 @@ def _inflation(smoothed: np.ndarray, scale: float) -> np.ndarray:
     ok = np.isfinite(ms)
     if not ok.any():
         return np.ones(ms.shape)
-    ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(2.0 * scale, 4.0), mode="reflect")
+    ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(scale / 2.0, 2.0), mode="reflect")
     return np.sqrt(np.maximum(ms / np.median(ms), 1.0))
 
 
