@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from insar_denoise.inference.broad_scales import cumulative_weights
-from insar_denoise.inference.significance import gate, gate_series, noise_maps
+from insar_denoise.inference.significance import gate, gate_series, noise_combinations, noise_maps
 
 
 def _noise(rng, t, n, sd):
@@ -21,7 +21,7 @@ def test_noise_maps_match_the_analytic_std_of_the_cumulative():
     times = np.arange(t) * 12.0
     sd = rng.uniform(2.0, 5.0, t)
     w = cumulative_weights(times, sd**2, 4)
-    maps = noise_maps(_noise(rng, t, n, sd), w, times, sd**2, n=64)
+    maps = noise_maps(_noise(rng, t, n, sd), noise_combinations(w, times, sd**2, n=64))
     expect = float(np.sqrt(np.sum(w**2 * sd**2)))  # std of sum_t a_t n_t, n_t independent
     got = float(np.std(maps))
     assert abs(got / expect - 1.0) < 0.1, (got, expect)

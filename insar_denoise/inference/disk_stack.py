@@ -31,6 +31,9 @@ class DiskStack:
         del mm
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
 
+    def __len__(self) -> int:
+        return self.shape[0]
+
     def __getitem__(self, key) -> np.ndarray:
         mm = np.load(self.path, mmap_mode="r")
         out = np.array(mm[key])

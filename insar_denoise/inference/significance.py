@@ -28,8 +28,6 @@ split ``in``).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -47,46 +45,55 @@ EDGE_PX = 2.0
 WIDEN = 2.0
 
 
-def noise_segments(n_dates: int) -> int:
+def fit_segments(n_dates: int) -> int:
     """Segments of the piecewise-linear history fitted before taking residuals."""
     return int(np.clip(n_dates // 3, 4, 24))
 
 
-def _basis(times_days: np.ndarray, segments: int) -> np.ndarray:
-    """``(T, 1 + segments)``: constant and piecewise-linear ramps in normalised time."""
+def hat_matrix(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
+    """``(T, T)`` weighted least-squares hat matrix ``B (Bᵀ W B)⁻¹ Bᵀ W`` of a constant and
+    ``segments`` piecewise-linear ramps in normalised time, ``W = 1 / date_var``."""
     t = np.asarray(times_days, dtype=np.float64)
     u = (t - t[0]) / max(t[-1] - t[0], 1e-6)
-    ramps = np.clip(segments * u[:, None] - np.arange(segments)[None, :], 0.0, 1.0)
-    return np.c_[np.ones_like(u), ramps]
+    basis = np.c_[np.ones_like(u), np.clip(segments * u[:, None] - np.arange(segments), 0.0, 1.0)]
+    w = 1.0 / np.asarray(date_var, dtype=np.float64)
+    return basis @ np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w[None, :])
 
 
-def noise_maps(
-    displacement: np.ndarray,
+def noise_combinations(
     weights: np.ndarray,
     times_days: np.ndarray,
     date_var: np.ndarray,
     n: int = N_REALISATIONS,
     seed: int = 0,
 ) -> np.ndarray:
-    """``(n, H, W)`` noise realisations of the cumulative map (mm; NaN where a date is missing).
+    """``(n, T)``: noise map ``j`` of a pixel is ``combos[j] @ d`` (``d`` its series).
 
-    ``displacement (T, H, W)`` mm; ``weights (T,)``: the cumulative is ``sum_t a_t d_t``
-    (:func:`.broad_scales.cumulative_weights`); ``date_var (T,)`` mm^2.
+    Each row is ``(s ⊙ a)ᵀ (I - H) / sqrt(1 - h_tt)``: leverage-corrected residuals of the
+    piecewise-linear fit, combined with the cumulative's weights ``a`` and random signs.
     """
+    t = len(weights)
+    hat = hat_matrix(times_days, date_var, fit_segments(t))
+    resid = np.eye(t) - hat
+    resid /= np.sqrt(np.clip(1.0 - np.diag(hat), 0.05, 1.0))[:, None]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        signs = rng.choice([-1.0, 1.0], size=t)
+        rows.append(((signs * np.asarray(weights, np.float64)) @ resid).astype(np.float32))
+    return np.stack(rows)
+
+
+def noise_maps(displacement: np.ndarray, combos: np.ndarray) -> np.ndarray:
+    """``(n, H, W)`` noise realisations of the cumulative map (mm; NaN where a date is
+    missing) of ``displacement (T, H, W)`` mm, with ``combos`` from
+    :func:`noise_combinations`."""
     d = np.asarray(displacement, dtype=np.float32)
     t = d.shape[0]
     ok = np.isfinite(d).all(axis=0)
-    basis = _basis(times_days, noise_segments(t))
-    w = 1.0 / np.asarray(date_var, dtype=np.float64)
-    hat = basis @ np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w[None, :])
-    resid = np.eye(t) - hat
-    resid /= np.sqrt(np.clip(1.0 - np.diag(hat), 0.05, 1.0))[:, None]
     filled = np.where(np.isfinite(d), d, 0.0).reshape(t, -1)
-    rng = np.random.default_rng(seed)
-    out = np.empty((n,) + d.shape[1:], np.float32)
-    for i in range(n):
-        signs = rng.choice([-1.0, 1.0], size=t)
-        comb = ((signs * np.asarray(weights, np.float64)) @ resid).astype(np.float32)
+    out = np.empty((len(combos),) + d.shape[1:], np.float32)
+    for i, comb in enumerate(combos):
         out[i] = (comb @ filled).reshape(d.shape[1:])
     out[:, ~ok] = np.nan
     return out
@@ -108,30 +115,43 @@ def _smooth(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.where(ok, out, np.nan)
 
 
-def _inflation(smoothed: np.ndarray, scale: float) -> np.ndarray:
-    """Where the smoothed noise is larger than the scene's typical level (scene edges, where
-    the filter sees reflected copies; areas seen on fewer dates), ``>= 1``: the local RMS
-    over the realisations, smoothed, relative to its median."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        ms = np.nanmean(smoothed**2, axis=0)
+def _inflation(sum_sq: np.ndarray, count: np.ndarray, scale: float) -> np.ndarray:
+    """Where the smoothed noise is larger than the scene's typical level (areas seen on
+    fewer dates, noisier patches), ``>= 1``: the local RMS over the realisations
+    (``sum_sq / count``), smoothed over half the scale, relative to its median."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ms = np.where(count > 0, sum_sq / np.maximum(count, 1), np.nan)
     ok = np.isfinite(ms)
     if not ok.any():
         return np.ones(ms.shape)
-    ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(2.0 * scale, 4.0), mode="reflect")
+    ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(scale / 2.0, 2.0), mode="reflect")
     return np.sqrt(np.maximum(ms / np.median(ms), 1.0))
+
+
+def _scale_noise(noise, scale: float) -> tuple[float, np.ndarray]:
+    """Robust std of the noise maps smoothed at ``scale`` (median over the realisations)
+    and its local inflation; one realisation in memory at a time (``noise`` may be on disk)."""
+    sds, sum_sq, count = [], None, None
+    for j in range(len(noise)):
+        m = _smooth(np.asarray(noise[j], dtype=np.float32), scale)
+        sds.append(_robust_std(m))
+        fin = np.isfinite(m)
+        sq = np.where(fin, m, 0.0) ** 2
+        sum_sq = sq if sum_sq is None else sum_sq + sq
+        count = fin.astype(np.int32) if count is None else count + fin
+    return float(np.median(sds)), _inflation(sum_sq, count, scale)
 
 
 def gate(
     cumulative: np.ndarray,
-    noise: np.ndarray,
+    noise,
     scales: tuple[float, ...] = SCALES_PX,
     threshold: float = THRESHOLD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gate ``(H, W)`` in [0, 1] and the largest ``z`` per scale.
 
-    ``cumulative (H, W)`` mm (any level: its median is removed); ``noise (n, H, W)`` from
-    :func:`noise_maps`.
+    ``cumulative (H, W)`` mm (any level: its median is removed); ``noise``: ``n`` maps
+    ``(H, W)`` from :func:`noise_maps` (an array ``(n, H, W)`` or a disk stack).
     """
     shape = cumulative.shape
     hit = np.zeros(shape, dtype=bool)
@@ -139,11 +159,10 @@ def gate(
     for i, s in enumerate(scales):
         if s > min(shape) / MIN_CELLS:
             continue  # too few independent cells at this scale for a noise estimate
-        smoothed = np.stack([_smooth(m, s) for m in noise])
-        sd = np.median([_robust_std(m) for m in smoothed])
+        sd, inflation = _scale_noise(noise, s)
         if not np.isfinite(sd) or sd <= 0:
             continue
-        z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (sd * _inflation(smoothed, s))
+        z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (sd * inflation)
         edge = int(round(2 * s))  # reflected copies inflate the smoothed noise there
         if edge > 0:
             z[:edge], z[-edge:], z[:, :edge], z[:, -edge:] = 0.0, 0.0, 0.0, 0.0
@@ -155,12 +174,16 @@ def gate(
     return np.clip(soft, 0.0, 1.0), zmax
 
 
+def gate_date(image: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
+    """One date ``(H, W)`` with its deviation from its median scaled by the gate."""
+    fin = np.isfinite(image)
+    level = float(np.median(image[fin])) if fin.any() else 0.0
+    return ((image - level) * gate_map + level).astype(image.dtype)
+
+
 def apply_gate(series: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
     """Series ``(T, H, W)`` with each date's deviation from its median scaled by the gate."""
-    flat = series.reshape(series.shape[0], -1)
-    level = np.nanmedian(np.where(np.isfinite(gate_map).ravel()[None], flat, np.nan), axis=1)
-    level = np.nan_to_num(level, nan=0.0)[:, None, None]
-    return ((series - level) * gate_map[None] + level).astype(series.dtype)
+    return np.stack([gate_date(series[t], gate_map) for t in range(series.shape[0])])
 
 
 def gate_series(
@@ -178,6 +201,6 @@ def gate_series(
     from insar_denoise.inference.broad_scales import cumulative_weights
 
     weights = cumulative_weights(times_days, date_var, segments)
-    noise = noise_maps(displacement, weights, times_days, date_var)
+    noise = noise_maps(displacement, noise_combinations(weights, times_days, date_var))
     g, zmax = gate(series[-1] - series[0], noise)
     return apply_gate(series, g), g, zmax

@@ -58,7 +58,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     else:
         arrays, gain = _finish_streamed(*args, chunk)
     deformation, cumulative, noise, sigma, detection = arrays
-    gated = GATE and not streamed and min(h, w) >= GATE_MIN_PX
+    gated = GATE and min(h, w) >= GATE_MIN_PX
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
@@ -130,8 +130,9 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
+    gated = GATE and min(disp.shape[1:]) >= GATE_MIN_PX
     series, maps, gain = denoise_streamed(
-        fn, disp, dem, valid, blocks, days, date_var, segments, q=BROAD_DECIMATION
+        fn, disp, dem, valid, blocks, days, date_var, segments, q=BROAD_DECIMATION, gated=gated
     )
     base = detection_base(maps)
     lazy_series = series.to_dask((n_dates, chunk, chunk))

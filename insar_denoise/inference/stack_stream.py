@@ -20,7 +20,9 @@ import dask
 import numpy as np
 
 from insar_denoise.inference import broad_scales as bs
+from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
+from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.tiling import Block
 
@@ -42,9 +44,10 @@ def _run_block(fn, block, disp, dem, valid, series: DiskStack, maps: DiskStack):
     return applied
 
 
-def _shift_block(block, disp, constants, series, maps, combos, resid) -> None:
+def _shift_block(block, disp, constants, series, maps, combos, resid, from_input=False) -> None:
     """Pass 2: a block moved by its constants; its random-sign noise maps
-    (``sum_t s_t a_t r_t``, ``r`` = input minus series, 0 where not finite)."""
+    (``sum_t s_t a_t r_t``, ``r`` = input minus series, 0 where not finite; ``from_input``:
+    the significance gate's maps, ``combos @ input``, :func:`.significance.noise_maps`)."""
     cy, cx = _core(block)
     region = series[:, cy, cx]
     c = np.asarray(constants, np.float32)
@@ -55,6 +58,9 @@ def _shift_block(block, disp, constants, series, maps, combos, resid) -> None:
         cumulative -= c[-1] - c[0]
         maps[0, cy, cx] = cumulative
     disp = np.asarray(disp, np.float32)
+    if from_input:
+        resid[:, cy, cx] = noise_maps(disp - disp[:1], combos)
+        return
     removed = (disp - disp[:1]) - region
     r = np.where(np.isfinite(removed), removed, 0.0)
     resid[:, cy, cx] = np.tensordot(combos, r, axes=1)
@@ -64,7 +70,7 @@ def _compute(tasks: list) -> list:
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
 
-def _passes(fn, disp, dem, valid, blocks, combos):
+def _passes(fn, disp, dem, valid, blocks, combos, from_input=False):
     n_dates, h, w = disp.shape
     series, maps = DiskStack((n_dates, h, w)), DiskStack((3, h, w))
     flat = [b for row in blocks for b in row]
@@ -79,7 +85,9 @@ def _passes(fn, disp, dem, valid, blocks, combos):
     resid = DiskStack((len(combos), h, w)) if len(combos) else None
     shift = dask.delayed(_shift_block, pure=False)
     tasks = [
-        shift(b, disp[(slice(None), *_core(b))], constants[k], series, maps, combos, resid)
+        shift(
+            b, disp[(slice(None), *_core(b))], constants[k], series, maps, combos, resid, from_input
+        )
         for k, b in enumerate(flat)
     ]
     _compute(tasks)
@@ -97,13 +105,17 @@ def denoise_streamed(
     segments: int,
     q: int = 4,
     sigma_px: float = bs.BROAD_SIGMA_PX,
+    gated: bool = False,
 ) -> tuple[DiskStack, DiskStack, np.ndarray]:
-    """The aligned series and maps on disk with the broad-scale step applied, and its gain.
+    """The aligned series and maps on disk with the scene-wide step applied, and its gain
+    (Wiener step) or largest ``z`` per scale (``gated``: the significance gate).
 
     ``q``: decimation of the broad-scale step (1: exact, as the in-memory path).
     """
     n_dates, h, w = disp.shape
     weights = bs.cumulative_weights(times_days, date_var, segments)
+    if gated:
+        return _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var)
     rng = np.random.default_rng(0)  # the signs of bs.wiener_gain
     combos = np.stack([rng.choice([-1.0, 1.0], size=n_dates) * weights for _ in range(4)])
     series, maps, resid = _passes(fn, disp, dem, valid, blocks, combos)
@@ -130,6 +142,20 @@ def denoise_streamed(
         series[t] = apply(series[t])
     maps[0] = series[n_dates - 1] - series[0]
     return series, maps, gain
+
+
+def _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var):
+    """The streamed finish with the significance gate (:mod:`.significance`), exactly the
+    in-memory gate: noise maps on disk, the gate map in memory, applied date by date."""
+    n_dates = disp.shape[0]
+    combos = sig.noise_combinations(weights, times_days, date_var)
+    series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, from_input=True)
+    gate_map, zmax = sig.gate(series[n_dates - 1] - series[0], noise)
+    del noise
+    for t in range(n_dates):
+        series[t] = sig.gate_date(series[t], gate_map)
+    maps[0] = series[n_dates - 1] - series[0]
+    return series, maps, zmax
 
 
 def detection_base(maps: DiskStack) -> float:
