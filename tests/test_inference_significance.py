@@ -40,7 +40,7 @@ def test_pure_noise_is_gated_to_zero_and_a_strong_signal_passes_whole():
         disp = noise + amp * history[:, None, None] * bowl[None]
         w = cumulative_weights(times, sd**2, 4)
         series = np.stack([np.tensordot(w, disp, axes=1) * h for h in history])
-        out, g, zmax = gate_series(series.astype(np.float32), disp, times, sd**2, 4)
+        out, g, zmax, missed = gate_series(series.astype(np.float32), disp, times, sd**2, 4)
         if not expect_pass:
             assert g.max() == 0.0 and zmax.max() < 5.5, zmax
             cum = out[-1] - out[0]
@@ -58,5 +58,26 @@ def test_gate_ignores_nan_pixels():
     cum = rng.normal(0, 1, (64, 64)).astype(np.float32)
     cum[:10, :10] = np.nan
     noise = rng.normal(0, 1, (4, 64, 64)).astype(np.float32)
-    g, zmax = gate(cum, noise)
+    g, zmax, missed = gate(cum, noise)
     assert np.isfinite(g).all() and g.max() == 0.0
+
+
+def test_missed_signal_scale_is_the_cumulative_noise_where_the_gate_is_off():
+    rng = np.random.default_rng(4)
+    t, n = 18, 192
+    times = np.arange(t) * 12.0
+    sd = np.full(t, 4.0)
+    w = cumulative_weights(times, sd**2, 4)
+    # std of the cumulative's white noise after the 1 px Gaussian: x 1 / (2 sqrt(pi))
+    expect = float(np.sqrt(np.sum(w**2 * sd**2))) / (2.0 * np.sqrt(np.pi))
+    noise = _noise(rng, t, n, sd)
+    xx = np.mgrid[:n, :n][1]
+    for step_mm in (0.0, -40.0):  # nothing to detect; a strong block to detect
+        disp = noise + (times / times[-1])[:, None, None] * np.where(xx < 24, step_mm, 0.0)
+        cum = np.tensordot(w, disp, axes=1)
+        g, _, missed = gate(cum, noise_maps(disp, noise_combinations(w, times, sd**2, n=32)))
+        if step_mm == 0.0:
+            assert g.max() == 0.0
+            assert abs(np.median(missed) / expect - 1.0) < 0.15
+        else:
+            assert g[:, :16].min() > 0.999 and np.all(missed[g > 0.999] == 0.0)

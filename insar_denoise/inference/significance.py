@@ -17,8 +17,9 @@ detector would (Kay 1998, Fundamentals of Statistical Signal Processing vol. II,
    noise)`` (median absolute deviation: deformation left in the residuals does not inflate
    it), the std raised where the noise maps are locally stronger (gaps); a border of ``2 s``
    is left to the smaller scales (the filter's reflected copies inflate the noise there);
-3. pixels with ``z_s >`` :data:`THRESHOLD` at any scale, widened by ``2 s`` (the support of
-   what was detected), form the gate; its edges are softened over 2 px.
+3. pixels with ``z_s >`` :data:`THRESHOLD` at any scale, widened by a Gaussian of ``2 s``
+   cut at 2 % (about ``5.6 s``: the support of what was detected), form the gate; its
+   edges are softened over 2 px.
 
 Inside the gate the output keeps its full amplitude; outside it is the scene's level (zero
 deformation). Without deformation, nothing passes a 5.5-sigma test at five scales on a
@@ -37,6 +38,11 @@ SCALES_PX = (1.0, 2.0, 4.0, 8.0, 16.0)
 THRESHOLD = 5.5
 #: random-sign noise realisations
 N_REALISATIONS = 16
+#: uncertainty bands where the gate is off: at least these multiples of the missed-signal
+#: scale (1-sigma: that noise std; 95 %: where coverage of deforming pixels levels off,
+#: ``benchmarks/gate_bands.py``)
+BAND_68 = 1.0
+BAND_95 = 4.0
 #: a scale is used only on scenes at least this many times its size
 MIN_CELLS = 10
 #: the gate's edges are softened by a Gaussian of this width (px)
@@ -148,7 +154,10 @@ def gate(
     scales: tuple[float, ...] = SCALES_PX,
     threshold: float = THRESHOLD,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The gate ``(H, W)`` in [0, 1] and the largest ``z`` per scale.
+    """The gate ``(H, W)`` in [0, 1], the largest ``z`` per scale and the missed-signal scale
+    ``(H, W)`` mm: the noise std of the cumulative smoothed at the finest scale (1 px) where the
+    gate is off
+    (0 where it passes; the engine raises the uncertainty bands to multiples of it).
 
     ``cumulative (H, W)`` mm (any level: its median is removed); ``noise``: ``n`` maps
     ``(H, W)`` from :func:`noise_maps` (an array ``(n, H, W)`` or a disk stack).
@@ -156,12 +165,15 @@ def gate(
     shape = cumulative.shape
     hit = np.zeros(shape, dtype=bool)
     zmax = np.zeros(len(scales))
+    pixel_sd = np.full(shape, np.nan, np.float32)
     for i, s in enumerate(scales):
         if s > min(shape) / MIN_CELLS:
             continue  # too few independent cells at this scale for a noise estimate
         sd, inflation = _scale_noise(noise, s)
         if not np.isfinite(sd) or sd <= 0:
             continue
+        if i == 0:
+            pixel_sd = (sd * inflation).astype(np.float32)
         z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (sd * inflation)
         edge = int(round(2 * s))  # reflected copies inflate the smoothed noise there
         if edge > 0:
@@ -170,8 +182,8 @@ def gate(
         above = z > threshold
         if above.any():
             hit |= gaussian_filter(above.astype(np.float32), WIDEN * s) > 0.02
-    soft = gaussian_filter(hit.astype(np.float32), EDGE_PX)
-    return np.clip(soft, 0.0, 1.0), zmax
+    g = np.clip(gaussian_filter(hit.astype(np.float32), EDGE_PX), 0.0, 1.0)
+    return g, zmax, (pixel_sd * (1.0 - g)).astype(np.float32)
 
 
 def gate_date(image: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
@@ -192,8 +204,9 @@ def gate_series(
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gated series, the gate and the largest ``z`` per scale (whole scene in memory).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The gated series, the gate, the largest ``z`` per scale and the missed-signal scale
+    (whole scene in memory; :func:`gate`).
 
     ``series (T, H, W)`` mm relative to the first date; ``displacement (T, H, W)`` the input
     relative to the first date; ``segments``: the model's (its cumulative weighting).
@@ -202,5 +215,5 @@ def gate_series(
 
     weights = cumulative_weights(times_days, date_var, segments)
     noise = noise_maps(displacement, noise_combinations(weights, times_days, date_var))
-    g, zmax = gate(series[-1] - series[0], noise)
-    return apply_gate(series, g), g, zmax
+    g, zmax, missed = gate(series[-1] - series[0], noise)
+    return apply_gate(series, g), g, zmax, missed

@@ -31,7 +31,13 @@ from insar_denoise.inference.planning import (
     model_attrs,
     tile_plan,
 )
-from insar_denoise.inference.significance import MIN_CELLS, SCALES_PX, gate_series
+from insar_denoise.inference.significance import (
+    BAND_68,
+    BAND_95,
+    MIN_CELLS,
+    SCALES_PX,
+    gate_series,
+)
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
@@ -57,12 +63,12 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         arrays, gain = _finish_in_memory(*args, lazy)
     else:
         arrays, gain = _finish_streamed(*args, chunk)
-    deformation, cumulative, noise, sigma, detection = arrays
+    deformation, cumulative, noise, sigma, detection, missed = arrays
     gated = GATE and min(h, w) >= GATE_MIN_PX
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
-    return _add_maps(out, wrapped.metadata, sigma, detection, lazy)
+    return _add_maps(out, wrapped.metadata, sigma, detection, lazy, missed)
 
 
 def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
@@ -110,8 +116,9 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
+    missed = None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        series, _, gain = gate_series(series, disp - disp[:1], days, date_var, segments)
+        series, _, gain, missed = gate_series(series, disp - disp[:1], days, date_var, segments)
     else:
         series, gain = bs.shrink_broad_scales(
             series, (disp - disp[:1]) - series, days, date_var, segments
@@ -122,7 +129,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
-    return (deformation, cumulative, noise, sigma, None), gain
+    return (deformation, cumulative, noise, sigma, None, missed), gain
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
@@ -131,7 +138,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
 
     n_dates = disp.shape[0]
     gated = GATE and min(disp.shape[1:]) >= GATE_MIN_PX
-    series, maps, gain = denoise_streamed(
+    series, maps, gain, missed = denoise_streamed(
         fn, disp, dem, valid, blocks, days, date_var, segments, q=BROAD_DECIMATION, gated=gated
     )
     base = detection_base(maps)
@@ -139,36 +146,41 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     lazy_maps = maps.to_dask((1, chunk, chunk))
     deformation = da.where(da.isfinite(disp), lazy_series, np.nan)
     noise = (disp - disp[:1]) - deformation if noisy else None
-    return (deformation, lazy_maps[0], noise, lazy_maps[2], base), gain
+    if missed is not None:
+        missed = missed.to_dask((1, chunk, chunk))[0]
+    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, missed), gain
 
 
-def _add_maps(out: xr.Dataset, meta: dict, sigma, detection, lazy: bool) -> xr.Dataset:
+def _add_maps(out: xr.Dataset, meta: dict, sigma, detection, lazy: bool, missed=None) -> xr.Dataset:
     """Add ``uncertainty``, ``uncertainty_95`` and ``detection`` (relative to the median of
-    the valid area, the default reference; ``detection``: that median when streamed)."""
+    the valid area, the default reference; ``detection``: that median when streamed). With
+    the significance gate, the bands are at least :data:`.significance.BAND_68` /
+    :data:`.significance.BAND_95` x the missed-signal scale ``missed`` where the gate is off
+    (the output is zero there; a signal under the detection limit may be)."""
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     detect_mm = float(meta.get("detect_mm", 1.0))
     coords = out["cumulative_deformation"].coords
     mm = {"units": "mm", "calibration": json.dumps(cal)}
     long68 = "1-sigma uncertainty of the cumulative deformation (68 % half-width)"
+    u68, u95 = sigma * float(cal["k68"]), sigma * float(cal["k95"])
+    if missed is not None:
+        u68, u95 = np.fmax(u68, BAND_68 * missed), np.fmax(u95, BAND_95 * missed)
     out["uncertainty"] = xr.DataArray(
-        sigma * float(cal["k68"]), coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
+        u68, coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
     )
     out["uncertainty_95"] = xr.DataArray(
-        sigma * float(cal["k95"]),
+        u95,
         coords=coords,
         dims=("y", "x"),
         attrs={**mm, "long_name": "95 % half-width of the cumulative deformation"},
     )
     cumulative = out["cumulative_deformation"].data
     if detection is None:
-        detection = bs.detection_map(
-            np.asarray(cumulative), np.asarray(sigma) * float(cal["k68"]), detect_mm
-        )
+        detection = bs.detection_map(np.asarray(cumulative), np.asarray(u68), detect_mm)
         detection = da.from_array(detection) if lazy else detection
     else:  # streamed: block by block from the scene's median
-        s68 = sigma * float(cal["k68"])
         detection = da.map_blocks(
-            bs.detection_from_base, cumulative, s68, detect_mm, detection, dtype=np.float32
+            bs.detection_from_base, cumulative, u68, detect_mm, detection, dtype=np.float32
         )
     out["detection"] = xr.DataArray(
         detection,

@@ -106,9 +106,10 @@ def denoise_streamed(
     q: int = 4,
     sigma_px: float = bs.BROAD_SIGMA_PX,
     gated: bool = False,
-) -> tuple[DiskStack, DiskStack, np.ndarray]:
-    """The aligned series and maps on disk with the scene-wide step applied, and its gain
-    (Wiener step) or largest ``z`` per scale (``gated``: the significance gate).
+) -> tuple[DiskStack, DiskStack, np.ndarray, DiskStack | None]:
+    """The aligned series and maps on disk with the scene-wide step applied, its gain
+    (Wiener step) or largest ``z`` per scale (``gated``: the significance gate), and the
+    gate's missed-signal scale ``(1, H, W)`` (None without the gate).
 
     ``q``: decimation of the broad-scale step (1: exact, as the in-memory path).
     """
@@ -120,7 +121,7 @@ def denoise_streamed(
     combos = np.stack([rng.choice([-1.0, 1.0], size=n_dates) * weights for _ in range(4)])
     series, maps, resid = _passes(fn, disp, dem, valid, blocks, combos)
     if min(h, w) < 4 * sigma_px:
-        return series, maps, np.ones(1)
+        return series, maps, np.ones(1), None
     cumulative = series[n_dates - 1] - series[0]
     n_params = segments + 1
     if q == 1:
@@ -141,7 +142,7 @@ def denoise_streamed(
     for t in range(n_dates):
         series[t] = apply(series[t])
     maps[0] = series[n_dates - 1] - series[0]
-    return series, maps, gain
+    return series, maps, gain, None
 
 
 def _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var):
@@ -150,12 +151,14 @@ def _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var):
     n_dates = disp.shape[0]
     combos = sig.noise_combinations(weights, times_days, date_var)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, from_input=True)
-    gate_map, zmax = sig.gate(series[n_dates - 1] - series[0], noise)
+    gate_map, zmax, missed = sig.gate(series[n_dates - 1] - series[0], noise)
     del noise
     for t in range(n_dates):
         series[t] = sig.gate_date(series[t], gate_map)
     maps[0] = series[n_dates - 1] - series[0]
-    return series, maps, zmax
+    missed_map = DiskStack((1, *missed.shape))
+    missed_map[0] = missed
+    return series, maps, zmax, missed_map
 
 
 def detection_base(maps: DiskStack) -> float:
