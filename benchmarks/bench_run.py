@@ -69,10 +69,11 @@ def lazy_scene(size: int, n_dates: int, seed: int = 0):
 
     from insar_denoise.io.dataset import dataset_from_arrays
 
-    chunk = min(size, 1024)
+    chunk = min(size, 512)
     rng = da.random.default_rng(seed)
+    # one date per chunk, as the GeoTIFF reader gives them (a block reads only its window)
     noise = 2.0 * rng.standard_normal(
-        size=(n_dates, size, size), chunks=(n_dates, chunk, chunk), dtype=np.float32
+        size=(n_dates, size, size), chunks=(1, chunk, chunk), dtype=np.float32
     )
     yy = da.arange(size, chunks=chunk, dtype=np.float32)[:, None]
     xx = da.arange(size, chunks=chunk, dtype=np.float32)[None, :]
