@@ -1,8 +1,8 @@
 """Train on a lent machine that has only torch and numpy (no install, no network).
 
-The device tool copies the working tree; this script stages the package from the source tree
-(``models/`` becomes ``insar_denoise.models``), runs one time-boxed training with a cosine
-schedule sized from a throughput probe, and leaves everything under ``--out``: the resume
+The device tool copies the working tree; this script imports the package from it (no
+install: ``models/`` is found as ``insar_denoise.models``), runs one time-boxed training
+with a cosine schedule sized from a throughput probe, and leaves everything under ``--out``: the resume
 state (``run/resume.pt``), the best exported model (``best.pt``), logs and ``summary.json``.
 
     python scripts/train_device.py --out "$OUT/small" --seconds 420 --channels 16,32,64,96
@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -24,13 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage_package() -> Path:
-    """Copy ``insar_denoise/`` and ``models/`` into a temp dir laid out like the wheel."""
-    stage = Path(tempfile.mkdtemp(prefix="insar_stage_"))
-    shutil.copytree(ROOT / "insar_denoise", stage / "insar_denoise")
-    shutil.copytree(ROOT / "models", stage / "insar_denoise" / "models", dirs_exist_ok=True)
-    sys.path.insert(0, str(stage))
-    return stage
+def use_source_tree() -> None:
+    """Import the package from this source tree without installing it: ``models/`` and
+    ``cli/`` sit beside ``insar_denoise/`` (installed as its subpackages), so the source root
+    is added to the package's search path, as ``package-dir`` does for an install."""
+    sys.path.insert(0, str(ROOT))
+    import insar_denoise
+
+    if str(ROOT) not in insar_denoise.__path__:
+        insar_denoise.__path__.append(str(ROOT))
 
 
 def main() -> int:
@@ -56,7 +56,7 @@ def main() -> int:
         handlers=[logging.StreamHandler(), logging.FileHandler(out / "train.log")],
     )
     log = logging.getLogger("train_device")
-    stage_package()
+    use_source_tree()
     import torch
 
     from insar_denoise.training import TrainConfig, Trainer
