@@ -2,8 +2,9 @@
 
 The device tool copies the working tree; this script imports the package from it (no
 install: ``models/`` is found as ``insar_denoise.models``), runs one time-boxed training
-with a cosine schedule sized from a throughput probe, and leaves everything under ``--out``: the resume
-state (``run/resume.pt``), the best exported model (``best.pt``), logs and ``summary.json``.
+with a cosine schedule sized from a throughput probe, and leaves everything under
+``--out``: the resume state (``run/resume.pt``), the best exported model (``best.pt``),
+logs and ``summary.json``.
 
     python scripts/train_device.py --out "$OUT/small" --seconds 420 --channels 16,32,64,96
 """
