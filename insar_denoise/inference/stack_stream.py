@@ -26,8 +26,9 @@ from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.tiling import Block
 
-#: blocks in flight at once (each holds its input, its mosaic and its result)
-WORKERS = 2
+#: blocks in flight at once (each holds its input, its mosaic, its result and the model's
+#: activations: ~0.6 GB; one keeps a frame under 2 GB, torch uses the cores within a block)
+WORKERS = 1
 
 
 def _core(b: Block) -> tuple[slice, slice]:
