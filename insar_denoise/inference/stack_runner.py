@@ -40,8 +40,6 @@ def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
     (:func:`insar_denoise.models.stack_denoiser.date_variances`), so it matches training.
     ``disp`` is a ``(T, H, W)`` numpy or dask array (only the crops are read).
     """
-    import dask
-
     from insar_denoise.models.stack_denoiser import date_variances
 
     _, h, w = disp.shape
@@ -50,7 +48,8 @@ def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
     ys = np.linspace(0, h - cy, n).astype(int)
     xs = np.linspace(0, w - cx, n).astype(int)
     crops = [disp[:, y : y + cy, x : x + cx] for y in np.unique(ys) for x in np.unique(xs)]
-    crops = dask.compute(*crops) if hasattr(crops[0], "dask") else crops
+    # one crop at a time: computing all at once would hold every block they touch
+    crops = [c.compute(scheduler="threads") if hasattr(c, "dask") else c for c in crops]
     stack = np.stack([np.asarray(c, dtype=np.float32) for c in crops])
     good = np.isfinite(stack).mean(axis=(1, 2, 3)) > 0.5
     stack = stack[good] if good.any() else stack

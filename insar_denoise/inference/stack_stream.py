@@ -67,7 +67,13 @@ def _shift_block(block, disp, constants, series, maps, combos, resid, from_input
     resid[:, cy, cx] = np.tensordot(combos, r, axes=1)
 
 
-def _compute(tasks: list) -> list:
+def _compute(calls: list[tuple]) -> list:
+    """Run ``(func, *args)`` calls; with one worker, one at a time, its dask arguments
+    computed alone (a graph of all blocks would keep the input chunks neighbours share)."""
+    if WORKERS == 1:
+        read = lambda a: a.compute(scheduler="threads") if hasattr(a, "dask") else a  # noqa: E731
+        return [func(*(read(a) for a in args)) for func, *args in calls]
+    tasks = [dask.delayed(func, pure=False)(*args) for func, *args in calls]
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
 
@@ -75,20 +81,17 @@ def _passes(fn, disp, dem, valid, blocks, combos, from_input=False):
     n_dates, h, w = disp.shape
     series, maps = DiskStack((n_dates, h, w)), DiskStack((3, h, w))
     flat = [b for row in blocks for b in row]
-    run = dask.delayed(_run_block, pure=False)
     tasks = []
     for b in flat:
         sy, sx = slice(*b.read_y), slice(*b.read_x)
         part = None if valid is None else valid[sy, sx]
-        tasks.append(run(fn, b, disp[:, sy, sx], dem[sy, sx], part, series, maps))
+        tasks.append((_run_block, fn, b, disp[:, sy, sx], dem[sy, sx], part, series, maps))
     constants = block_constants(_compute(tasks), n_dates)
     combos = np.zeros((0, n_dates)) if combos is None else combos
     resid = DiskStack((len(combos), h, w)) if len(combos) else None
-    shift = dask.delayed(_shift_block, pure=False)
     tasks = [
-        shift(
-            b, disp[(slice(None), *_core(b))], constants[k], series, maps, combos, resid, from_input
-        )
+        (_shift_block, b, disp[(slice(None), *_core(b))], constants[k], series, maps)
+        + (combos, resid, from_input)
         for k, b in enumerate(flat)
     ]
     _compute(tasks)
