@@ -126,12 +126,12 @@ def _inflation(sum_sq: np.ndarray, count: np.ndarray, scale: float) -> np.ndarra
     fewer dates, noisier patches), ``>= 1``: the local RMS over the realisations
     (``sum_sq / count``), smoothed over half the scale, relative to its median."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        ms = np.where(count > 0, sum_sq / np.maximum(count, 1), np.nan)
+        ms = np.where(count > 0, sum_sq / np.maximum(count, 1).astype(np.float32), np.nan)
     ok = np.isfinite(ms)
     if not ok.any():
-        return np.ones(ms.shape)
+        return np.ones(ms.shape, np.float32)
     ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(scale / 2.0, 2.0), mode="reflect")
-    return np.sqrt(np.maximum(ms / np.median(ms), 1.0))
+    return np.sqrt(np.maximum(ms / np.float32(np.median(ms)), 1.0))  # float32: frames
 
 
 def _scale_noise(noise, scale: float) -> tuple[float, np.ndarray]:
@@ -174,7 +174,7 @@ def gate(
             continue
         if i == 0:
             pixel_sd = (sd * inflation).astype(np.float32)
-        z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (sd * inflation)
+        z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (np.float32(sd) * inflation)
         edge = int(round(2 * s))  # reflected copies inflate the smoothed noise there
         if edge > 0:
             z[:edge], z[-edge:], z[:, :edge], z[:, -edge:] = 0.0, 0.0, 0.0, 0.0
