@@ -29,7 +29,7 @@ from insar_denoise.models import load_model
 BINS = [(0, 3), (3, 5), (5, 10), (10, 20), (20, 50), (50, float("inf"))]
 
 
-def capture(n: int) -> list[dict]:
+def capture(n: int, split: str = "in") -> list[dict]:
     """The engine's series (before its scene-wide step) and inputs for scenes 0..n-1."""
     got: dict = {}
 
@@ -42,8 +42,8 @@ def capture(n: int) -> list[dict]:
     bs.shrink_broad_scales = keep
     model, out = load_model("default"), []
     try:
-        for spec in design(n, 0, "in"):
-            batch, ds = simulate(spec, "in", 192)
+        for spec in design(n, 0, split):
+            batch, ds = simulate(spec, split, 192)
             denoise_dataset(ds, model, progress=False)
             out.append({**got, "spec": spec, "truth": batch.cumulative[0].numpy()})
             out[-1]["valid"] = batch.valid[0].numpy()
@@ -102,6 +102,7 @@ def score(caps: list[dict], snr: dict[int, float]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=84)
+    ap.add_argument("--split", choices=("in", "shifted"), default="in")
     ap.add_argument(
         "--snr", type=Path, default=Path("experiments/benchmarks/evaluate_v2/metrics.json")
     )
@@ -110,9 +111,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    scenes = json.loads(args.snr.read_text())["splits"]["in"]["scenes"]
+    scenes = json.loads(args.snr.read_text())["splits"][args.split]["scenes"]
     snr = {s["index"]: float(s["snr"]) for s in scenes}
-    result = score(capture(args.n), snr)
+    result = score(capture(args.n, args.split), snr)
     for how, bins in result.items():
         print(how, json.dumps(bins))
     args.output.write_text(json.dumps(result, indent=2) + "\n")

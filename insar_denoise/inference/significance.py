@@ -12,8 +12,9 @@ detector would (Kay 1998, Fundamentals of Statistical Signal Processing vol. II,
    a residual's variance is ``sigma_t^2 (1 - h_tt)``; Cook & Weisberg 1982, Residuals and
    Influence in Regression, sec. 2.2), combined with the weights ``a_t`` of the cumulative
    and random signs ``s_t`` (dates' noises are independent): ``sum_t s_t a_t r_t``;
-2. at every scale ``s`` in :data:`SCALES_PX` the cumulative map and the noise maps are
-   smoothed with a Gaussian of ``s`` px; ``z_s = |smoothed map| / robust std(smoothed
+2. at every scale ``s`` in :data:`SCALES_PX` the cumulative map (the model's, and the
+   least-squares ``sum_t a_t d_t`` that the noise maps describe exactly) and the noise maps
+   are smoothed with a Gaussian of ``s`` px; ``z_s = |smoothed map| / robust std(smoothed
    noise)`` (median absolute deviation: deformation left in the residuals does not inflate
    it), the std raised where the noise maps are locally stronger (gaps); a border of ``2 s``
    is left to the smaller scales (the filter's reflected copies inflate the noise there);
@@ -90,6 +91,12 @@ def noise_combinations(
     return np.stack(rows)
 
 
+def with_projection(combos: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``combos`` with the cumulative's own weights as a last row: :func:`noise_maps` then
+    also returns the least-squares cumulative (NaN where a date is missing)."""
+    return np.vstack([combos, np.asarray(weights, np.float32)[None]])
+
+
 def noise_maps(displacement: np.ndarray, combos: np.ndarray) -> np.ndarray:
     """``(n, H, W)`` noise realisations of the cumulative map (mm; NaN where a date is
     missing) of ``displacement (T, H, W)`` mm, with ``combos`` from
@@ -153,14 +160,17 @@ def gate(
     noise,
     scales: tuple[float, ...] = SCALES_PX,
     threshold: float = THRESHOLD,
-) -> tuple[np.ndarray, np.ndarray]:
+    projection: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The gate ``(H, W)`` in [0, 1], the largest ``z`` per scale and the missed-signal scale
     ``(H, W)`` mm: the noise std of the cumulative smoothed at the finest scale (1 px) where the
     gate is off
     (0 where it passes; the engine raises the uncertainty bands to multiples of it).
 
     ``cumulative (H, W)`` mm (any level: its median is removed); ``noise``: ``n`` maps
-    ``(H, W)`` from :func:`noise_maps` (an array ``(n, H, W)`` or a disk stack).
+    ``(H, W)`` from :func:`noise_maps` (an array ``(n, H, W)`` or a disk stack);
+    ``projection``: the least-squares cumulative ``sum_t a_t d_t`` (the statistic the noise
+    maps describe exactly), tested too: a pixel passes if either map is significant.
     """
     shape = cumulative.shape
     hit = np.zeros(shape, dtype=bool)
@@ -174,14 +184,15 @@ def gate(
             continue
         if i == 0:
             pixel_sd = (sd * inflation).astype(np.float32)
-        z = np.abs(np.nan_to_num(_smooth(cumulative, s), nan=0.0)) / (np.float32(sd) * inflation)
-        edge = int(round(2 * s))  # reflected copies inflate the smoothed noise there
-        if edge > 0:
-            z[:edge], z[-edge:], z[:, :edge], z[:, -edge:] = 0.0, 0.0, 0.0, 0.0
-        zmax[i] = float(z.max())
-        above = z > threshold
-        if above.any():
-            hit |= gaussian_filter(above.astype(np.float32), WIDEN * s) > 0.02
+        for stat in (cumulative,) if projection is None else (cumulative, projection):
+            z = np.abs(np.nan_to_num(_smooth(stat, s), nan=0.0)) / (np.float32(sd) * inflation)
+            edge = int(round(2 * s))  # reflected copies inflate the smoothed noise there
+            if edge > 0:
+                z[:edge], z[-edge:], z[:, :edge], z[:, -edge:] = 0.0, 0.0, 0.0, 0.0
+            zmax[i] = max(zmax[i], float(z.max()))
+            above = z > threshold
+            if above.any():
+                hit |= gaussian_filter(above.astype(np.float32), WIDEN * s) > 0.02
     g = np.clip(gaussian_filter(hit.astype(np.float32), EDGE_PX), 0.0, 1.0)
     return g, zmax, (pixel_sd * (1.0 - g)).astype(np.float32)
 
@@ -214,6 +225,8 @@ def gate_series(
     from insar_denoise.inference.broad_scales import cumulative_weights
 
     weights = cumulative_weights(times_days, date_var, segments)
-    noise = noise_maps(displacement, noise_combinations(weights, times_days, date_var))
-    g, zmax, missed = gate(series[-1] - series[0], noise)
+    maps = noise_maps(
+        displacement, with_projection(noise_combinations(weights, times_days, date_var), weights)
+    )
+    g, zmax, missed = gate(series[-1] - series[0], maps[:-1], projection=maps[-1])
     return apply_gate(series, g), g, zmax, missed

@@ -153,9 +153,12 @@ def _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var):
     """The streamed finish with the significance gate (:mod:`.significance`), exactly the
     in-memory gate: noise maps on disk, the gate map in memory, applied date by date."""
     n_dates = disp.shape[0]
-    combos = sig.noise_combinations(weights, times_days, date_var)
+    combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, from_input=True)
-    gate_map, zmax, missed = sig.gate(series[n_dates - 1] - series[0], noise)
+    n = len(combos) - 1  # the last map is the least-squares cumulative
+    gate_map, zmax, missed = sig.gate(
+        series[n_dates - 1] - series[0], _Rows(noise, n), projection=noise[n]
+    )
     del noise
     for t in range(n_dates):
         series[t] = sig.gate_date(series[t], gate_map)
@@ -163,6 +166,19 @@ def _gated(fn, disp, dem, valid, blocks, weights, times_days, date_var):
     missed_map = DiskStack((1, *missed.shape))
     missed_map[0] = missed
     return series, maps, zmax, missed_map
+
+
+class _Rows:
+    """The first ``n`` maps of a disk stack, read one at a time."""
+
+    def __init__(self, stack: DiskStack, n: int) -> None:
+        self.stack, self.n = stack, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        return self.stack[j]
 
 
 def detection_base(maps: DiskStack) -> float:
