@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from insar_denoise.errors import ConfigError
@@ -93,6 +96,12 @@ from insar_denoise.errors import ConfigError
     "--baseline",
     help="v2: a second model scored on the same scenes (e.g. window_v1, the previous release).",
 )
+@click.option(
+    "--snr-from",
+    type=click.Path(dir_okay=False),
+    help="v2: reuse the ideal observer's SNRs of an earlier metrics.json (same seed and size); "
+    "the observer is most of the run time.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def evaluate(
@@ -112,6 +121,7 @@ def evaluate(
     device,
     output,
     baseline,
+    snr_from,
     overwrite,
     quiet,
 ) -> None:
@@ -130,9 +140,10 @@ def evaluate(
         raise ConfigError("--stack and --truth go together (a stack and its true cumulative map)")
     if suite == "v2" and window is not None and not stack:
         raise ConfigError("--window applies to --suite v1 (v2 scenes have 9 to 72 dates)")
+    cache = _read_snr_cache(snr_from) if snr_from else None  # before anything is written
     prepare_dir(output, overwrite)
     loaded = None if model == "none" else load_model(model, device=device)
-    run = dict(n=n_scenes, seed=seed, size=size, split=split, n_tune=n_tune)
+    run = dict(n=n_scenes, seed=seed, size=size, split=split, n_tune=n_tune, snr_cache=cache)
     if stack:
         result = _score_stack(stack, dem, truth, loaded, sigma, device)
     elif suite == "v2":
@@ -145,6 +156,16 @@ def evaluate(
         click.echo(results_table(result.metrics))
         for path in paths.values():
             click.echo(f"  wrote {path}")
+
+
+def _read_snr_cache(path: str) -> dict:
+    """The SNRs of an earlier v2 report; one-line error naming the file otherwise."""
+    from insar_denoise.evaluation.referee import snr_cache
+
+    try:
+        return snr_cache(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: cannot reuse its SNRs: {exc}") from None
 
 
 def _score_stack(stack, dem, truth, loaded, sigma, device):
@@ -175,6 +196,7 @@ def _run_v2(loaded, baseline, run: dict, *, device, quiet: bool, workers: int):
             progress=not quiet,
             workers=workers,
             baseline=baseline,
+            snr_cache=run["snr_cache"],
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

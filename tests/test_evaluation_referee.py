@@ -229,3 +229,31 @@ def test_observer_workers_give_the_same_records() -> None:
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in alone["scenes"]]
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in pooled["scenes"]]
     assert any(r["snr"] > 0 for r in pooled["scenes"])
+
+
+def test_snr_cache_reuses_the_observer_of_an_earlier_report(monkeypatch) -> None:
+    kw = {"n": 5, "seed": 2, "size": 24, "n_tune": 1}
+    first = rf.run_split(None, split="in", **kw)
+    metrics = json.loads(json.dumps({"kind": "referee", "size_px": 24, "splits": {"in": first}}))
+    cache = rf.snr_cache(metrics)
+    assert cache and all(k[0] == "in" and k[2] == 24 for k in cache)
+
+    def no_observer(batch):
+        raise AssertionError("the observer ran although its SNR was cached")
+
+    monkeypatch.setattr(rf, "_scene_snr", no_observer)
+    again = rf.run_split(None, split="in", snr_cache=cache, **kw)
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in first["scenes"]]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in again["scenes"]]
+    with pytest.raises(ValueError, match="not a Benchmark v2 report"):
+        rf.snr_cache({"kind": "benchmark"})
+
+
+def test_cli_snr_from_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "metrics.json"
+    bad.write_text('{"kind": "benchmark"}')
+    args = ["evaluate", "--model", "none", "--n", "2", "--size", "24", "--split", "in"]
+    res = CliRunner().invoke(main, [*args, "--snr-from", str(bad), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and str(bad) in res.output and "not a Benchmark v2" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "o").exists()  # nothing written

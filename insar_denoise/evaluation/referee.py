@@ -195,6 +195,37 @@ def _observer_pool(workers: int) -> Executor | None:
     )
 
 
+def _scene_key(split: str, spec: Any, size: int) -> tuple:
+    """What identifies a scene of the design (its seed is drawn from seed, split, index);
+    ``spec``: a :class:`SceneSpec` or a stored scene record."""
+    rec = spec if isinstance(spec, dict) else dataclasses.asdict(spec)
+    amplitude = round(float(rec["amplitude_mm"]), 9)
+    return (split, int(rec["seed"]), int(size), int(rec["n_dates"]), rec["source_type"], amplitude)
+
+
+def snr_cache(metrics: dict[str, Any]) -> dict[tuple, IdealSNR]:
+    """The ideal observer's SNRs of a stored v2 report (``metrics.json``), keyed by scene:
+    a rerun on the same scenes (same seed and size, any ``n``) skips the observer, which is
+    most of the benchmark's time. Raises ``ValueError`` if ``metrics`` is not a v2 report."""
+    if metrics.get("kind") != "referee" or "splits" not in metrics:
+        raise ValueError("not a Benchmark v2 report (metrics.json of `evaluate --suite v2`)")
+    size, out = int(metrics["size_px"]), {}
+    for split, run in metrics["splits"].items():
+        for r in run["scenes"]:
+            if r["source_type"] == "none" or r.get("snr") is None:
+                continue
+            a5 = r.get("amplitude_5sigma_mm")
+            ideal = IdealSNR(
+                float(r["snr"]),
+                float(r["snr_free"]),
+                int(r["dof"]),
+                math.nan,
+                math.nan if a5 is None else float(a5),
+            )
+            out[_scene_key(split, r, size)] = ideal
+    return out
+
+
 def run_split(
     model: ModelLike,
     n: int,
@@ -207,11 +238,13 @@ def run_split(
     progress: bool = False,
     workers: int = 0,
     baseline: Any = None,
+    snr_cache: dict[tuple, IdealSNR] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one split: per-scene records, SNR/T/source tables, false-positive levels.
 
     ``workers`` processes compute the ideal observer's SNRs while this one runs the
     methods (0: all in this process); at most ``2 workers`` scenes wait for their SNR.
+    ``snr_cache`` (:func:`snr_cache`): SNRs of the same scenes from an earlier report.
     """
     from tqdm.auto import tqdm
 
@@ -226,8 +259,11 @@ def run_split(
         for spec in tqdm(design(n, seed, split), desc=f"scenes ({split})", disable=not progress):
             t0 = time.perf_counter()
             batch, ds = simulate(spec, split, size)
+            key = _scene_key(split, spec, size)
             if spec.source_type == "none":
                 jobs.append(_done(IdealSNR(0.0, 0.0, spec.n_dates - 1, 0.0, math.nan)))
+            elif snr_cache and key in snr_cache:
+                jobs.append(_done(snr_cache[key]))
             elif pool is None:
                 jobs.append(_done(_scene_snr(batch)))
             else:
@@ -281,6 +317,7 @@ def run_referee(
     progress: bool = False,
     workers: int = 0,
     baseline: Any = None,
+    snr_cache: dict[tuple, IdealSNR] | None = None,
 ) -> Evaluation:
     """Run the v2 benchmark: ``n`` scenes per split (``"in"``, ``"shifted"`` or ``"both"``).
 
@@ -306,6 +343,7 @@ def run_referee(
             progress=progress,
             workers=workers,
             baseline=baseline,
+            snr_cache=snr_cache,
         )
         for name in splits
     }
@@ -383,6 +421,7 @@ __all__ = [
     "run_referee",
     "run_split",
     "score_scene",
+    "snr_cache",
     "simulate",
     "tune_best_sigma",
 ]
