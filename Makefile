@@ -20,4 +20,4 @@ test: install-test
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-	$(BIN)/python scripts/check_imports.py
+	$(BIN)/lint-imports --no-cache

@@ -1,10 +1,12 @@
 """Check the import contracts of ``pyproject.toml`` ``[tool.importlinter]`` (import-linter).
 
 ``cli/`` and ``models/`` install inside the package (``insar_denoise.cli``,
-``insar_denoise.models``) through setuptools' ``package-dir``, which import-linter's graph
-builder does not follow; this script copies the package's ``.py`` files as they install
-(``cli/`` and ``models/`` inside ``insar_denoise/``) into a temporary folder and runs
-``lint-imports`` there. Usage: ``python scripts/check_imports.py`` (exit code 0: all kept).
+``insar_denoise.models``) through setuptools' ``package-dir``; in the checkout,
+``insar_denoise/cli`` and ``insar_denoise/models`` are symlinks to them, so plain
+``lint-imports`` from the repository root sees the installed layout. This script runs the
+contracts on a copy of the package as it installs (``.py`` files only): the architecture
+tests break a contract in such a copy on purpose. Usage: ``python scripts/check_imports.py``
+(exit code 0: all kept).
 """
 
 from __future__ import annotations
