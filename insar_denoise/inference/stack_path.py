@@ -1,12 +1,13 @@
 """The model branch of :func:`.engine.denoise_dataset` for whole-stack models (``kind: stack``).
 
-Blocks are aligned with one another (:mod:`.stack_runner`) and the scene-wide broad-scale
-step (:mod:`.broad_scales`) needs the whole result, so the finish has two forms:
+Blocks are aligned with one another (:mod:`.stack_runner`) and the scene-wide step (the
+significance gate, :mod:`.significance`; the Wiener step of :mod:`.broad_scales` on scenes
+under :data:`GATE_MIN_PX`) needs the whole result, so the finish has two forms:
 
 - **in memory** (numpy inputs, or series up to :data:`IN_MEMORY_MAX_BYTES`): the whole
-  result is computed at once (:func:`.stack_runner.assemble_aligned`), exactly as before;
+  result is computed at once (:func:`.stack_runner.assemble_aligned`);
 - **streamed** (larger lazy inputs): through disk (:mod:`.stack_stream`), memory bounded by
-  a block or a date, the broad-scale step on a :data:`BROAD_DECIMATION`-times coarser grid.
+  a block or a date, the same gate.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ IN_MEMORY_MAX_BYTES = 200_000_000
 GATE = True
 #: smaller scenes keep the Wiener step: the gate needs room for its largest scale
 GATE_MIN_PX = int(MIN_CELLS * max(SCALES_PX))
-#: decimation of the broad-scale step when streamed (1: the exact full-grid step)
-BROAD_DECIMATION = 2
 
 
 def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
@@ -58,13 +57,14 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     disp, dem, valid = block_inputs(ds, src, chunk)
     segments = int(wrapped.metadata.get("segments", 4))
     args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise)
-    streamed = lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
+    gated = GATE and min(h, w) >= GATE_MIN_PX
+    # only gated scenes stream (a scene under 160 px with a series over 200 MB is not real)
+    streamed = gated and lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
         arrays, gain = _finish_in_memory(*args, lazy)
     else:
         arrays, gain = _finish_streamed(*args, chunk)
     deformation, cumulative, noise, sigma, detection, missed = arrays
-    gated = GATE and min(h, w) >= GATE_MIN_PX
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
@@ -137,17 +137,15 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
-    gated = GATE and min(disp.shape[1:]) >= GATE_MIN_PX
     series, maps, gain, missed = denoise_streamed(
-        fn, disp, dem, valid, blocks, days, date_var, segments, q=BROAD_DECIMATION, gated=gated
+        fn, disp, dem, valid, blocks, days, date_var, segments
     )
     base = detection_base(maps)
     lazy_series = series.to_dask((n_dates, chunk, chunk))
     lazy_maps = maps.to_dask((1, chunk, chunk))
     deformation = da.where(da.isfinite(disp), lazy_series, np.nan)
     noise = (disp - disp[:1]) - deformation if noisy else None
-    if missed is not None:
-        missed = missed.to_dask((1, chunk, chunk))[0]
+    missed = missed.to_dask((1, chunk, chunk))[0]
     return (deformation, lazy_maps[0], noise, lazy_maps[2], base, missed), gain
 
 
