@@ -34,14 +34,19 @@ BROAD_SIGMA_PX = 12.0
 N_REALISATIONS = 4
 
 
-def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
-    """Weights ``a (T,)`` with ``sum_t a_t d_t`` = the weighted least-squares cumulative of a
-    pixel seen on every date (the model's projection; ``date_var`` in mm^2)."""
+def history_basis(times_days: np.ndarray, segments: int) -> np.ndarray:
+    """``(T, 1 + segments)``: a constant and ``segments`` piecewise-linear ramps in normalised
+    time (NumPy face of :func:`insar_denoise.models.stack_denoiser.ramp_basis`)."""
     t = np.asarray(times_days, dtype=np.float64)
     u = (t - t[0]) / max(t[-1] - t[0], 1e-6)
     k = np.arange(segments)
-    ramps = np.clip(segments * u[:, None] - k[None, :], 0.0, 1.0)
-    basis = np.c_[np.ones_like(u), ramps]
+    return np.c_[np.ones_like(u), np.clip(segments * u[:, None] - k[None, :], 0.0, 1.0)]
+
+
+def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
+    """Weights ``a (T,)`` with ``sum_t a_t d_t`` = the weighted least-squares cumulative of a
+    pixel seen on every date (the model's projection; ``date_var`` in mm^2)."""
+    basis = history_basis(times_days, segments)
     w = 1.0 / np.asarray(date_var, dtype=np.float64)
     normal = basis.T @ (w[:, None] * basis)
     sel = np.r_[0.0, np.ones(segments)]

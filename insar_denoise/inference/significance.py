@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from insar_denoise.inference.broad_scales import cumulative_weights, history_basis
+
 #: Gaussian scales (px) of the detector
 SCALES_PX = (1.0, 2.0, 4.0, 8.0, 16.0)
 #: detection threshold (noise standard deviations at the scale)
@@ -60,9 +62,7 @@ def fit_segments(n_dates: int) -> int:
 def hat_matrix(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
     """``(T, T)`` weighted least-squares hat matrix ``B (Bᵀ W B)⁻¹ Bᵀ W`` of a constant and
     ``segments`` piecewise-linear ramps in normalised time, ``W = 1 / date_var``."""
-    t = np.asarray(times_days, dtype=np.float64)
-    u = (t - t[0]) / max(t[-1] - t[0], 1e-6)
-    basis = np.c_[np.ones_like(u), np.clip(segments * u[:, None] - np.arange(segments), 0.0, 1.0)]
+    basis = history_basis(times_days, segments)
     w = 1.0 / np.asarray(date_var, dtype=np.float64)
     return basis @ np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w[None, :])
 
@@ -222,8 +222,6 @@ def gate_series(
     ``series (T, H, W)`` mm relative to the first date; ``displacement (T, H, W)`` the input
     relative to the first date; ``segments``: the model's (its cumulative weighting).
     """
-    from insar_denoise.inference.broad_scales import cumulative_weights
-
     weights = cumulative_weights(times_days, date_var, segments)
     maps = noise_maps(
         displacement, with_projection(noise_combinations(weights, times_days, date_var), weights)
