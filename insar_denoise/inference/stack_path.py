@@ -35,8 +35,9 @@ from insar_denoise.inference.planning import (
 from insar_denoise.inference.significance import (
     BAND_68,
     BAND_95,
+    FILTERS,
     MIN_CELLS,
-    SCALES_PX,
+    extent,
     gate_series,
 )
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
@@ -46,7 +47,7 @@ IN_MEMORY_MAX_BYTES = 200_000_000
 #: significance gate (:mod:`.significance`) instead of the Wiener step on the broad scales
 GATE = True
 #: smaller scenes keep the Wiener step: the gate needs room for its largest scale
-GATE_MIN_PX = int(MIN_CELLS * max(SCALES_PX))
+GATE_MIN_PX = int(MIN_CELLS * max(extent(*f) for f in FILTERS))
 
 
 def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
