@@ -165,6 +165,17 @@ def full_frame_hours(run: dict, args: argparse.Namespace) -> float:
     return per_px_window * 5000**2 * n_windows(100, run["window"], args.stride) / 3600.0
 
 
+def full_frame_rss_mb(runs: list[dict]) -> float | None:
+    """Peak RSS extrapolated to a 5000 x 5000 px frame, linear in pixels through the two
+    largest sizes of ``runs`` (one device, same dates); ``None`` with fewer than two."""
+    if len({r["size_px"] for r in runs}) < 2:
+        return None
+    small, large = sorted(runs, key=lambda r: r["size_px"])[-2:]
+    px_small, px_large = small["size_px"] ** 2, large["size_px"] ** 2
+    per_px = (large["peak_rss_mb"] - small["peak_rss_mb"]) / (px_large - px_small)
+    return large["peak_rss_mb"] + per_px * (5000**2 - px_large)
+
+
 def run_size(args: argparse.Namespace, size: int, device: str) -> dict:
     """Run :func:`worker` in a subprocess and collect its result and RUSAGE_CHILDREN."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
@@ -349,6 +360,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{device:5s} {size:5d}^2 x {r['dates']:3d}  {r['wall_s']:8.1f} s  "
                 f"{r['mpix_dates_per_s']:8.3f} Mpx·dates/s  peak RSS {r['peak_rss_mb']:8.1f} MB  "
                 f"S1 frame (5000^2 x 100) ~{r['s1_frame_hours']:.1f} h",
+                flush=True,
+            )
+        runs = [r for r in report["runs"] if r["device"] == device]
+        frame_mb = full_frame_rss_mb(runs)
+        if frame_mb is not None:
+            runs[-1]["s1_frame_peak_rss_mb"] = round(frame_mb, 1)
+            print(
+                f"{device:5s} S1 frame (5000^2 x {args.dates}) peak RSS ~{frame_mb:.0f} MB "
+                "(linear in pixels from the two largest sizes)",
                 flush=True,
             )
         if not args.skip_seams:

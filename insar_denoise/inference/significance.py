@@ -36,8 +36,8 @@ derivatives it raised false alarms on those scenes.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from insar_denoise.inference import strips
 from insar_denoise.inference.broad_scales import cumulative_weights, history_basis
 
 #: detector filters ``(kind, scale px)``: ``smooth`` a Gaussian, ``bandpass`` a Gaussian minus
@@ -122,12 +122,9 @@ def noise_maps(displacement: np.ndarray, combos: np.ndarray) -> np.ndarray:
     return out
 
 
-def _robust_std(x: np.ndarray) -> float:
-    """1.4826 x median absolute deviation of the finite values."""
-    v = x[np.isfinite(x)]
-    if v.size == 0:
-        return float("nan")
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+def _reader(src, dtype=None):
+    """``(lo, hi) -> rows`` of a map indexable by rows (array or :class:`.strips.MapView`)."""
+    return lambda lo, hi: np.asarray(src[lo:hi], dtype=dtype)
 
 
 def extent(kind: str, scale: float) -> float:
@@ -135,48 +132,75 @@ def extent(kind: str, scale: float) -> float:
     return 2.0 * scale if kind == "bandpass" else scale
 
 
-def _filtered(image: np.ndarray, kind: str, scale: float) -> np.ndarray:
-    """A map with NaN (filled with its median, NaN kept) through one filter of :data:`FILTERS`."""
-    ok = np.isfinite(image)
-    base = float(np.median(image[ok])) if ok.any() else 0.0
-    x = np.where(ok, image - base, 0.0)
-    if kind == "smooth":
-        out = gaussian_filter(x, scale, mode="reflect")
-    elif kind == "bandpass":
-        out = gaussian_filter(x, scale, mode="reflect") - gaussian_filter(
-            x, 2 * scale, mode="reflect"
-        )
-    else:
-        order = (0, 1) if kind == "slope_x" else (1, 0)
-        out = gaussian_filter(x, scale, order=order, mode="reflect")
-    return np.where(ok, out, np.nan)
+def _filtered_rows(
+    read, height: int, a: int, b: int, kind: str, sigma: float, base: float
+) -> np.ndarray:
+    """Rows ``[a, b)`` of the map through one filter of :data:`FILTERS`, NaN kept (filled
+    with ``base``, its median, before filtering)."""
+
+    def filled(lo: int, hi: int) -> np.ndarray:
+        image = read(lo, hi)
+        return np.where(np.isfinite(image), image - base, 0.0)
+
+    out = strips.filtered_rows(filled, height, a, b, sigma, kind)
+    return np.where(np.isfinite(read(a, b)), out, np.nan)
 
 
-def _inflation(sum_sq: np.ndarray, count: np.ndarray, scale: float) -> np.ndarray:
+def _base(read, shape: tuple[int, int]) -> float:
+    """Median of a map's finite values (0 if none): the level :func:`_filtered_rows` removes."""
+    med, v = strips.median(read, shape, strips.finite)
+    return float(med) if v.size else 0.0
+
+
+def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
+    """Robust std of the filtered noise maps (median over the realisations); ``work[3]``
+    gets the local mean square of the filtered noise (over the realisations, smoothed over
+    half the filter's extent), :func:`_inflation` its ratio to its median. Row strips: one
+    filtered map on ``work[0]``, sums of squares and counts on ``work[1]``, ``work[2]``."""
+    (h, w), sds = shape, []
+    m, sum_sq, count, smooth_ms = (strips.MapView(work, k) for k in range(4))
+    for j, read in enumerate(reads):
+        for a, b in strips.row_strips(h, w):
+            mj = _filtered_rows(read, h, a, b, kind, scale, bases[j])
+            m[a:b] = mj
+            fin = np.isfinite(mj)
+            sq = np.where(fin, mj, 0.0) ** 2
+            sum_sq[a:b] = sq if j == 0 else sum_sq[a:b] + sq
+            count[a:b] = fin if j == 0 else count[a:b] + fin
+        sds.append(strips.robust_std(_reader(m), shape))
+
+    def mean_square(lo: int, hi: int) -> np.ndarray:
+        c = count[lo:hi]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c > 0, sum_sq[lo:hi] / np.maximum(c, 1).astype(np.float32), np.nan)
+
+    any_finite = [False]
+
+    def not_nan(rows: np.ndarray) -> np.ndarray:
+        any_finite[0] = any_finite[0] or bool(np.isfinite(rows).any())
+        return rows[~np.isnan(rows)]
+
+    fill = strips.median(mean_square, shape, not_nan)[0]  # np.nanmedian
+
+    def filled(lo: int, hi: int) -> np.ndarray:
+        ms = mean_square(lo, hi)
+        return np.where(np.isfinite(ms), ms, fill)
+
+    for a, b in strips.row_strips(h, w):
+        if any_finite[0]:
+            width = max(extent(kind, scale) / 2.0, 2.0)
+            smooth_ms[a:b] = strips.filtered_rows(filled, h, a, b, width)
+        else:  # no noise anywhere: no inflation
+            smooth_ms[a:b] = np.ones((b - a, w), np.float32)
+    return float(np.median(sds))
+
+
+def _inflation(smooth_ms: np.ndarray, median_ms) -> np.ndarray:
     """Where the smoothed noise is larger than the scene's typical level (areas seen on
-    fewer dates, noisier patches), ``>= 1``: the local RMS over the realisations
-    (``sum_sq / count``), smoothed over half the scale, relative to its median."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ms = np.where(count > 0, sum_sq / np.maximum(count, 1).astype(np.float32), np.nan)
-    ok = np.isfinite(ms)
-    if not ok.any():
-        return np.ones(ms.shape, np.float32)
-    ms = gaussian_filter(np.where(ok, ms, np.nanmedian(ms)), max(scale / 2.0, 2.0), mode="reflect")
-    return np.sqrt(np.maximum(ms / np.float32(np.median(ms)), 1.0))  # float32: frames
-
-
-def _filter_noise(noise, kind: str, scale: float) -> tuple[float, np.ndarray]:
-    """Robust std of the filtered noise maps (median over the realisations) and its local
-    inflation; one realisation in memory at a time (``noise`` may be on disk)."""
-    sds, sum_sq, count = [], None, None
-    for j in range(len(noise)):
-        m = _filtered(np.asarray(noise[j], dtype=np.float32), kind, scale)
-        sds.append(_robust_std(m))
-        fin = np.isfinite(m)
-        sq = np.where(fin, m, 0.0) ** 2
-        sum_sq = sq if sum_sq is None else sum_sq + sq
-        count = fin.astype(np.int32) if count is None else count + fin
-    return float(np.median(sds)), _inflation(sum_sq, count, extent(kind, scale))
+    fewer dates, noisier patches), ``>= 1``: the local RMS over the realisations, smoothed
+    over half the extent (rows of ``work[3]`` of :func:`_filter_noise`), relative to its
+    median."""
+    return np.sqrt(np.maximum(smooth_ms / np.float32(median_ms), 1.0))  # float32: frames
 
 
 def gate(
@@ -185,53 +209,85 @@ def gate(
     filters: tuple[tuple[str, float], ...] = FILTERS,
     threshold: float = THRESHOLD,
     projection: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    scratch=None,
+) -> tuple:
     """The gate ``(H, W)`` in [0, 1], the largest ``z`` per filter and the missed-signal scale
     ``(H, W)`` mm: the noise std of the cumulative smoothed at 1 px where the gate is off
     (0 where it passes; the engine raises the uncertainty bands to multiples of it).
 
-    ``cumulative (H, W)`` mm (any level: its median is removed); ``noise``: ``n`` maps
-    ``(H, W)`` from :func:`noise_maps` (an array ``(n, H, W)`` or a disk stack);
-    ``projection``: the least-squares cumulative ``sum_t a_t d_t`` (the statistic the noise
-    maps describe exactly), tested too with the Gaussians only: a pixel passes if either map
-    is significant.
+    ``cumulative (H, W)`` mm (any level: its median is removed; an array or a
+    :class:`.strips.MapView`); ``noise``: ``n`` maps ``(H, W)`` from :func:`noise_maps` (an
+    array ``(n, H, W)`` or a disk stack); ``projection``: the least-squares cumulative
+    ``sum_t a_t d_t`` (the statistic the noise maps describe exactly), tested too with the
+    Gaussians only: a pixel passes if either map is significant. Computed in row strips
+    (:mod:`.strips`, exactly the whole-map filters); ``scratch``: ``shape -> (C, H, W)``
+    store for the working maps (e.g. :class:`.disk_stack.DiskStack`; then the gate and the
+    missed-signal scale are returned as :class:`.strips.MapView` of it; default: arrays in
+    memory).
     """
-    shape = cumulative.shape
+    shape = tuple(cumulative.shape)
+    h, w = shape
+    work = np.empty((6, h, w), np.float32) if scratch is None else scratch((6, h, w))
+    smooth_ms, pixel_sd, g = (strips.MapView(work, k) for k in (3, 4, 5))
+    reads = [_reader(strips.MapView(noise, j), np.float32) for j in range(len(noise))]
+    bases = [_base(read, shape) for read in reads]
+    stats = [_reader(cumulative)] + ([] if projection is None else [_reader(projection)])
+    stat_bases = [_base(read, shape) for read in stats]
     hit = np.zeros(shape, dtype=bool)
-    zmax = np.zeros(len(filters))
-    pixel_sd = np.full(shape, np.nan, np.float32)
+    zmax, have_sd = np.zeros(len(filters)), False
     for i, (kind, s) in enumerate(filters):
         size = extent(kind, s)
         if size > min(shape) / MIN_CELLS:
             continue  # too few independent cells at this size for a noise estimate
-        sd, inflation = _filter_noise(noise, kind, s)
+        sd = _filter_noise(reads, bases, shape, kind, s, work)
         if not np.isfinite(sd) or sd <= 0:
             continue
+        median_ms = strips.median(_reader(smooth_ms), shape)[0]
         if (kind, s) == ("smooth", 1.0):
-            pixel_sd = (sd * inflation).astype(np.float32)
-        tested = (
-            (cumulative,) if projection is None or kind != "smooth" else (cumulative, projection)
-        )
-        for stat in tested:
-            z = np.abs(np.nan_to_num(_filtered(stat, kind, s), nan=0.0)) / (
-                np.float32(sd) * inflation
-            )
-            edge = int(round(2 * size))  # reflected copies inflate the filtered noise there
-            if edge > 0:
-                z[:edge], z[-edge:], z[:, :edge], z[:, -edge:] = 0.0, 0.0, 0.0, 0.0
-            zmax[i] = max(zmax[i], float(z.max()))
-            above = z > threshold
+            for a, b in strips.row_strips(h, w):
+                pixel_sd[a:b] = (sd * _inflation(smooth_ms[a:b], median_ms)).astype(np.float32)
+            have_sd = True
+        edge = int(round(2 * size))  # reflected copies inflate the filtered noise there
+        n_tested = len(stats) if kind == "smooth" else 1
+        for read, base in zip(stats[:n_tested], stat_bases[:n_tested], strict=True):
+            above = np.zeros(shape, dtype=bool)
+            for a, b in strips.row_strips(h, w):
+                filtered = _filtered_rows(read, h, a, b, kind, s, base)
+                z = np.abs(np.nan_to_num(filtered, nan=0.0)) / (
+                    np.float32(sd) * _inflation(smooth_ms[a:b], median_ms)
+                )
+                if edge > 0:
+                    z[: max(0, edge - a)], z[max(0, h - edge - a) :] = 0.0, 0.0
+                    z[:, :edge], z[:, -edge:] = 0.0, 0.0
+                zmax[i] = max(zmax[i], float(z.max()))
+                above[a:b] = z > threshold
             if above.any():
-                hit |= gaussian_filter(above.astype(np.float32), WIDEN * size) > 0.02
-    g = np.clip(gaussian_filter(hit.astype(np.float32), EDGE_PX), 0.0, 1.0)
-    return g, zmax, (pixel_sd * (1.0 - g)).astype(np.float32)
+                above_rows = lambda lo, hi: above[lo:hi].astype(np.float32)  # noqa: B023, E731
+                for a, b in strips.row_strips(h, w):
+                    hit[a:b] |= strips.filtered_rows(above_rows, h, a, b, WIDEN * size) > 0.02
+    hit_rows = lambda lo, hi: hit[lo:hi].astype(np.float32)  # noqa: E731
+    for a, b in strips.row_strips(h, w):
+        g[a:b] = np.clip(strips.filtered_rows(hit_rows, h, a, b, EDGE_PX), 0.0, 1.0)
+        sd_rows = pixel_sd[a:b] if have_sd else np.full((b - a, w), np.nan, np.float32)
+        pixel_sd[a:b] = (sd_rows * (1.0 - g[a:b])).astype(np.float32)  # now the missed scale
+    if scratch is not None:
+        return g, zmax, pixel_sd
+    return work[5].copy(), zmax, work[4].copy()
+
+
+def date_level(read, shape: tuple[int, int]) -> float:
+    """Median of a date's finite values (0 if none): the level :func:`gate_date` keeps."""
+    return _base(read, shape)
+
+
+def gate_rows(rows: np.ndarray, gate_rows_: np.ndarray, level: float) -> np.ndarray:
+    """Rows of a date with their deviation from the date's ``level`` scaled by the gate."""
+    return ((rows - level) * gate_rows_ + level).astype(rows.dtype)
 
 
 def gate_date(image: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
     """One date ``(H, W)`` with its deviation from its median scaled by the gate."""
-    fin = np.isfinite(image)
-    level = float(np.median(image[fin])) if fin.any() else 0.0
-    return ((image - level) * gate_map + level).astype(image.dtype)
+    return gate_rows(image, gate_map, date_level(_reader(image), image.shape))
 
 
 def apply_gate(series: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
@@ -246,7 +302,7 @@ def gate_series(
     date_var: np.ndarray,
     segments: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The gated series, the gate, the largest ``z`` per scale and the missed-signal scale
+    """The gated series, the gate, the largest ``z`` per filter and the missed-signal scale
     (whole scene in memory; :func:`gate`).
 
     ``series (T, H, W)`` mm relative to the first date; ``displacement (T, H, W)`` the input

@@ -10,7 +10,9 @@ one date) each, whatever the scene size:
 2. the block constants (:func:`.stack_runner.block_constants`) are subtracted block by block,
    and the significance gate's noise maps (:mod:`.significance`) are computed from the
    input re-read for the block;
-3. the gate is found (one noise map in memory at a time) and applied date by date.
+3. the gate is found and applied date by date, in row strips (:mod:`.strips`): beyond a
+   strip, memory holds two bytes a pixel (the gate's detections) and, while a median is
+   taken, one float32 buffer of the map's values.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
+from insar_denoise.inference.strips import MapView, median, row_strips
 from insar_denoise.inference.tiling import Block
 
 #: blocks in flight at once (each holds its input, its mosaic, its result and the model's
@@ -106,34 +109,47 @@ def denoise_streamed(
     combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos)
     n = len(combos) - 1  # the last map is the least-squares cumulative
+    h, w = series.shape[1:]
+    cumulative = DiskStack((1, h, w))
+    for a, b in row_strips(h, w):
+        cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
     gate_map, zmax, missed = sig.gate(
-        series[n_dates - 1] - series[0], _Rows(noise, n), projection=noise[n]
+        MapView(cumulative, 0), _Rows(noise, n), projection=MapView(noise, n), scratch=DiskStack
     )
-    del noise
+    del noise, cumulative
     for t in range(n_dates):
-        series[t] = sig.gate_date(series[t], gate_map)
-    maps[0] = series[n_dates - 1] - series[0]
-    missed_map = DiskStack((1, *missed.shape))
-    missed_map[0] = missed
+        level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
+        for a, b in row_strips(h, w):
+            series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
+    missed_map = DiskStack((1, h, w))
+    for a, b in row_strips(h, w):
+        maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
+        missed_map[0, a:b] = missed[a:b]
     return series, maps, zmax, missed_map
 
 
 class _Rows:
-    """The first ``n`` maps of a disk stack, read one at a time."""
+    """The first ``n`` maps of a disk stack, read by map and rows (``[j, lo:hi]``)."""
 
     def __init__(self, stack: DiskStack, n: int) -> None:
         self.stack, self.n = stack, n
+        self.shape = (n, *stack.shape[1:])
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, j: int) -> np.ndarray:
-        return self.stack[j]
+    def __getitem__(self, key) -> np.ndarray:
+        return self.stack[key]
 
 
 def detection_base(maps: DiskStack) -> float:
     """Median of the cumulative map over pixels with a cumulative and a sigma (the level
     :func:`.broad_scales.detection_map` measures deformation from); NaN if none."""
-    cumulative, sigma = maps[0], maps[2]
-    ok = np.isfinite(cumulative) & np.isfinite(sigma)
-    return float(np.median(cumulative[ok])) if ok.any() else float("nan")
+    h, w = maps.shape[1:]
+
+    def with_sigma(rows: np.ndarray) -> np.ndarray:
+        cumulative, sigma = rows
+        return cumulative[np.isfinite(cumulative) & np.isfinite(sigma)]
+
+    med, values = median(lambda lo, hi: maps[[0, 2], lo:hi], (h, w), with_sigma)
+    return float(med) if values.size else float("nan")
