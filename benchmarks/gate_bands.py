@@ -1,12 +1,13 @@
-"""Fit the uncertainty bands of gated-off areas (``significance.BAND_68`` / ``BAND_95``).
+"""Fit the uncertainty band floors of the significance gate (``significance.BAND_*``).
 
-Where the significance gate does not pass, the output is zero and a signal under the
-detection limit may be there. The bands are raised to ``factor x`` the missed-signal scale
-(the cumulative's noise std at the finest scale). On fresh scenes from the training prior
-(seeds disjoint from training, validation, calibration and ``stack_uncertainty.py``), this
-script finds the smallest factors whose bands hold 68.3 % / 95.4 % of the deforming pixels'
-errors (|truth| > 2 mm), capped at the detection threshold (a larger signal would have been
-detected), and prints the coverage they give.
+The bands are raised to multiples of the cumulative's noise std at 1 px
+(``significance.band_floors``). Where the gate is off the output is zero and a signal under
+the detection limit may be there (``BAND_68`` / ``BAND_95``); where it passes, the model's
+own band misses its errors on deforming pixels (``BAND_IN_68`` / ``BAND_IN_95``). On fresh
+scenes from the training prior (seeds disjoint from training, validation, calibration and
+``stack_uncertainty.py``), this script finds, separately outside and inside the gate, the
+smallest factors (grid 0.25, capped at the detection threshold) whose bands hold 68.3 % /
+95.4 % of the deforming pixels' errors (|truth| > 2 mm), and prints the coverage they give.
 
     python benchmarks/gate_bands.py --scenes 16 --size 192
 """
@@ -34,13 +35,14 @@ TARGETS = {"68": 0.683, "95": 0.954}
 
 
 def collect(n: int, size: int, model) -> dict[str, np.ndarray]:
-    """Per pixel: |error|, the model's two bands, the missed-signal scale, deforming flag."""
-    cfg, cols = StackTrainConfig(), {k: [] for k in ("err", "b68", "b95", "missed", "moving")}
+    """Per pixel: |error|, the model's two bands, the gate, its noise std, deforming flag."""
+    keys = ("err", "b68", "b95", "gate", "noise_sd", "moving")
+    cfg, cols = StackTrainConfig(), {k: [] for k in keys}
     seen: dict = {}
     add_maps = stack_path._add_maps
 
-    def keep(out, meta, sigma, detection, lazy, missed=None):
-        seen.update(missed=missed)
+    def keep(out, meta, sigma, detection, lazy, gate_maps=None):
+        seen.update(gate_maps=gate_maps)
         return add_maps(out, meta, sigma, detection, lazy, None)  # the model's own bands
 
     stack_path._add_maps = keep
@@ -52,39 +54,47 @@ def collect(n: int, size: int, model) -> dict[str, np.ndarray]:
         out = denoise_dataset(ds, model, progress=False, return_noise=False)
         cum, truth = out["cumulative_deformation"].values, scene["cumulative"]
         b68, b95 = out["uncertainty"].values, out["uncertainty_95"].values
-        missed = np.nan_to_num(np.asarray(seen["missed"]), nan=0.0) if seen else 0 * b68
+        g, noise_sd = (np.nan_to_num(np.asarray(m), nan=0.0) for m in seen["gate_maps"])
         ok = np.isfinite(cum) & np.isfinite(b68) & scene["valid"]
         err = cum[ok] - truth[ok]
         cols["err"].append(np.abs(err - np.median(err)))
         cols["moving"].append(np.abs(truth[ok] - np.median(truth[ok])) > 2.0)
-        for key, arr in (("b68", b68), ("b95", b95), ("missed", missed)):
+        for key, arr in (("b68", b68), ("b95", b95), ("gate", g), ("noise_sd", noise_sd)):
             cols[key].append(arr[ok])
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
+def _smallest(band, scale, err, target: float) -> float:
+    """Smallest factor (grid 0.25, capped at the threshold) with coverage >= target."""
+    for f in np.arange(0.0, sig.THRESHOLD + 1e-9, 0.25):
+        if (np.fmax(band, f * scale) >= err).mean() >= target:
+            return float(f)
+    return float(sig.THRESHOLD)
+
+
 def fit(data: dict[str, np.ndarray]) -> dict:
-    """Smallest factors reaching the targets on deforming pixels (grid 0.25, cap threshold)."""
+    """Floor factors outside / inside the gate reaching the targets on deforming pixels."""
     out = {}
+    inside, mv, err, sd = data["gate"] > 0.5, data["moving"], data["err"], data["noise_sd"]
     for level, band in (("68", data["b68"]), ("95", data["b95"])):
-        mv = data["moving"]
-        factor = sig.THRESHOLD
-        for f in np.arange(0.0, sig.THRESHOLD + 1e-9, 0.25):
-            cover = np.fmax(band, f * data["missed"]) >= data["err"]
-            if cover[mv].mean() >= TARGETS[level]:
-                factor = float(f)
-                break
-        cover = np.fmax(band, factor * data["missed"]) >= data["err"]
-        table = {
-            f"{f:g}": round(float((np.fmax(band, f * data["missed"]) >= data["err"])[mv].mean()), 3)
-            for f in (0.0, 1.0, 2.0, 3.0, 4.0, sig.THRESHOLD)
+        factors = {
+            where: _smallest(band[m & mv], sd[m & mv], err[m & mv], TARGETS[level])
+            for where, m in (("outside", ~inside), ("inside", inside))
         }
+        floor = sd * np.where(inside, factors["inside"], factors["outside"])
+        cover = np.fmax(band, floor) >= err
+        without = band >= err
         out[level] = {
-            "moving_by_factor": table,
-            "factor": factor,
+            "factor_outside": factors["outside"],
+            "factor_inside": factors["inside"],
             "moving": float(cover[mv].mean()),
+            "moving_inside": float(cover[mv & inside].mean()),
+            "moving_outside": float(cover[mv & ~inside].mean()),
             "all": float(cover.mean()),
-            "moving_without": float((band >= data["err"])[mv].mean()),
-            "all_without": float((band >= data["err"]).mean()),
+            "moving_without": float(without[mv].mean()),
+            "all_without": float(without.mean()),
+            "pixels_moving_inside": int((mv & inside).sum()),
+            "pixels_moving_outside": int((mv & ~inside).sum()),
         }
     return out
 

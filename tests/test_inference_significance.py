@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from insar_denoise.inference.broad_scales import cumulative_weights
-from insar_denoise.inference.significance import gate, gate_series, noise_combinations, noise_maps
+from insar_denoise.inference.significance import (
+    BAND_68,
+    BAND_95,
+    BAND_IN_68,
+    BAND_IN_95,
+    band_floors,
+    gate,
+    gate_series,
+    noise_combinations,
+    noise_maps,
+)
 
 
 def _noise(rng, t, n, sd):
@@ -62,7 +72,7 @@ def test_gate_ignores_nan_pixels():
     assert np.isfinite(g).all() and g.max() == 0.0
 
 
-def test_missed_signal_scale_is_the_cumulative_noise_where_the_gate_is_off():
+def test_noise_sd_is_the_cumulative_noise_and_sets_the_band_floors():
     rng = np.random.default_rng(4)
     t, n = 18, 192
     times = np.arange(t) * 12.0
@@ -75,12 +85,18 @@ def test_missed_signal_scale_is_the_cumulative_noise_where_the_gate_is_off():
     for step_mm in (0.0, -40.0):  # nothing to detect; a strong block to detect
         disp = noise + (times / times[-1])[:, None, None] * np.where(xx < 24, step_mm, 0.0)
         cum = np.tensordot(w, disp, axes=1)
-        g, _, missed = gate(cum, noise_maps(disp, noise_combinations(w, times, sd**2, n=32)))
+        g, _, noise_sd = gate(cum, noise_maps(disp, noise_combinations(w, times, sd**2, n=32)))
+        assert abs(np.median(noise_sd[:, 40:]) / expect - 1.0) < 0.15
+        f68, f95 = band_floors(g, noise_sd)
         if step_mm == 0.0:
             assert g.max() == 0.0
-            assert abs(np.median(missed) / expect - 1.0) < 0.15
-        else:
-            assert g[:, :16].min() > 0.999 and np.all(missed[g > 0.999] == 0.0)
+            np.testing.assert_allclose(f68, BAND_68 * noise_sd)
+            np.testing.assert_allclose(f95, BAND_95 * noise_sd)
+        else:  # where the block passes, the floors are the (smaller) in-gate multiples
+            passed = g > 0.999
+            assert g[:, :16].min() > 0.999
+            np.testing.assert_allclose(f68[passed], BAND_IN_68 * noise_sd[passed], rtol=1e-5)
+            np.testing.assert_allclose(f95[passed], BAND_IN_95 * noise_sd[passed], rtol=1e-5)
 
 
 def test_a_creep_step_under_correlated_atmosphere_passes_through_the_band_passes():

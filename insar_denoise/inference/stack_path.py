@@ -33,10 +33,9 @@ from insar_denoise.inference.planning import (
     tile_plan,
 )
 from insar_denoise.inference.significance import (
-    BAND_68,
-    BAND_95,
     FILTERS,
     MIN_CELLS,
+    band_floors,
     extent,
     gate_series,
 )
@@ -65,11 +64,11 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         arrays, gain = _finish_in_memory(*args, lazy)
     else:
         arrays, gain = _finish_streamed(*args, chunk)
-    deformation, cumulative, noise, sigma, detection, missed = arrays
+    deformation, cumulative, noise, sigma, detection, gate_maps = arrays
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
-    return _add_maps(out, wrapped.metadata, sigma, detection, lazy, missed)
+    return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps)
 
 
 def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
@@ -117,9 +116,10 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
-    missed = None
+    gate_maps = None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        series, _, gain, missed = gate_series(series, disp - disp[:1], days, date_var, segments)
+        series, g, gain, noise_sd = gate_series(series, disp - disp[:1], days, date_var, segments)
+        gate_maps = (g, noise_sd)
     else:
         series, gain = bs.shrink_broad_scales(
             series, (disp - disp[:1]) - series, days, date_var, segments
@@ -130,7 +130,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
-    return (deformation, cumulative, noise, sigma, None, missed), gain
+    return (deformation, cumulative, noise, sigma, None, gate_maps), gain
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
@@ -138,7 +138,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
-    series, maps, gain, missed = denoise_streamed(
+    series, maps, gain, gate_maps = denoise_streamed(
         fn, disp, dem, valid, blocks, days, date_var, segments
     )
     base = detection_base(maps)
@@ -146,24 +146,34 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     lazy_maps = maps.to_dask((1, chunk, chunk))
     deformation = da.where(da.isfinite(disp), lazy_series, np.nan)
     noise = (disp - disp[:1]) - deformation if noisy else None
-    missed = missed.to_dask((1, chunk, chunk))[0]
-    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, missed), gain
+    lazy_gate = gate_maps.to_dask((1, chunk, chunk))
+    return (
+        deformation,
+        lazy_maps[0],
+        noise,
+        lazy_maps[2],
+        base,
+        (lazy_gate[0], lazy_gate[1]),
+    ), gain
 
 
-def _add_maps(out: xr.Dataset, meta: dict, sigma, detection, lazy: bool, missed=None) -> xr.Dataset:
+def _add_maps(
+    out: xr.Dataset, meta: dict, sigma, detection, lazy: bool, gate_maps=None
+) -> xr.Dataset:
     """Add ``uncertainty``, ``uncertainty_95`` and ``detection`` (relative to the median of
     the valid area, the default reference; ``detection``: that median when streamed). With
-    the significance gate, the bands are at least :data:`.significance.BAND_68` /
-    :data:`.significance.BAND_95` x the missed-signal scale ``missed`` where the gate is off
-    (the output is zero there; a signal under the detection limit may be)."""
+    the significance gate (``gate_maps``: the gate and the cumulative's noise std), the bands
+    are at least :func:`.significance.band_floors`: multiples of that noise std, larger where
+    the gate is off (the output is zero there; a signal under the detection limit may be)."""
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     detect_mm = float(meta.get("detect_mm", 1.0))
     coords = out["cumulative_deformation"].coords
     mm = {"units": "mm", "calibration": json.dumps(cal)}
     long68 = "1-sigma uncertainty of the cumulative deformation (68 % half-width)"
     u68, u95 = sigma * float(cal["k68"]), sigma * float(cal["k95"])
-    if missed is not None:
-        u68, u95 = np.fmax(u68, BAND_68 * missed), np.fmax(u95, BAND_95 * missed)
+    if gate_maps is not None:
+        f68, f95 = band_floors(*gate_maps)
+        u68, u95 = np.fmax(u68, f68), np.fmax(u95, f95)
     out["uncertainty"] = xr.DataArray(
         u68, coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
     )

@@ -103,7 +103,8 @@ def denoise_streamed(
     segments: int,
 ) -> tuple[DiskStack, DiskStack, np.ndarray, DiskStack]:
     """The aligned series and maps on disk with the significance gate applied (exactly the
-    in-memory gate), its largest ``z`` per scale and its missed-signal scale ``(1, H, W)``."""
+    in-memory gate), its largest ``z`` per filter and ``(2, H, W)``: the gate and the
+    cumulative's noise std at 1 px (:func:`.significance.band_floors`)."""
     n_dates = disp.shape[0]
     weights = bs.cumulative_weights(times_days, date_var, segments)
     combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
@@ -113,7 +114,7 @@ def denoise_streamed(
     cumulative = DiskStack((1, h, w))
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    gate_map, zmax, missed = sig.gate(
+    gate_map, zmax, noise_sd = sig.gate(
         MapView(cumulative, 0), _Rows(noise, n), projection=MapView(noise, n), scratch=DiskStack
     )
     del noise, cumulative
@@ -121,11 +122,12 @@ def denoise_streamed(
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
-    missed_map = DiskStack((1, h, w))
+    gate_maps = DiskStack((2, h, w))
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-        missed_map[0, a:b] = missed[a:b]
-    return series, maps, zmax, missed_map
+        gate_maps[0, a:b] = gate_map[a:b]
+        gate_maps[1, a:b] = noise_sd[a:b]
+    return series, maps, zmax, gate_maps
 
 
 class _Rows:
