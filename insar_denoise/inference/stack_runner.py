@@ -129,11 +129,18 @@ class StackBlockDenoiser(TiledBlocks):
         return self.run(disp, dem, valid, block)[0]
 
     def run(
-        self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
+        self,
+        disp: np.ndarray,
+        dem: np.ndarray,
+        valid: np.ndarray | None,
+        block: Block,
+        reuse: bool = False,
     ) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
         """The block result and the per-date constant added to each tile, keyed by the
-        tile's top-left corner in scene pixels (for :func:`block_constants`)."""
-        disp = np.array(disp, dtype=np.float32)
+        tile's top-left corner in scene pixels (for :func:`block_constants`). ``reuse``:
+        ``disp`` is a float32 array the caller gives up (NaN is written into it instead of
+        a copy: one block of input less in memory)."""
+        disp = np.asarray(disp, dtype=np.float32) if reuse else np.array(disp, np.float32)
         present = np.isfinite(disp)
         ok = present.sum(0) >= self.min_valid
         if valid is not None:

@@ -39,7 +39,9 @@ def _core(b: Block) -> tuple[slice, slice]:
 
 def _run_block(fn, block, disp, dem, valid, series: DiskStack, maps: DiskStack):
     """Pass 1: one block through the model, written at its core; its tile constants."""
-    result, applied = fn.run(disp, dem, valid, block)
+    # the input computed for this block only: NaN goes into it, not into a copy
+    owned = isinstance(disp, np.ndarray) and disp.flags.owndata and disp.flags.writeable
+    result, applied = fn.run(disp, dem, valid, block, reuse=owned and disp.dtype == np.float32)
     n_dates = series.shape[0]
     cy, cx = _core(block)
     series[:, cy, cx] = result[:n_dates]
