@@ -31,6 +31,11 @@ from insar_denoise.inference.tiling import Block
 #: blocks in flight at once (each holds its input, its mosaic, its result and the model's
 #: activations: ~0.6 GB; one keeps a frame under 2 GB, torch uses the cores within a block)
 WORKERS = 1
+#: dates of a block's input read per dask compute (one worker): a compute of the whole
+#: block would hold every input chunk it touches (up to 4 per date, 4x the block) until it
+#: concatenates them; computed in this thread (``sync``), freed memory is reused by the
+#: model instead of staying in worker threads' heaps
+DATES_PER_READ = 20
 
 
 def _core(b: Block) -> tuple[slice, slice]:
@@ -64,12 +69,24 @@ def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
     noise[:, cy, cx] = noise_maps(disp - disp[:1], combos)
 
 
+def _read(a):
+    """A dask argument computed into numpy (a ``(T, h, w)`` one :data:`DATES_PER_READ` dates
+    at a time, into one array); anything else as it is."""
+    if not hasattr(a, "dask"):
+        return a
+    if a.ndim != 3:
+        return a.compute(scheduler="sync")
+    out = np.empty(a.shape, a.dtype)
+    for t in range(0, a.shape[0], DATES_PER_READ):
+        out[t : t + DATES_PER_READ] = a[t : t + DATES_PER_READ].compute(scheduler="sync")
+    return out
+
+
 def _compute(calls: list[tuple]) -> list:
     """Run ``(func, *args)`` calls; with one worker, one at a time, its dask arguments
     computed alone (a graph of all blocks would keep the input chunks neighbours share)."""
     if WORKERS == 1:
-        read = lambda a: a.compute(scheduler="threads") if hasattr(a, "dask") else a  # noqa: E731
-        return [func(*(read(a) for a in args)) for func, *args in calls]
+        return [func(*(_read(a) for a in args)) for func, *args in calls]
     tasks = [dask.delayed(func, pure=False)(*args) for func, *args in calls]
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
