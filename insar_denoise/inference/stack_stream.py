@@ -17,6 +17,8 @@ one date) each, whatever the scene size:
 
 from __future__ import annotations
 
+import ctypes
+
 import dask
 import numpy as np
 
@@ -82,11 +84,33 @@ def _read(a):
     return out
 
 
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
+    nothing): a block's freed arrays otherwise stay resident, in fragments that the next
+    block cannot always reuse, and the floor under the blocks rises with their number."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 def _compute(calls: list[tuple]) -> list:
     """Run ``(func, *args)`` calls; with one worker, one at a time, its dask arguments
-    computed alone (a graph of all blocks would keep the input chunks neighbours share)."""
+    computed alone (a graph of all blocks would keep the input chunks neighbours share),
+    the heap trimmed after each."""
     if WORKERS == 1:
-        return [func(*(_read(a) for a in args)) for func, *args in calls]
+        out = []
+        for func, *args in calls:
+            out.append(func(*(_read(a) for a in args)))
+            _trim_heap()
+        return out
     tasks = [dask.delayed(func, pure=False)(*args) for func, *args in calls]
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
