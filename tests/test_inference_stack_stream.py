@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from insar_denoise.inference import denoise_dataset, stack_path, stack_stream
+from insar_denoise.inference import denoise_dataset, planning, stack_path
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
@@ -51,7 +51,7 @@ def test_disk_stack_round_trip_and_cleanup():
 def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch):
     """Scenes of 160 px or more take the significance gate on both paths: same result."""
     ref = _run(scene, model, monkeypatch, streamed=False)
-    monkeypatch.setattr(stack_stream, "DATES_PER_READ", 5)  # block inputs read 5, 5, 2 dates
+    monkeypatch.setattr(planning, "DATES_PER_READ", 5)  # block inputs read 5, 5, 2 dates
     got = _run(scene, model, monkeypatch, streamed=True)
     for name in OUTPUTS:
         a, b = ref[name].values, got[name].values

@@ -21,6 +21,7 @@ import torch
 
 from insar_denoise.errors import ConfigError, ModelError
 from insar_denoise.inference.blending import Mosaic, _clip
+from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.runner import (
     Progress,
     TiledBlocks,
@@ -48,8 +49,8 @@ def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
     ys = np.linspace(0, h - cy, n).astype(int)
     xs = np.linspace(0, w - cx, n).astype(int)
     crops = [disp[:, y : y + cy, x : x + cx] for y in np.unique(ys) for x in np.unique(xs)]
-    # one crop at a time: computing all at once would hold every block they touch
-    crops = [c.compute(scheduler="threads") if hasattr(c, "dask") else c for c in crops]
+    # one crop at a time, by dates: computing all at once would hold every chunk they touch
+    crops = [read_window(c) for c in crops]
     stack = np.stack([np.asarray(c, dtype=np.float32) for c in crops])
     good = np.isfinite(stack).mean(axis=(1, 2, 3)) > 0.5
     stack = stack[good] if good.any() else stack

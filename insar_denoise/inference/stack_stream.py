@@ -25,6 +25,7 @@ import numpy as np
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
+from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.strips import MapView, median, row_strips
@@ -33,11 +34,6 @@ from insar_denoise.inference.tiling import Block
 #: blocks in flight at once (each holds its input, its mosaic, its result and the model's
 #: activations: ~0.6 GB; one keeps a frame under 2 GB, torch uses the cores within a block)
 WORKERS = 1
-#: dates of a block's input read per dask compute (one worker): a compute of the whole
-#: block would hold every input chunk it touches (up to 4 per date, 4x the block) until it
-#: concatenates them; computed in this thread (``sync``), freed memory is reused by the
-#: model instead of staying in worker threads' heaps
-DATES_PER_READ = 20
 
 
 def _core(b: Block) -> tuple[slice, slice]:
@@ -71,19 +67,6 @@ def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
     noise[:, cy, cx] = noise_maps(disp - disp[:1], combos)
 
 
-def _read(a):
-    """A dask argument computed into numpy (a ``(T, h, w)`` one :data:`DATES_PER_READ` dates
-    at a time, into one array); anything else as it is."""
-    if not hasattr(a, "dask"):
-        return a
-    if a.ndim != 3:
-        return a.compute(scheduler="sync")
-    out = np.empty(a.shape, a.dtype)
-    for t in range(0, a.shape[0], DATES_PER_READ):
-        out[t : t + DATES_PER_READ] = a[t : t + DATES_PER_READ].compute(scheduler="sync")
-    return out
-
-
 def _trim_heap() -> None:
     """Give the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
     nothing): a block's freed arrays otherwise stay resident, in fragments that the next
@@ -108,7 +91,7 @@ def _compute(calls: list[tuple]) -> list:
     if WORKERS == 1:
         out = []
         for func, *args in calls:
-            out.append(func(*(_read(a) for a in args)))
+            out.append(func(*(read_window(a) for a in args)))
             _trim_heap()
         return out
     tasks = [dask.delayed(func, pure=False)(*args) for func, *args in calls]
