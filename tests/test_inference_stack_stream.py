@@ -94,3 +94,17 @@ def test_block_run_reuse_matches_copy_and_copy_leaves_input(model):
     np.testing.assert_array_equal(got, ref)
     assert applied.keys() == applied_ref.keys()
     assert np.isnan(given[:, 5 - sy.start, 7 - sx.start]).all()  # mask written in place
+
+
+def test_read_window_by_dates_equals_compute():
+    """``read_window`` gives the window's values, read 3 + 3 + 1 dates; numpy passes as is."""
+    import dask.array as da
+
+    values = np.random.default_rng(0).normal(size=(7, 30, 40)).astype(np.float32)
+    values[2, 5:9, 3:7] = np.nan
+    lazy = da.from_array(values, chunks=(1, 16, 16))[:, 4:27, 9:33]
+    got = planning.read_window(lazy, per_read=3)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, values[:, 4:27, 9:33])
+    assert planning.read_window(values) is values
+    np.testing.assert_array_equal(planning.read_window(lazy[0]), values[0, 4:27, 9:33])
