@@ -142,6 +142,8 @@ def worker(args: argparse.Namespace) -> dict:
         "overlap_px": out.attrs["insar_denoise_overlap_px"],
         "stride": args.stride,
         "window": int(out.attrs["insar_denoise_window"]),
+        # tiles per model call: chosen from free memory (inference.devices.fit_batch_size)
+        "batch_size": int(out.attrs.get("insar_denoise_batch_size", 0)),
         "windows": n_windows(args.dates, int(out.attrs["insar_denoise_window"]), args.stride),
         "writer": writer,
         "wall_s": round(wall, 2),
@@ -359,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{device:5s} {size:5d}^2 x {r['dates']:3d}  {r['wall_s']:8.1f} s  "
                 f"{r['mpix_dates_per_s']:8.3f} Mpx·dates/s  peak RSS {r['peak_rss_mb']:8.1f} MB  "
+                f"batch {r['batch_size']}  "
                 f"S1 frame (5000^2 x 100) ~{r['s1_frame_hours']:.1f} h",
                 flush=True,
             )

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from insar_denoise.inference import denoise_dataset, stack_path
+from insar_denoise.inference import denoise_dataset, planning, stack_path
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
@@ -51,6 +51,7 @@ def test_disk_stack_round_trip_and_cleanup():
 def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch):
     """Scenes of 160 px or more take the significance gate on both paths: same result."""
     ref = _run(scene, model, monkeypatch, streamed=False)
+    monkeypatch.setattr(planning, "DATES_PER_READ", 5)  # block inputs read 5, 5, 2 dates
     got = _run(scene, model, monkeypatch, streamed=True)
     for name in OUTPUTS:
         a, b = ref[name].values, got[name].values
@@ -66,3 +67,44 @@ def test_scenes_under_the_gate_size_stay_in_memory(model, monkeypatch):
     out = _run(ds.chunk({"time": -1, "y": 64, "x": 64}), model, monkeypatch, streamed=True)
     assert "insar_denoise_broad_gain" in out.attrs  # the Wiener step, in memory
     assert "insar_denoise_significance_z" not in out.attrs
+
+
+def test_block_run_reuse_matches_copy_and_copy_leaves_input(model):
+    """``run(reuse=True)`` writes the NaN mask into the given array (no copy) and gives the
+    copying run's result bit for bit; the copying run leaves its input untouched."""
+    import torch
+
+    from insar_denoise.inference.runner import Progress
+    from insar_denoise.inference.stack_runner import StackBlockDenoiser
+    from insar_denoise.inference.tiling import iter_tiled_blocks
+
+    ds = synthetic_dataset(n_dates=12, shape=(96, 96), seed=3, noise_mm=2.0)
+    disp = ds["displacement"].values.astype(np.float32)
+    disp[:9, 5:9, 7:11] = np.nan  # too few valid dates there: masked by run
+    dem = ds["dem"].values.astype(np.float32)
+    days = ((ds["time"].values - ds["time"].values[0]) / np.timedelta64(1, "D")).astype(float)
+    fn = StackBlockDenoiser(model, torch.device("cpu"), 64, 32, days, 2, None)
+    fn.progress = Progress(10**6, False)
+    block = list(iter_tiled_blocks((96, 96), 48, (64, 64), 32, fn.margin))[0][0]
+    sy, sx = slice(*block.read_y), slice(*block.read_x)
+    given = disp[:, sy, sx].copy()
+    ref, applied_ref = fn.run(given, dem[sy, sx], None, block)
+    np.testing.assert_array_equal(given, disp[:, sy, sx])  # input untouched
+    got, applied = fn.run(given, dem[sy, sx], None, block, reuse=True)
+    np.testing.assert_array_equal(got, ref)
+    assert applied.keys() == applied_ref.keys()
+    assert np.isnan(given[:, 5 - sy.start, 7 - sx.start]).all()  # mask written in place
+
+
+def test_read_window_by_dates_equals_compute():
+    """``read_window`` gives the window's values, read 3 + 3 + 1 dates; numpy passes as is."""
+    import dask.array as da
+
+    values = np.random.default_rng(0).normal(size=(7, 30, 40)).astype(np.float32)
+    values[2, 5:9, 3:7] = np.nan
+    lazy = da.from_array(values, chunks=(1, 16, 16))[:, 4:27, 9:33]
+    got = planning.read_window(lazy, per_read=3)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, values[:, 4:27, 9:33])
+    assert planning.read_window(values) is values
+    np.testing.assert_array_equal(planning.read_window(lazy[0]), values[0, 4:27, 9:33])

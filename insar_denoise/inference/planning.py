@@ -106,6 +106,28 @@ def default_chunk(tile: int, overlap: int) -> int:
     return max(tile, 6 * (tile - overlap))
 
 
+#: dates of a ``(T, h, w)`` window read per dask compute (:func:`read_window`)
+DATES_PER_READ = 20
+
+
+def read_window(a: Any, per_read: int | None = None) -> Any:
+    """A dask window computed into numpy in this thread (``(T, h, w)``: ``per_read`` dates
+    at a time, default :data:`DATES_PER_READ`, into one array); anything else as it is.
+
+    One compute of the whole window would hold every input chunk it touches (up to 4 per
+    date when it crosses chunk borders: 4x the window) until it concatenates them, and
+    worker threads would keep that memory in their own heaps."""
+    if not hasattr(a, "dask"):
+        return a
+    if a.ndim != 3:
+        return a.compute(scheduler="sync")
+    step = int(per_read or DATES_PER_READ)
+    out = np.empty(a.shape, a.dtype)
+    for t in range(0, a.shape[0], step):
+        out[t : t + step] = a[t : t + step].compute(scheduler="sync")
+    return out
+
+
 def as_dask(values: Any, chunks: tuple[int, ...]) -> da.Array:
     """``values`` as a dask array (unchanged if it already is one)."""
     if isinstance(values, da.Array):

@@ -21,6 +21,7 @@ import torch
 
 from insar_denoise.errors import ConfigError, ModelError
 from insar_denoise.inference.blending import Mosaic, _clip
+from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.runner import (
     Progress,
     TiledBlocks,
@@ -48,8 +49,8 @@ def scene_date_variances(disp, crop: int, samples: int = 16) -> np.ndarray:
     ys = np.linspace(0, h - cy, n).astype(int)
     xs = np.linspace(0, w - cx, n).astype(int)
     crops = [disp[:, y : y + cy, x : x + cx] for y in np.unique(ys) for x in np.unique(xs)]
-    # one crop at a time: computing all at once would hold every block they touch
-    crops = [c.compute(scheduler="threads") if hasattr(c, "dask") else c for c in crops]
+    # one crop at a time, by dates: computing all at once would hold every chunk they touch
+    crops = [read_window(c) for c in crops]
     stack = np.stack([np.asarray(c, dtype=np.float32) for c in crops])
     good = np.isfinite(stack).mean(axis=(1, 2, 3)) > 0.5
     stack = stack[good] if good.any() else stack
@@ -129,11 +130,18 @@ class StackBlockDenoiser(TiledBlocks):
         return self.run(disp, dem, valid, block)[0]
 
     def run(
-        self, disp: np.ndarray, dem: np.ndarray, valid: np.ndarray | None, block: Block
+        self,
+        disp: np.ndarray,
+        dem: np.ndarray,
+        valid: np.ndarray | None,
+        block: Block,
+        reuse: bool = False,
     ) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
         """The block result and the per-date constant added to each tile, keyed by the
-        tile's top-left corner in scene pixels (for :func:`block_constants`)."""
-        disp = np.array(disp, dtype=np.float32)
+        tile's top-left corner in scene pixels (for :func:`block_constants`). ``reuse``:
+        ``disp`` is a float32 array the caller gives up (NaN is written into it instead of
+        a copy: one block of input less in memory)."""
+        disp = np.asarray(disp, dtype=np.float32) if reuse else np.array(disp, np.float32)
         present = np.isfinite(disp)
         ok = present.sum(0) >= self.min_valid
         if valid is not None:

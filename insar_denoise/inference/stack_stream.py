@@ -17,12 +17,15 @@ one date) each, whatever the scene size:
 
 from __future__ import annotations
 
+import ctypes
+
 import dask
 import numpy as np
 
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
+from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.strips import MapView, median, row_strips
@@ -39,7 +42,9 @@ def _core(b: Block) -> tuple[slice, slice]:
 
 def _run_block(fn, block, disp, dem, valid, series: DiskStack, maps: DiskStack):
     """Pass 1: one block through the model, written at its core; its tile constants."""
-    result, applied = fn.run(disp, dem, valid, block)
+    # the input computed for this block only: NaN goes into it, not into a copy
+    owned = isinstance(disp, np.ndarray) and disp.flags.owndata and disp.flags.writeable
+    result, applied = fn.run(disp, dem, valid, block, reuse=owned and disp.dtype == np.float32)
     n_dates = series.shape[0]
     cy, cx = _core(block)
     series[:, cy, cx] = result[:n_dates]
@@ -62,12 +67,33 @@ def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
     noise[:, cy, cx] = noise_maps(disp - disp[:1], combos)
 
 
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
+    nothing): a block's freed arrays otherwise stay resident, in fragments that the next
+    block cannot always reuse, and the floor under the blocks rises with their number."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 def _compute(calls: list[tuple]) -> list:
     """Run ``(func, *args)`` calls; with one worker, one at a time, its dask arguments
-    computed alone (a graph of all blocks would keep the input chunks neighbours share)."""
+    computed alone (a graph of all blocks would keep the input chunks neighbours share),
+    the heap trimmed after each."""
     if WORKERS == 1:
-        read = lambda a: a.compute(scheduler="threads") if hasattr(a, "dask") else a  # noqa: E731
-        return [func(*(read(a) for a in args)) for func, *args in calls]
+        out = []
+        for func, *args in calls:
+            out.append(func(*(read_window(a) for a in args)))
+            _trim_heap()
+        return out
     tasks = [dask.delayed(func, pure=False)(*args) for func, *args in calls]
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
