@@ -323,7 +323,6 @@ def band_floors(gate_map, noise_sd) -> tuple:
     """Lower bounds of the 68 % and 95 % half-widths (mm): :data:`BAND_68` / :data:`BAND_95`
     x ``noise_sd`` where the gate is off, :data:`BAND_IN_68` / :data:`BAND_IN_95` x it where
     it passes (numpy or dask arrays)."""
-    inside = gate_map
-    f68 = noise_sd * (BAND_68 * (1.0 - inside) + BAND_IN_68 * inside)
-    f95 = noise_sd * (BAND_95 * (1.0 - inside) + BAND_IN_95 * inside)
+    f68 = noise_sd * (BAND_68 * (1.0 - gate_map) + BAND_IN_68 * gate_map)
+    f95 = noise_sd * (BAND_95 * (1.0 - gate_map) + BAND_IN_95 * gate_map)
     return f68, f95

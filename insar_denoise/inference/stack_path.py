@@ -146,15 +146,9 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     lazy_maps = maps.to_dask((1, chunk, chunk))
     deformation = da.where(da.isfinite(disp), lazy_series, np.nan)
     noise = (disp - disp[:1]) - deformation if noisy else None
-    lazy_gate = gate_maps.to_dask((1, chunk, chunk))
-    return (
-        deformation,
-        lazy_maps[0],
-        noise,
-        lazy_maps[2],
-        base,
-        (lazy_gate[0], lazy_gate[1]),
-    ), gain
+    # the gate's two maps, read lazily from its working store on disk
+    lazy_gate = tuple(m.store.to_dask((1, chunk, chunk))[m.index] for m in gate_maps)
+    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, lazy_gate), gain
 
 
 def _add_maps(

@@ -127,10 +127,11 @@ def denoise_streamed(
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
-) -> tuple[DiskStack, DiskStack, np.ndarray, DiskStack]:
+) -> tuple[DiskStack, DiskStack, np.ndarray, tuple[MapView, MapView]]:
     """The aligned series and maps on disk with the significance gate applied (exactly the
-    in-memory gate), its largest ``z`` per filter and ``(2, H, W)``: the gate and the
-    cumulative's noise std at 1 px (:func:`.significance.band_floors`)."""
+    in-memory gate), its largest ``z`` per filter, and the gate and the cumulative's noise std
+    at 1 px (:func:`.significance.band_floors`) as :class:`.strips.MapView` of the gate's
+    working maps on disk."""
     n_dates = disp.shape[0]
     weights = bs.cumulative_weights(times_days, date_var, segments)
     combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
@@ -148,12 +149,9 @@ def denoise_streamed(
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
-    gate_maps = DiskStack((2, h, w))
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-        gate_maps[0, a:b] = gate_map[a:b]
-        gate_maps[1, a:b] = noise_sd[a:b]
-    return series, maps, zmax, gate_maps
+    return series, maps, zmax, (gate_map, noise_sd)
 
 
 class _Rows:
