@@ -33,6 +33,39 @@ def test_batches_have_gaps_in_time_and_a_series_truth():
     assert not missing[:, 0].any()  # the reference date is never dropped
 
 
+def _jump_ratios(cfg: StackTrainConfig, seeds: range) -> list[float]:
+    """Per deforming example: largest neighbour jump of the cumulative truth / its max |LOS|;
+    asserts that every deforming example of ``cfg`` creeps linearly when ``cfg.creep_prob``
+    is 1 (truth at date t = cumulative x elapsed share)."""
+    out = []
+    for seed in seeds:
+        batch = draw(cfg, torch.Generator().manual_seed(seed), cfg.batch_size)
+        truth, times = batch["truth"].double(), batch["times"][0].double()
+        share = (times - times[0]) / (times[-1] - times[0])
+        for k in range(truth.shape[0]):
+            cum = truth[k, -1] - truth[k, 0]
+            peak = float(cum.abs().max())
+            if peak < 0.5:  # no deformation
+                continue
+            if cfg.creep_prob == 1.0:
+                expected = truth[k, 0] + share[:, None, None] * cum
+                assert torch.allclose(truth[k], expected, atol=1e-3 * peak)
+            jx = (cum[:, 1:] - cum[:, :-1]).abs().max()
+            jy = (cum[1:] - cum[:-1]).abs().max()
+            out.append(float(max(jx, jy)) / peak)
+    return out
+
+
+def test_creep_batches_are_steady_steps_along_a_line():
+    """``creep_prob = 1``: steady creep with a step across a surface trace (neighbour jumps
+    of 0.2-1.2 x the peak, against < 0.1 for most of the default prior's smooth sources)."""
+    cfg = dataclasses.replace(TINY, crop=48, creep_prob=1.0, batch_size=8, gap_prob=0.0)
+    creep = _jump_ratios(cfg, range(3))
+    default = _jump_ratios(dataclasses.replace(cfg, creep_prob=0.0), range(3))
+    assert len(creep) >= 12 and len(default) >= 12
+    assert np.median(creep) > 0.25 and np.median(creep) > 3 * np.median(default)
+
+
 def test_losses_are_finite_and_zero_head_gives_the_projection_error():
     batch = draw(TINY, torch.Generator().manual_seed(2), 2)
     from insar_denoise.models.stack_denoiser import StackDenoiser

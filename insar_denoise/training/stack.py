@@ -48,6 +48,18 @@ def _default_sim() -> dict[str, Any]:
     }
 
 
+def _creep_sim() -> dict[str, Any]:
+    # shallow creep as on the North Anatolian Fault (Rouet-Leduc et al. 2021, Nat. Commun. 12, 6480)
+    return {
+        "source_probs": {"none": 0.1, "okada_strike_slip": 0.9},
+        "fault_top_depth_km": (0.0, 0.3),
+        "fault_length_km": (15.0, 40.0),
+        "fault_dip_deg": (75.0, 90.0),
+        "history_probs": {"linear": 1.0},
+        "amplitude_mm": (0.5, 40.0),
+    }
+
+
 @dataclass
 class StackTrainConfig:
     """Options of a whole-stack training run (units in names)."""
@@ -72,10 +84,15 @@ class StackTrainConfig:
     val_examples: int = 48
     val_seed: int = 20261202
     sim: dict[str, Any] = field(default_factory=_default_sim)
+    #: share of batches drawn from ``creep_sim`` (long surface-reaching strike-slip faults
+    #: creeping steadily: sharp steps along a line, rare in ``sim``)
+    creep_prob: float = 0.0
+    creep_sim: dict[str, Any] = field(default_factory=_creep_sim)
 
-    def sim_config(self, n_dates: int, irregular: bool) -> SimConfig:
+    def sim_config(self, n_dates: int, irregular: bool, creep: bool = False) -> SimConfig:
         base = dataclasses.asdict(SimConfig())
-        over = {**self.sim, "size": self.crop, "n_dates": n_dates, "irregular_sampling": irregular}
+        prior = {**self.sim, **self.creep_sim} if creep else self.sim
+        over = {**prior, "size": self.crop, "n_dates": n_dates, "irregular_sampling": irregular}
         return SimConfig.from_dict({k: v for k, v in {**base, **over}.items()})
 
 
@@ -102,7 +119,8 @@ def draw(cfg: StackTrainConfig, gen: torch.Generator, batch: int) -> dict[str, T
     lo, hi = math.log(cfg.dates[0]), math.log(cfg.dates[1])
     n_dates = int(round(math.exp(lo + (hi - lo) * float(torch.rand(1, generator=gen)))))
     irregular = bool(torch.rand(1, generator=gen) < cfg.irregular_prob)
-    sim = cfg.sim_config(n_dates, irregular)
+    creep = cfg.creep_prob > 0 and bool(torch.rand(1, generator=gen) < cfg.creep_prob)
+    sim = cfg.sim_config(n_dates, irregular, creep)
     sb = simulate_batch(sim, batch, generator=gen)
     disp = temporal_gaps(gen, sb.displacement, cfg.gap_prob)
     times = torch.tensor(sim.times_days(), dtype=torch.float32)[None].expand(batch, -1)
