@@ -48,6 +48,37 @@ def test_disk_stack_round_trip_and_cleanup():
     assert not folder.exists()
 
 
+KEYS = [
+    (slice(None), slice(5, 15), slice(3, 20)),
+    (1, slice(2, 9)),
+    (2, 7),
+    (0, 3, 4),
+    ([0, 2], slice(1, 19)),
+    (slice(1, None), -1, slice(None, None, 2)),
+    (slice(None), slice(None, None, 3), 5),  # rows with a step: whole-file mapping
+    (slice(0, 0), slice(None)),  # empty
+    (Ellipsis, 4),
+    -1,
+]
+
+
+@pytest.mark.parametrize("key", KEYS, ids=str)
+def test_disk_stack_indexing_as_numpy(key):
+    """Reads and writes of a few rows of each map equal numpy's on the same key."""
+    data = np.arange(3 * 20 * 30, dtype=np.float32).reshape(3, 20, 30)
+    stack = DiskStack(data.shape)
+    stack[:] = data
+    np.testing.assert_array_equal(stack[key], data[key])
+    assert stack[key].shape == data[key].shape
+    expected = data.copy()
+    expected[key] = -np.asarray(data[key]) - 1.0
+    stack[key] = -np.asarray(data[key]) - 1.0
+    np.testing.assert_array_equal(stack[:], expected)
+    stack[key] = 7.0  # broadcast scalar
+    expected[key] = 7.0
+    np.testing.assert_array_equal(stack[:], expected)
+
+
 def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch):
     """Scenes of 160 px or more take the significance gate on both paths: same result."""
     ref = _run(scene, model, monkeypatch, streamed=False)
