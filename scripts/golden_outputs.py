@@ -4,7 +4,10 @@ The Architecture issue asks for the same outputs bit for bit before and after a 
 ``python scripts/golden_outputs.py --write`` records the SHA-256 of every output array
 (cumulative, series, noise, uncertainty, detection) in ``tests/data/golden_outputs.json``;
 ``tests/test_golden_outputs.py`` recomputes them. Digests are of float32 arrays (NaN kept),
-so any change of a single bit shows. Re-record only on purpose (a new model, a new feature).
+so any change of a single bit shows. Re-record only on purpose (a new model, a new feature),
+or for a new environment: the record keeps the environment it holds for (:func:`environment`:
+CPU instruction set and flags, numpy / scipy / torch versions), since float results change
+with them (session 8: a fresh install gave other digests for unchanged code).
 """
 
 from __future__ import annotations
@@ -26,6 +29,28 @@ from insar_denoise.cli.main import main
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_outputs.json"
 OUTPUTS = ("deformation", "series", "noise", "uncertainty", "detection")
+
+
+def environment() -> dict[str, str]:
+    """What the digests depend on besides the code: the CPU's instruction set and flags and
+    the numerical libraries' versions."""
+    import platform
+
+    import scipy
+
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")]
+        flags = " ".join(sorted(set(lines[0].split(":", 1)[1].split()))) if lines else ""
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch": torch.__version__,
+    }
 
 
 def demo_stack(folder: Path) -> tuple[list[str], Path]:
@@ -83,13 +108,18 @@ def main_cli() -> int:
     ap.add_argument("--write", action="store_true", help="record the digests as the reference")
     args = ap.parse_args()
     got = compute(args.data)
-    record = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "digests": got}
+    env = environment()
+    record = {"cpu_capability": env["cpu_capability"], "environment": env, "digests": got}
     print(json.dumps(record, indent=2))
     if args.write:
         GOLDEN.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {GOLDEN}")
         return 0
-    want = json.loads(GOLDEN.read_text())["digests"]
+    stored = json.loads(GOLDEN.read_text())
+    want = stored["digests"]
+    other = {k: v for k, v in env.items() if stored.get("environment", {}).get(k) != v}
+    if other:
+        print(f"recorded for another environment ({', '.join(sorted(other))}): not comparable")
     bad = [f"{s}/{k}" for s in want for k in want[s] if want[s][k] != got[s].get(k)]
     print("unchanged" if not bad else f"CHANGED: {', '.join(bad)}")
     return 1 if bad else 0

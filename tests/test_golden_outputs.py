@@ -1,8 +1,9 @@
 """The same outputs bit for bit: `run` on the demo and the Envisat stack against recorded digests.
 
 The digests were recorded by ``scripts/golden_outputs.py --write`` (single-threaded CPU). They
-are defined for one CPU instruction set and one BLAS thread count (float sums are reordered
-otherwise), so the test is skipped elsewhere rather than compared loosely.
+are defined for one environment (CPU instruction set and flags, numpy / scipy / torch
+versions: float sums are reordered otherwise) and one BLAS thread count, so the test is
+skipped elsewhere rather than compared loosely.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -29,8 +29,10 @@ def _script():
 def test_run_outputs_are_bit_identical_to_the_recorded_ones():
     golden = _script()
     record = json.loads(golden.GOLDEN.read_text())
-    if torch.backends.cpu.get_cpu_capability() != record["cpu_capability"]:
-        pytest.skip(f"digests recorded on {record['cpu_capability']}")
+    recorded = record.get("environment", {"cpu_capability": record["cpu_capability"]})
+    other = sorted(k for k, v in golden.environment().items() if recorded.get(k) != v)
+    if other:
+        pytest.skip(f"digests recorded for another environment ({', '.join(other)})")
     if os.environ.get("OMP_NUM_THREADS") != "1":
         pytest.skip("digests recorded with OMP_NUM_THREADS=1")
     if not (DATA / "real_envisat_nsw").is_dir():
