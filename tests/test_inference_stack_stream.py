@@ -91,6 +91,8 @@ def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch):
     z_ref = json.loads(ref.attrs["insar_denoise_significance_z"])
     assert json.loads(got.attrs["insar_denoise_significance_z"]) == pytest.approx(z_ref, abs=1e-3)
     assert max(z_ref) > 5.5  # the bump is detected: the gate acted on both paths
+    for key in ("insar_denoise_relief_ratio", "insar_denoise_relief_mm"):  # the relief check
+        assert got.attrs[key] == pytest.approx(ref.attrs[key], abs=0.011), key
 
 
 def test_scenes_under_the_gate_size_stay_in_memory(model, monkeypatch):

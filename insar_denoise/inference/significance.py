@@ -298,24 +298,35 @@ def apply_gate(series: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
     return np.stack([gate_date(series[t], gate_map) for t in range(series.shape[0])])
 
 
+def cumulative_noise(
+    displacement: np.ndarray, times_days: np.ndarray, date_var: np.ndarray, segments: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The noise maps ``(n, H, W)`` of the cumulative and the least-squares cumulative
+    ``sum_t a_t d_t (H, W)`` (mm) of ``displacement (T, H, W)`` relative to the first date,
+    with the cumulative weights of the model's ``segments``."""
+    weights = cumulative_weights(times_days, date_var, segments)
+    combos = with_projection(noise_combinations(weights, times_days, date_var), weights)
+    maps = noise_maps(displacement, combos)
+    return maps[:-1], maps[-1]
+
+
 def gate_series(
     series: np.ndarray,
     displacement: np.ndarray,
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
+    maps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The gated series, the gate, the largest ``z`` per filter and the cumulative's noise
     std at 1 px (whole scene in memory; :func:`gate`).
 
     ``series (T, H, W)`` mm relative to the first date; ``displacement (T, H, W)`` the input
-    relative to the first date; ``segments``: the model's (its cumulative weighting).
+    relative to the first date; ``segments``: the model's (its cumulative weighting);
+    ``maps``: :func:`cumulative_noise` of them when already computed.
     """
-    weights = cumulative_weights(times_days, date_var, segments)
-    maps = noise_maps(
-        displacement, with_projection(noise_combinations(weights, times_days, date_var), weights)
-    )
-    g, zmax, noise_sd = gate(series[-1] - series[0], maps[:-1], projection=maps[-1])
+    noise, projection = maps or cumulative_noise(displacement, times_days, date_var, segments)
+    g, zmax, noise_sd = gate(series[-1] - series[0], noise, projection=projection)
     return apply_gate(series, g), g, zmax, noise_sd
 
 

@@ -32,10 +32,12 @@ from insar_denoise.inference.planning import (
     model_attrs,
     tile_plan,
 )
+from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR, relief_ratio
 from insar_denoise.inference.significance import (
     FILTERS,
     MIN_CELLS,
     band_floors,
+    cumulative_noise,
     extent,
     gate_series,
 )
@@ -61,14 +63,22 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     # only gated scenes stream (a scene under 160 px with a series over 200 MB is not real)
     streamed = gated and lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
-        arrays, gain = _finish_in_memory(*args, lazy)
+        arrays, gain, relief = _finish_in_memory(*args, lazy)
     else:
-        arrays, gain = _finish_streamed(*args, chunk)
+        arrays, gain, relief = _finish_streamed(*args, chunk)
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
+    if relief is not None:
+        _note_relief(attrs, *relief)
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps)
+
+
+def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
+    """Record the relief check (:mod:`.relief`) in the attributes (NaN: no relief)."""
+    attrs[RELIEF_RATIO_ATTR] = round(ratio, 3) if np.isfinite(ratio) else "nan"
+    attrs[RELIEF_MM_ATTR] = round(mm, 3) if np.isfinite(mm) else "nan"
 
 
 def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
@@ -116,10 +126,14 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
-    gate_maps = None
+    gate_maps, relief = None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        series, g, gain, noise_sd = gate_series(series, disp - disp[:1], days, date_var, segments)
+        maps = cumulative_noise(disp - disp[:1], days, date_var, segments)
+        series, g, gain, noise_sd = gate_series(
+            series, disp - disp[:1], days, date_var, segments, maps
+        )
         gate_maps = (g, noise_sd)
+        relief = None if dem is None else relief_ratio(maps[1], maps[0], np.asarray(dem))
     else:
         series, gain = bs.shrink_broad_scales(
             series, (disp - disp[:1]) - series, days, date_var, segments
@@ -130,7 +144,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
-    return (deformation, cumulative, noise, sigma, None, gate_maps), gain
+    return (deformation, cumulative, noise, sigma, None, gate_maps), gain, relief
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
@@ -138,7 +152,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
-    series, maps, gain, gate_maps = denoise_streamed(
+    series, maps, gain, gate_maps, relief = denoise_streamed(
         fn, disp, dem, valid, blocks, days, date_var, segments
     )
     base = detection_base(maps)
@@ -148,7 +162,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     noise = (disp - disp[:1]) - deformation if noisy else None
     # the gate's two maps, read lazily from its working store on disk
     lazy_gate = tuple(m.store.to_dask((1, chunk, chunk))[m.index] for m in gate_maps)
-    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, lazy_gate), gain
+    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, lazy_gate), gain, relief
 
 
 def _add_maps(

@@ -26,6 +26,7 @@ from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.planning import read_window
+from insar_denoise.inference.relief import relief_ratio
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.strips import MapView, median, row_strips
@@ -127,11 +128,12 @@ def denoise_streamed(
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
-) -> tuple[DiskStack, DiskStack, np.ndarray, tuple[MapView, MapView]]:
+) -> tuple:
     """The aligned series and maps on disk with the significance gate applied (exactly the
-    in-memory gate), its largest ``z`` per filter, and the gate and the cumulative's noise std
+    in-memory gate), its largest ``z`` per filter, the gate and the cumulative's noise std
     at 1 px (:func:`.significance.band_floors`) as :class:`.strips.MapView` of the gate's
-    working maps on disk."""
+    working maps on disk, and the relief check ``(ratio, mm)`` (:mod:`.relief`; None
+    without a DEM)."""
     n_dates = disp.shape[0]
     weights = bs.cumulative_weights(times_days, date_var, segments)
     combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
@@ -144,6 +146,7 @@ def denoise_streamed(
     gate_map, zmax, noise_sd = sig.gate(
         MapView(cumulative, 0), _Rows(noise, n), projection=MapView(noise, n), scratch=DiskStack
     )
+    relief = None if dem is None else relief_ratio(MapView(noise, n), _Rows(noise, n), dem)
     del noise, cumulative
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
@@ -151,7 +154,7 @@ def denoise_streamed(
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    return series, maps, zmax, (gate_map, noise_sd)
+    return series, maps, zmax, (gate_map, noise_sd), relief
 
 
 class _Rows:

@@ -18,7 +18,9 @@ Checks (codes), with generous factors so that they flag clear departures only:
   multiple of half the wavelength (spatially coherent jumps, unlike smooth atmosphere);
 - ``few_dates``: window models: fewer dates than the window, or barely more (< window + 2);
   whole-stack models (``kind: stack``): fewer than ``min_valid_dates``, or fewer than the
-  shortest stacks of training (``train_config["dates"][0]``; else ``min_valid_dates + 2``).
+  shortest stacks of training (``train_config["dates"][0]``; else ``min_valid_dates + 2``);
+- ``relief`` (from the result, :func:`relief_findings`): the least-squares cumulative follows
+  the elevation more than its noise maps do (:mod:`insar_denoise.inference.relief`).
 """
 
 from __future__ import annotations
@@ -154,6 +156,20 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
                 )
             )
     return out
+
+
+def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
+    """The ``relief`` finding from the relief check the engine recorded in a result's
+    attributes (empty when it passed or did not run)."""
+    from insar_denoise.inference import relief
+
+    try:
+        ratio = float(attrs.get(relief.RELIEF_RATIO_ATTR, "nan"))
+        mm = float(attrs.get(relief.RELIEF_MM_ATTR, "nan"))
+    except (TypeError, ValueError):
+        return []
+    text = relief.relief_warning(ratio, mm)
+    return [] if text is None else [QCWarning("relief", text, ratio)]
 
 
 def date_needs(metadata: dict[str, Any] | None) -> tuple[int, int, str] | None:

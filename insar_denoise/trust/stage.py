@@ -1,6 +1,7 @@
 """The trust stage of a product: the one entry the products call (:func:`assess`).
 
-It runs the out-of-distribution checks (:func:`.qc.qc_checks`), raises their findings as
+It runs the out-of-distribution checks (:func:`.qc.qc_checks`, and
+:func:`.qc.relief_findings` on the engine's relief check), raises their findings as
 ``OutOfDistributionWarning`` and records them in the ``insar_denoise_qc_warnings`` attribute,
 and adds the calibrated uncertainty of a window model when asked (whole-stack models predict
 their own, :func:`.uncertainty.predict_with_uncertainty` otherwise).
@@ -16,7 +17,7 @@ import xarray as xr
 from insar_denoise.errors import ConfigError
 from insar_denoise.models.registry import LoadedModel
 from insar_denoise.options import RunOptions
-from insar_denoise.trust.qc import QCWarning, emit_warnings, qc_checks
+from insar_denoise.trust.qc import QCWarning, emit_warnings, qc_checks, relief_findings
 
 #: result attribute holding the QC findings (a JSON list of ``code``/``message``/``value``)
 QC_ATTR = "insar_denoise_qc_warnings"
@@ -38,6 +39,7 @@ def assess(
     ``result`` with the QC attribute (when anything was found) and the uncertainty.
     """
     found = qc_checks(ds, None if model is None else model.metadata)
+    found += relief_findings(result.attrs)
     emit_warnings(found, stacklevel=3)
     if found:
         result.attrs[QC_ATTR] = json.dumps([asdict(w) for w in found], default=float)
