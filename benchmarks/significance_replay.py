@@ -29,8 +29,9 @@ from insar_denoise.models import load_model
 BINS = [(0, 3), (3, 5), (5, 10), (10, 20), (20, 50), (50, float("inf"))]
 
 
-def capture(n: int, split: str = "in") -> list[dict]:
-    """The engine's series (before its scene-wide step) and inputs for scenes 0..n-1."""
+def capture(n: int, split: str = "in", model_path: str = "default") -> list[dict]:
+    """The engine's series (before its scene-wide step) and inputs for scenes 0..n-1, with
+    the model ``model_path`` (a name or a file)."""
     got: dict = {}
 
     def keep(series, removed, days, date_var, segments, *a, **k):
@@ -40,7 +41,7 @@ def capture(n: int, split: str = "in") -> list[dict]:
 
     sp.GATE, bs_orig = False, bs.shrink_broad_scales
     bs.shrink_broad_scales = keep
-    model, out = load_model("default"), []
+    model, out = load_model(model_path), []
     try:
         for spec in design(n, 0, split):
             batch, ds = simulate(spec, split, 192)
