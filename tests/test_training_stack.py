@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from insar_denoise.models import load_model
@@ -64,6 +65,18 @@ def test_creep_batches_are_steady_steps_along_a_line():
     default = _jump_ratios(dataclasses.replace(cfg, creep_prob=0.0), range(3))
     assert len(creep) >= 12 and len(default) >= 12
     assert np.median(creep) > 0.25 and np.median(creep) > 3 * np.median(default)
+
+
+def test_difference_loss_is_the_mean_squared_neighbour_step():
+    from insar_denoise.training.stack import _difference_loss
+
+    y, x = torch.meshgrid(torch.arange(6.0), torch.arange(5.0), indexing="ij")
+    m = torch.ones(1, 6, 5)
+    assert float(_difference_loss((3.0 * x + 7.0)[None], m)) == pytest.approx(9.0 * 24 / 49)
+    assert float(_difference_loss(torch.full((1, 6, 5), 4.0), m)) == 0.0
+    step = (x >= 2).float()[None] * 10.0  # a step between columns 1 and 2
+    m[0, :, 2] = 0.0  # pairs touching a masked pixel do not count
+    assert float(_difference_loss(step, m)) == 0.0
 
 
 def test_losses_are_finite_and_zero_head_gives_the_projection_error():

@@ -79,6 +79,9 @@ class StackTrainConfig:
     w_cum: float = 2.0
     w_det: float = 0.0  # detection comes from the sigma head (see StackDenoiser.forward)
     w_sig: float = 0.1
+    #: weight of the squared error of the cumulative's neighbour differences (noise units):
+    #: sharp structure (a creeping fault's step) counts beside the broad error
+    w_grad: float = 0.0
     checkpoint_every_s: float = 300.0
     val_every_steps: int = 500
     val_examples: int = 48
@@ -139,6 +142,16 @@ def _demeaned(r: Tensor, m: Tensor) -> Tensor:
     return (r - mean) * m
 
 
+def _difference_loss(r: Tensor, m: Tensor) -> Tensor:
+    """Mean squared neighbour difference (x and y) of a residual map ``(B, H, W)`` over pairs
+    of pixels both inside ``m``."""
+    mx = m[..., 1:] * m[..., :-1]
+    my = m[..., 1:, :] * m[..., :-1, :]
+    sx = ((r[..., 1:] - r[..., :-1]) ** 2 * mx).sum()
+    sy = ((r[..., 1:, :] - r[..., :-1, :]) ** 2 * my).sum()
+    return (sx + sy) / (mx.sum() + my.sum()).clamp_min(1.0)
+
+
 def losses(model: StackDenoiser, batch: dict[str, Tensor], cfg: StackTrainConfig) -> dict:
     """Series, cumulative and detection losses (noise units) and the cumulative RMSE (mm)."""
     cleaned, logit, log_sigma, ramps, scale, mask = model.coefficients(
@@ -162,6 +175,8 @@ def losses(model: StackDenoiser, batch: dict[str, Tensor], cfg: StackTrainConfig
     nll = 0.5 * r_cum.detach() ** 2 * torch.exp(-2.0 * log_sigma) + log_sigma
     l_sig = (nll * m2).sum() / m2.sum().clamp_min(1.0)
     total = l_series + cfg.w_cum * l_cum + cfg.w_det * l_det + cfg.w_sig * l_sig
+    l_grad = _difference_loss(r_cum, m2) if cfg.w_grad > 0 else torch.zeros(())
+    total = total + cfg.w_grad * l_grad
     with torch.no_grad():
         rmse = ((_demeaned(cum - true_cum, m2) ** 2).sum() / m2.sum().clamp_min(1)).sqrt()
     return {
