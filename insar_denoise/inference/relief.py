@@ -1,7 +1,7 @@
 """Relief check: does the cumulative follow the elevation more than the stack's noise says?
 
 Stratified tropospheric delay grows with elevation (``k z + q z²`` per date; Doin et al. 2009,
-J. Appl. Geophys. 69, eq. 2). The significance gate's noise maps (:mod:`.significance`) come
+J. Appl. Geophys. 69, 35-50). The significance gate's noise maps (:mod:`.significance`) come
 from each pixel's fit residuals; when a few dates carry strong stratification confined to
 high relief, the fit absorbs it there (those dates have high leverage) and the noise maps
 miss it, so the gate passes patches that follow the relief (Benchmark v2's shifted split:
