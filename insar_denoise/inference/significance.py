@@ -298,15 +298,20 @@ def apply_gate(series: np.ndarray, gate_map: np.ndarray) -> np.ndarray:
     return np.stack([gate_date(series[t], gate_map) for t in range(series.shape[0])])
 
 
+def cumulative_combos(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
+    """``(n + 1, T)``: the noise combinations of the cumulative with the model's ``segments``
+    weighting and, last, those weights (:func:`with_projection`)."""
+    weights = cumulative_weights(times_days, date_var, segments)
+    return with_projection(noise_combinations(weights, times_days, date_var), weights)
+
+
 def cumulative_noise(
     displacement: np.ndarray, times_days: np.ndarray, date_var: np.ndarray, segments: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The noise maps ``(n, H, W)`` of the cumulative and the least-squares cumulative
     ``sum_t a_t d_t (H, W)`` (mm) of ``displacement (T, H, W)`` relative to the first date,
     with the cumulative weights of the model's ``segments``."""
-    weights = cumulative_weights(times_days, date_var, segments)
-    combos = with_projection(noise_combinations(weights, times_days, date_var), weights)
-    maps = noise_maps(displacement, combos)
+    maps = noise_maps(displacement, cumulative_combos(times_days, date_var, segments))
     return maps[:-1], maps[-1]
 
 

@@ -126,21 +126,18 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     disp, series, cumulative, detection, sigma = dask.compute(
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
+    referenced = disp - disp[:1]  # relative to the first date, as the outputs
     gate_maps, relief = None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        maps = cumulative_noise(disp - disp[:1], days, date_var, segments)
-        series, g, gain, noise_sd = gate_series(
-            series, disp - disp[:1], days, date_var, segments, maps
-        )
+        maps = cumulative_noise(referenced, days, date_var, segments)
+        series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
         gate_maps = (g, noise_sd)
         relief = None if dem is None else relief_ratio(maps[1], maps[0], np.asarray(dem))
     else:
-        series, gain = bs.shrink_broad_scales(
-            series, (disp - disp[:1]) - series, days, date_var, segments
-        )
+        series, gain = bs.shrink_broad_scales(series, referenced - series, days, date_var, segments)
     cumulative = series[-1] - series[0]
     deformation = np.where(np.isfinite(disp), series, np.nan)
-    noise = (disp - disp[:1]) - deformation if noisy else None
+    noise = referenced - deformation if noisy else None
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)

@@ -18,11 +18,11 @@ one date) each, whatever the scene size:
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import dask
 import numpy as np
 
-from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.planning import read_window
@@ -68,21 +68,21 @@ def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
     noise[:, cy, cx] = noise_maps(disp - disp[:1], combos)
 
 
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where there is none."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def _trim_heap() -> None:
     """Give the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
     nothing): a block's freed arrays otherwise stay resident, in fragments that the next
     block cannot always reuse, and the floor under the blocks rises with their number."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
+    if (trim := _malloc_trim()) is not None:
+        trim(0)
 
 
 def _compute(calls: list[tuple]) -> list:
@@ -135,8 +135,7 @@ def denoise_streamed(
     working maps on disk, and the relief check ``(ratio, mm)`` (:mod:`.relief`; None
     without a DEM)."""
     n_dates = disp.shape[0]
-    weights = bs.cumulative_weights(times_days, date_var, segments)
-    combos = sig.with_projection(sig.noise_combinations(weights, times_days, date_var), weights)
+    combos = sig.cumulative_combos(times_days, date_var, segments)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos)
     n = len(combos) - 1  # the last map is the least-squares cumulative
     h, w = series.shape[1:]
