@@ -64,6 +64,18 @@ def finish(c: dict, how: str) -> np.ndarray:
     return series[-1] - series[0]
 
 
+def bin_summary(v: list[tuple]) -> dict:
+    """Medians of ``(gain, r, rmse, zero rmse)`` rows and the share with r >= 0.7."""
+    return dict(
+        n=len(v),
+        gain=float(np.median([x[0] for x in v])),
+        r=float(np.median([x[1] for x in v])),
+        detected=float(np.mean([x[1] >= 0.7 for x in v])),
+        rmse_mm=float(np.median([x[2] for x in v])),
+        zero_rmse_mm=float(np.median([x[3] for x in v])),
+    )
+
+
 def score(caps: list[dict], snr: dict[int, float]) -> dict:
     """Per method and SNR bin: medians of gain, r, RMSE and the share detected."""
     out: dict = {}
@@ -84,18 +96,7 @@ def score(caps: list[dict], snr: dict[int, float]) -> dict:
             rows[b].append(
                 (g, r, float(np.sqrt(np.mean((o - t) ** 2))), float(np.sqrt(np.mean(t**2))))
             )
-        out[how] = {
-            f"{lo:g}-{hi:g}": dict(
-                n=len(v),
-                gain=float(np.median([x[0] for x in v])),
-                r=float(np.median([x[1] for x in v])),
-                detected=float(np.mean([x[1] >= 0.7 for x in v])),
-                rmse_mm=float(np.median([x[2] for x in v])),
-                zero_rmse_mm=float(np.median([x[3] for x in v])),
-            )
-            for (lo, hi), v in rows.items()
-            if v
-        }
+        out[how] = {f"{lo:g}-{hi:g}": bin_summary(v) for (lo, hi), v in rows.items() if v}
         out[how]["false_positive_p99_mm"] = float(np.percentile(np.concatenate(fp), 99))
     return out
 

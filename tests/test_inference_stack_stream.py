@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from insar_denoise.inference import denoise_dataset, planning, stack_path
+from insar_denoise.inference import denoise_dataset, planning, relief, stack_path
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
@@ -79,8 +79,13 @@ def test_disk_stack_indexing_as_numpy(key):
     np.testing.assert_array_equal(stack[:], expected)
 
 
-def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch):
-    """Scenes of 160 px or more take the significance gate on both paths: same result."""
+@pytest.mark.parametrize("flagged", [False, True], ids=["calm", "relief-flagged"])
+def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged):
+    """Scenes of 160 px or more take the significance gate on both paths: same result (also
+    with the stratification terms that a relief-flagged scene adds to the noise maps)."""
+    if flagged:
+        monkeypatch.setattr(relief, "RELIEF_RATIO", 0.0)
+        monkeypatch.setattr(relief, "RELIEF_MIN_MM", 0.0)
     ref = _run(scene, model, monkeypatch, streamed=False)
     monkeypatch.setattr(planning, "DATES_PER_READ", 5)  # block inputs read 5, 5, 2 dates
     got = _run(scene, model, monkeypatch, streamed=True)

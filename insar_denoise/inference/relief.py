@@ -11,7 +11,8 @@ the spread of the elevation part: ``ratio`` = that of the cumulative / the RMS o
 noise maps. A large ratio means either stratified delay that the noise model does not
 describe, or deformation that follows the relief (a volcano's edifice). The engine records
 both numbers in the result's attributes; the trust stage turns them into the ``relief``
-finding (:func:`insar_denoise.trust.qc.relief_findings`).
+finding (:func:`insar_denoise.trust.qc.relief_findings`), and the gate of a flagged scene adds
+the stack's own stratification to its noise maps (:mod:`.relief_noise`).
 Measured on Benchmark v2 (84 scenes per split): every no-deformation scene with a false
 patch had a ratio of 3.0-7.0, every other no-deformation scene at most 2.3.
 """

@@ -23,6 +23,7 @@ import xarray as xr
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference.assembly import to_dataset
+from insar_denoise.inference.fault_trace import TRACE_ATTR, trace_step
 from insar_denoise.inference.planning import (
     EngineJob,
     as_dask,
@@ -33,6 +34,7 @@ from insar_denoise.inference.planning import (
     tile_plan,
 )
 from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR, relief_ratio
+from insar_denoise.inference.relief_noise import gate_noise
 from insar_denoise.inference.significance import (
     FILTERS,
     MIN_CELLS,
@@ -40,6 +42,7 @@ from insar_denoise.inference.significance import (
     cumulative_noise,
     extent,
     gate_series,
+    hat_matrix,
 )
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
@@ -63,14 +66,17 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     # only gated scenes stream (a scene under 160 px with a series over 200 MB is not real)
     streamed = gated and lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
-        arrays, gain, relief = _finish_in_memory(*args, lazy)
+        arrays, gain, notes = _finish_in_memory(*args, lazy)
     else:
-        arrays, gain, relief = _finish_streamed(*args, chunk)
+        arrays, gain, notes = _finish_streamed(*args, chunk)
+    relief, trace = notes
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     if relief is not None:
         _note_relief(attrs, *relief)
+    if trace is not None:
+        attrs[TRACE_ATTR] = trace
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps)
 
@@ -127,12 +133,18 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
     referenced = disp - disp[:1]  # relative to the first date, as the outputs
-    gate_maps, relief = None, None
+    gate_maps, relief, trace = None, None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        maps = cumulative_noise(referenced, days, date_var, segments)
-        series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
+        noise, projection = cumulative_noise(referenced, days, date_var, segments)
+        relief = None if dem is None else relief_ratio(projection, noise, np.asarray(dem))
+        noise = gate_noise(noise, referenced, dem, days, date_var, segments, relief)
+        series, g, gain, noise_sd = gate_series(
+            series, referenced, days, date_var, segments, (noise, projection)
+        )
         gate_maps = (g, noise_sd)
-        relief = None if dem is None else relief_ratio(maps[1], maps[0], np.asarray(dem))
+        hat = hat_matrix(days, date_var, segments)
+        rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
+        trace = trace_step(series, rows, projection, dem, hat, days)
     else:
         series, gain = bs.shrink_broad_scales(series, referenced - series, days, date_var, segments)
     cumulative = series[-1] - series[0]
@@ -141,7 +153,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
-    return (deformation, cumulative, noise, sigma, None, gate_maps), gain, relief
+    return (deformation, cumulative, noise, sigma, None, gate_maps), gain, (relief, trace)
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
@@ -149,7 +161,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
-    series, maps, gain, gate_maps, relief = denoise_streamed(
+    series, maps, gain, gate_maps, notes = denoise_streamed(
         fn, disp, dem, valid, blocks, days, date_var, segments
     )
     base = detection_base(maps)
@@ -159,7 +171,7 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
     noise = (disp - disp[:1]) - deformation if noisy else None
     # the gate's two maps, read lazily from its working store on disk
     lazy_gate = tuple(m.store.to_dask((1, chunk, chunk))[m.index] for m in gate_maps)
-    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, lazy_gate), gain, relief
+    return (deformation, lazy_maps[0], noise, lazy_maps[2], base, lazy_gate), gain, notes
 
 
 def _add_maps(

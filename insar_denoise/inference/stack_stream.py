@@ -25,8 +25,10 @@ import numpy as np
 
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
+from insar_denoise.inference.fault_trace import trace_step
 from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.relief import relief_ratio
+from insar_denoise.inference.relief_noise import gate_noise
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
 from insar_denoise.inference.strips import MapView, median, row_strips
@@ -132,8 +134,8 @@ def denoise_streamed(
     """The aligned series and maps on disk with the significance gate applied (exactly the
     in-memory gate), its largest ``z`` per filter, the gate and the cumulative's noise std
     at 1 px (:func:`.significance.band_floors`) as :class:`.strips.MapView` of the gate's
-    working maps on disk, and the relief check ``(ratio, mm)`` (:mod:`.relief`; None
-    without a DEM)."""
+    working maps on disk, and ``(relief, trace)``: the relief check ``(ratio, mm)``
+    (:mod:`.relief`; None without a DEM) and the fault-trace note (:mod:`.fault_trace`)."""
     n_dates = disp.shape[0]
     combos = sig.cumulative_combos(times_days, date_var, segments)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos)
@@ -142,18 +144,25 @@ def denoise_streamed(
     cumulative = DiskStack((1, h, w))
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    gate_map, zmax, noise_sd = sig.gate(
-        MapView(cumulative, 0), _Rows(noise, n), projection=MapView(noise, n), scratch=DiskStack
-    )
     relief = None if dem is None else relief_ratio(MapView(noise, n), _Rows(noise, n), dem)
-    del noise, cumulative
+    referenced = disp - disp[:1]
+    residual_maps = gate_noise(
+        _Rows(noise, n), referenced, dem, times_days, date_var, segments, relief
+    )
+    gate_map, zmax, noise_sd = sig.gate(
+        MapView(cumulative, 0), residual_maps, projection=MapView(noise, n), scratch=DiskStack
+    )
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
+    hat = sig.hat_matrix(times_days, date_var, segments)
+    rows = lambda t, a, b: np.asarray(disp[t, a:b] - disp[0, a:b])  # noqa: E731
+    trace = trace_step(series, rows, MapView(noise, n), dem, hat, times_days)
+    del noise, cumulative
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    return series, maps, zmax, (gate_map, noise_sd), relief
+    return series, maps, zmax, (gate_map, noise_sd), (relief, trace)
 
 
 class _Rows:
