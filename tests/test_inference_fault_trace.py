@@ -116,3 +116,39 @@ def test_streamed_trace_equals_in_memory(creep_scene, monkeypatch):
     assert got.attrs[fault_trace.TRACE_ATTR] == ref.attrs[fault_trace.TRACE_ATTR] != "none"
     for name in ("deformation", "cumulative_deformation"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("normal", "strike"), [((0.0, 1.0), 0), ((1.0, 0.0), 90), ((0.7071, 0.7071), 45)]
+)
+def test_finding_gives_the_trace_in_map_coordinates_and_its_strike(normal, strike):
+    import xarray as xr
+
+    from insar_denoise.trust.qc import fault_trace_findings
+
+    trace = fault_trace.Trace(8.2, 0.0, (10.0, 20.0), normal, -4.5, 8.0, 0.0)
+    result = xr.Dataset(
+        coords={"y": 5000.0 - 90.0 * np.arange(40), "x": 300000.0 + 90.0 * np.arange(50)},
+        attrs={fault_trace.TRACE_ATTR: trace.to_attr()},
+    )
+    (found,) = fault_trace_findings(result)
+    assert found.code == "fault_trace" and found.value == pytest.approx(8.2)
+    assert "-4.5 mm" in found.message and "x 301800 y 4100" in found.message
+    assert f"strike {strike} degrees" in found.message
+    result.attrs[fault_trace.TRACE_ATTR] = "none"
+    assert fault_trace_findings(result) == []
+
+
+def test_run_warns_that_a_trace_was_restored(creep_scene):
+    import warnings
+
+    from insar_denoise.errors import OutOfDistributionWarning
+    from insar_denoise.options import RunOptions
+    from insar_denoise.product import denoise
+
+    _, ds = creep_scene
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        denoise(ds, load_model("default"), RunOptions(progress=False))
+    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
+    assert any(t.startswith("[fault_trace] a straight step was found") for t in texts)

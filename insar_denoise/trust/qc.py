@@ -20,7 +20,10 @@ Checks (codes), with generous factors so that they flag clear departures only:
   whole-stack models (``kind: stack``): fewer than ``min_valid_dates``, or fewer than the
   shortest stacks of training (``train_config["dates"][0]``; else ``min_valid_dates + 2``);
 - ``relief`` (from the result, :func:`relief_findings`): the least-squares cumulative follows
-  the elevation more than its noise maps do (:mod:`insar_denoise.inference.relief`).
+  the elevation more than its noise maps do (:mod:`insar_denoise.inference.relief`);
+- ``fault_trace`` (from the result, :func:`fault_trace_findings`): the engine restored a
+  straight creeping fault, a fitted model inserted in the output
+  (:mod:`insar_denoise.inference.fault_trace`).
 """
 
 from __future__ import annotations
@@ -170,6 +173,36 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
         return []
     text = relief.relief_warning(ratio, mm)
     return [] if text is None else [QCWarning("relief", text, ratio)]
+
+
+def fault_trace_findings(result: xr.Dataset) -> list[QCWarning]:
+    """The ``fault_trace`` finding when the engine restored a fault trace
+    (:mod:`insar_denoise.inference.fault_trace`): where, how large, and that it is a fitted
+    model inserted in the output, to check against mapped faults."""
+    from insar_denoise.inference.fault_trace import TRACE_ATTR
+
+    try:
+        trace = json.loads(result.attrs.get(TRACE_ATTR, "none"))
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(trace, dict):
+        return []
+    row, col = trace["point"]
+    n_row, n_col = trace["normal"]
+    strike = math.degrees(math.atan2(n_row, n_col)) % 180.0  # along the line, from image up
+    where = f"pixel (row {row:.0f}, column {col:.0f})"
+    if "x" in result.coords and "y" in result.coords and result.sizes.get("x", 0) > 1:
+        x = float(np.interp(col, np.arange(result.sizes["x"]), result["x"].values))
+        y = float(np.interp(row, np.arange(result.sizes["y"]), result["y"].values))
+        where += f", x {x:.6g} y {y:.6g} in the output's CRS"
+    text = (
+        f"a straight step was found in the least-squares cumulative ({trace['z']:.1f} robust "
+        f"sigma over all lines) and restored in the output as a creeping strike-slip fault: "
+        f"{trace['amplitude_mm']:+.1f} mm across a line through {where}, strike "
+        f"{strike:.0f} degrees clockwise from the grid's up direction. It is a fitted model: "
+        "check it against mapped faults (on high relief a ridge can look like a trace)"
+    )
+    return [QCWarning("fault_trace", text, float(trace["z"]))]
 
 
 def date_needs(metadata: dict[str, Any] | None) -> tuple[int, int, str] | None:

@@ -1,7 +1,8 @@
 """The trust stage of a product: the one entry the products call (:func:`assess`).
 
 It runs the out-of-distribution checks (:func:`.qc.qc_checks`, and
-:func:`.qc.relief_findings` on the engine's relief check), raises their findings as
+:func:`.qc.relief_findings` on the engine's relief check, :func:`.qc.fault_trace_findings`
+on its fault-trace step), raises their findings as
 ``OutOfDistributionWarning`` and records them in the ``insar_denoise_qc_warnings`` attribute,
 and adds the calibrated uncertainty of a window model when asked (whole-stack models predict
 their own, :func:`.uncertainty.predict_with_uncertainty` otherwise).
@@ -17,7 +18,13 @@ import xarray as xr
 from insar_denoise.errors import ConfigError
 from insar_denoise.models.registry import LoadedModel
 from insar_denoise.options import RunOptions
-from insar_denoise.trust.qc import QCWarning, emit_warnings, qc_checks, relief_findings
+from insar_denoise.trust.qc import (
+    QCWarning,
+    emit_warnings,
+    fault_trace_findings,
+    qc_checks,
+    relief_findings,
+)
 
 #: result attribute holding the QC findings (a JSON list of ``code``/``message``/``value``)
 QC_ATTR = "insar_denoise_qc_warnings"
@@ -39,7 +46,7 @@ def assess(
     ``result`` with the QC attribute (when anything was found) and the uncertainty.
     """
     found = qc_checks(ds, None if model is None else model.metadata)
-    found += relief_findings(result.attrs)
+    found += relief_findings(result.attrs) + fault_trace_findings(result)
     emit_warnings(found, stacklevel=3)
     if found:
         result.attrs[QC_ATTR] = json.dumps([asdict(w) for w in found], default=float)
