@@ -30,7 +30,9 @@ observer does:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -52,6 +54,8 @@ PROFILE_WIDTHS: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PROFILE_TOPS: tuple[float, ...] = (0.0, 1.0, 3.0)
 #: result attribute holding the trace (JSON) or why there is none
 TRACE_ATTR = "insar_denoise_fault_trace"
+#: ``(t, lo, hi) -> rows lo:hi of date t`` of the input relative to the first date
+RowReader = Callable[[int, int, int], np.ndarray]
 
 
 @dataclass
@@ -80,7 +84,7 @@ def dislocation(d: np.ndarray, width: float, top: float) -> np.ndarray:
     return (near - np.arctan(d / (top + width))) / np.pi
 
 
-def without_elevation(p: np.ndarray, ok: np.ndarray, dem) -> np.ndarray:
+def without_elevation(p: np.ndarray, ok: np.ndarray, dem: Any) -> np.ndarray:
     """``p`` minus its least-squares ``k z + q z²`` (z in km), zero where not ``ok``."""
     out = np.where(ok, p, 0.0)
     if dem is None or ok.sum() < 10:
@@ -160,7 +164,12 @@ def line_of(ok: np.ndarray, angle: float, column: int) -> tuple[tuple, tuple]:
     return (cy, cx), normal
 
 
-def signed_distance(shape: tuple[int, int], point, normal, rows=slice(None)) -> np.ndarray:
+def signed_distance(
+    shape: tuple[int, int],
+    point: tuple[float, float],
+    normal: tuple[float, float],
+    rows: slice = slice(None),
+) -> np.ndarray:
     """Signed distance (px) of the pixels of ``rows`` from the line."""
     r = np.arange(shape[0], dtype=np.float64)[rows][:, None]
     c = np.arange(shape[1], dtype=np.float64)[None, :]
@@ -193,7 +202,7 @@ def fit_profile(profile: np.ndarray) -> tuple[float, float, float]:
     return best[1], best[2], best[3]
 
 
-def find_trace(projection: np.ndarray, dem=None) -> Trace | None:
+def find_trace(projection: np.ndarray, dem: Any = None) -> Trace | None:
     """The most significant trace of the least-squares cumulative ``projection (H, W)`` mm
     (NaN = not valid), or None when no line passes :data:`THRESHOLD`."""
     p = np.asarray(projection, dtype=np.float64)
@@ -232,7 +241,9 @@ def taper(d: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.cos(np.pi * x))
 
 
-def restore(series, date_rows, trace: Trace, hat: np.ndarray, times_days: np.ndarray) -> None:
+def restore(
+    series: Any, date_rows: RowReader, trace: Trace, hat: np.ndarray, times_days: np.ndarray
+) -> None:
     """Replace, in place, the along-trace profile of ``series`` (``(T, H, W)``, any store
     read and written as ``[t, lo:hi]``: an array or a disk stack) by the fitted dislocation,
     shared between dates by :func:`date_shares`. ``date_rows(t, lo, hi)``: rows of date ``t``
@@ -284,7 +295,14 @@ def restore(series, date_rows, trace: Trace, hat: np.ndarray, times_days: np.nda
             series[t, a:b] = (rows + shares[t] * delta).astype(rows.dtype)
 
 
-def trace_step(series, date_rows, projection, dem, hat, times_days) -> str:
+def trace_step(
+    series: Any,
+    date_rows: RowReader,
+    projection: Any,
+    dem: Any,
+    hat: np.ndarray,
+    times_days: np.ndarray,
+) -> str:
     """Find a trace in ``projection`` and restore it in ``series`` (:func:`restore`); the
     note for :data:`TRACE_ATTR`: the trace's JSON, ``"none"`` or why it was skipped."""
     h, w = series.shape[1:]

@@ -19,6 +19,7 @@ one false patch (T = 18) gone.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def elevation_km(dem: np.ndarray, base_m: float) -> np.ndarray:
     return ((np.asarray(dem, dtype=np.float32) - np.float32(base_m)) / 1000.0).astype(np.float32)
 
 
-def date_coefficients(displacement, dem, step: int) -> tuple[np.ndarray, float]:
+def date_coefficients(displacement: Any, dem: Any, step: int) -> tuple[np.ndarray, float]:
     """``(k, q) (T, 2)`` of each date's least-squares fit of ``c + k z + q z²`` (mm/km,
     mm/km²) on every ``step``-th row and column, and the base elevation (m) of ``z``.
 
@@ -89,7 +90,7 @@ class WithStratification:
     ``dem (H, W)`` m; ``terms (n, 2)`` from :func:`realisation_terms`; ``base_m`` the
     elevation that ``z`` is measured from (that of the fits)."""
 
-    def __init__(self, noise, dem, terms: np.ndarray, base_m: float) -> None:
+    def __init__(self, noise: Any, dem: np.ndarray, terms: np.ndarray, base_m: float) -> None:
         self.noise, self.dem, self.terms, self.base_m = noise, dem, terms, base_m
         self.shape = (len(terms), *tuple(dem.shape))
 
@@ -106,7 +107,7 @@ class WithStratification:
 
 
 def with_stratification(
-    noise, displacement, dem, times_days: np.ndarray, weights: np.ndarray
+    noise: Any, displacement: Any, dem: Any, times_days: np.ndarray, weights: np.ndarray
 ) -> WithStratification:
     """The gate's noise maps with the stack's own stratification added (module docstring).
 
@@ -119,7 +120,15 @@ def with_stratification(
     return WithStratification(noise, dem, terms, base)
 
 
-def gate_noise(noise, displacement, dem, times_days, date_var, segments: int, relief):
+def gate_noise(
+    noise: Any,
+    displacement: Any,
+    dem: Any,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    segments: int,
+    relief: tuple[float, float] | None,
+) -> Any:
     """The noise maps the gate should use: ``noise`` itself, or with the stack's
     stratification when the relief check ``relief = (ratio, mm)`` flags the scene
     (:func:`.relief.relief_warning`). ``displacement`` relative to the first date; ``segments``
