@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from insar_denoise.inference.relief import elevation_coefficients
+
 #: rotation step of the line search (degrees over 0-180)
 ANGLE_STEP_DEG = 2.0
 #: half-widths (px) of the two sides compared across a line
@@ -91,10 +93,9 @@ def without_elevation(p: np.ndarray, ok: np.ndarray, dem: Any) -> np.ndarray:
         return out
     z = (np.asarray(dem, dtype=np.float64) - np.nanmin(dem)) / 1000.0
     use = ok & np.isfinite(z)
-    if use.sum() < 10 or np.ptp(z[use]) <= 0:
+    coef = elevation_coefficients(np.where(ok, p, np.nan), z)
+    if coef is None or np.ptp(z[use]) <= 0:
         return out
-    design = np.stack([np.ones(use.sum()), z[use], z[use] ** 2], axis=1)
-    coef = np.linalg.lstsq(design, p[use], rcond=None)[0]
     return np.where(use, p - coef[1] * z - coef[2] * z * z, 0.0)
 
 
@@ -186,6 +187,12 @@ def binned_profile(values: np.ndarray, dist: np.ndarray, use: np.ndarray) -> np.
         return np.where(count > 0, total / count, np.nan)
 
 
+def _shape_fit(d: np.ndarray, values: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Least-squares ``(offset, slope, amplitude)`` of ``values`` on ``1``, ``d``, ``shape``."""
+    design = np.stack([np.ones_like(d), d, shape], axis=1)
+    return np.linalg.lstsq(design, values, rcond=None)[0]
+
+
 def fit_profile(profile: np.ndarray) -> tuple[float, float, float]:
     """``(amplitude, width, top)`` of the dislocation (with an offset and a slope) that fits
     the binned profile best in the least-squares sense."""
@@ -194,9 +201,9 @@ def fit_profile(profile: np.ndarray) -> tuple[float, float, float]:
     best = (np.inf, 0.0, PROFILE_WIDTHS[0], PROFILE_TOPS[0])
     for width in PROFILE_WIDTHS:
         for top in PROFILE_TOPS:
-            design = np.stack([np.ones(fin.sum()), d[fin], dislocation(d[fin], width, top)], 1)
-            coef = np.linalg.lstsq(design, profile[fin], rcond=None)[0]
-            rss = float(np.sum((design @ coef - profile[fin]) ** 2))
+            shape = dislocation(d[fin], width, top)
+            coef = _shape_fit(d[fin], profile[fin], shape)
+            rss = float(np.sum((coef[0] + coef[1] * d[fin] + coef[2] * shape - profile[fin]) ** 2))
             if rss < best[0]:
                 best = (rss, float(coef[2]), width, top)
     return best[1], best[2], best[3]
@@ -281,8 +288,7 @@ def restore(
     fin = count > 0
     kept = 0.0  # the dislocation's amplitude already in the output (offset and slope aside)
     if fin.sum() > 3:
-        design = np.stack([np.ones(fin.sum()), d[fin], shape(d[fin])], axis=1)
-        kept = np.linalg.lstsq(design, total[fin] / count[fin], rcond=None)[0][2]
+        kept = _shape_fit(d[fin], total[fin] / count[fin], shape(d[fin]))[2]
     change = (trace.amplitude_mm - kept) * shape(d) * taper(d)
     for a, b in row_strips(h, w):
         dist = signed_distance((h, w), trace.point, trace.normal, slice(a, b))

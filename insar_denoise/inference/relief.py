@@ -53,16 +53,25 @@ def sampled(src, shape: tuple[int, int], step: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 0))
 
 
+def elevation_coefficients(values: np.ndarray, z_km: np.ndarray) -> np.ndarray | None:
+    """``(c, k, q)`` of the least-squares fit of ``c + k z + q z²`` to ``values`` over the
+    pixels where both are finite; None with fewer than 10 such pixels."""
+    ok = np.isfinite(values) & np.isfinite(z_km)
+    if ok.sum() < 10:
+        return None
+    z = z_km[ok]
+    design = np.stack([np.ones_like(z), z, z * z], axis=1)
+    return np.linalg.lstsq(design, values[ok], rcond=None)[0]
+
+
 def elevation_part_std(values: np.ndarray, z_km: np.ndarray) -> float:
     """Std (over the finite pixels) of the ``k z + q z²`` part of a least-squares fit of
     ``c + k z + q z²`` to ``values``; NaN with fewer than 10 pixels."""
-    ok = np.isfinite(values) & np.isfinite(z_km)
-    if ok.sum() < 10:
+    coef = elevation_coefficients(values, z_km)
+    if coef is None:
         return float("nan")
-    z = z_km[ok]
-    design = np.stack([np.ones_like(z), z, z * z], axis=1)
-    coef = np.linalg.lstsq(design, values[ok], rcond=None)[0]
-    return float(np.std(design[:, 1:] @ coef[1:]))
+    z = z_km[np.isfinite(values) & np.isfinite(z_km)]
+    return float(np.std(coef[1] * z + coef[2] * z * z))
 
 
 def relief_ratio(projection, noise, dem) -> tuple[float, float]:

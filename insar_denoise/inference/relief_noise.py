@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from insar_denoise.inference.broad_scales import cumulative_weights
-from insar_denoise.inference.relief import relief_warning
+from insar_denoise.inference.relief import elevation_coefficients, relief_warning
 
 #: each date's elevation coefficients are fitted on about this many pixels
 FIT_PX = 250_000
@@ -54,11 +54,9 @@ def date_coefficients(displacement: Any, dem: Any, step: int) -> tuple[np.ndarra
     z = (elev - base) / 1000.0
     out = np.zeros((sub.shape[0], 2))
     for t, values in enumerate(sub):
-        ok = np.isfinite(values) & np.isfinite(z)
-        if ok.sum() < 10:
-            continue
-        design = np.stack([np.ones(ok.sum()), z[ok], z[ok] ** 2], axis=1)
-        out[t] = np.linalg.lstsq(design, values[ok], rcond=None)[0][1:]
+        coef = elevation_coefficients(values, z)
+        if coef is not None:
+            out[t] = coef[1:]
     return out, base
 
 

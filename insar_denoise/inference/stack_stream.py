@@ -157,7 +157,7 @@ def denoise_streamed(
         for a, b in row_strips(h, w):
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
     hat = sig.hat_matrix(times_days, date_var, segments)
-    rows = lambda t, a, b: np.asarray(disp[t, a:b] - disp[0, a:b])  # noqa: E731
+    rows = lambda t, a, b: np.asarray(referenced[t, a:b])  # noqa: E731
     trace = trace_step(series, rows, MapView(noise, n), dem, hat, times_days)
     del noise, cumulative
     for a, b in row_strips(h, w):
