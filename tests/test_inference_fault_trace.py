@@ -70,6 +70,30 @@ def test_finds_a_creeping_fault_under_atmosphere_and_nothing_without_it():
     assert fault_trace.find_trace(atmosphere) is None
 
 
+def test_quarter_shares_follow_where_the_step_is_along_the_line():
+    shape = (192, 192)
+    step = _step(shape, 0.0, (96.0, 96.0), amplitude=6.0, width=64.0)
+    ok = np.ones(shape, bool)
+    z, angle, column, w = fault_trace.search(step, ok)
+    shares = fault_trace.quarter_shares(step, ok, angle, column, w)
+    np.testing.assert_allclose(shares, 0.25, atol=0.02)  # a full-length step: even shares
+    patch = np.where(np.arange(192)[:, None] < 48, step, 0.0)  # the step on one quarter only
+    z, angle, column, w = fault_trace.search(patch, ok)
+    assert fault_trace.quarter_shares(patch, ok, angle, column, w).max() > 0.9
+
+
+def test_a_step_confined_to_part_of_a_line_is_not_a_trace():
+    # the edge of an unwrapping-error patch: a sharp 28 mm step along a 50 px arc, straight
+    # enough to score high on one line, but carried by one stretch of it, not its length
+    shape = (192, 192)
+    rows, cols = np.mgrid[:192, :192]
+    disc = np.hypot(rows - 96.0, cols - 150.0) < 60.0
+    scene = _atmosphere(shape, seed=3, mm=2.0) + 28.0 * disc
+    z, angle, column, w = fault_trace.search(scene - np.median(scene), np.ones(shape, bool))
+    assert z > fault_trace.THRESHOLD  # the line search alone would take it
+    assert fault_trace.find_trace(scene) is None
+
+
 def test_restore_adds_the_missing_dislocation_shared_over_dates():
     shape, n_dates = (160, 160), 6
     days = np.arange(n_dates) * 12.0

@@ -8,7 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from insar_denoise.inference import denoise_dataset, planning, relief, stack_path
+from insar_denoise.inference import (
+    denoise_dataset,
+    planning,
+    relief,
+    stack_path,
+    stratification,
+)
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
@@ -79,13 +85,18 @@ def test_disk_stack_indexing_as_numpy(key):
     np.testing.assert_array_equal(stack[:], expected)
 
 
-@pytest.mark.parametrize("flagged", [False, True], ids=["calm", "relief-flagged"])
+@pytest.mark.parametrize(
+    "flagged", ["", "corrected", "terms"], ids=["calm", "relief-corrected", "relief-terms"]
+)
 def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged):
     """Scenes of 160 px or more take the significance gate on both paths: same result (also
-    with the stratification terms that a relief-flagged scene adds to the noise maps)."""
+    when the relief check flags the scene: with the stratified-delay correction of 12 dates
+    or more, or with the stratification terms of the noise maps below that)."""
     if flagged:
         monkeypatch.setattr(relief, "RELIEF_RATIO", 0.0)
         monkeypatch.setattr(relief, "RELIEF_MIN_MM", 0.0)
+    if flagged == "terms":
+        monkeypatch.setattr(stratification, "MIN_DATES", 13)
     ref = _run(scene, model, monkeypatch, streamed=False)
     monkeypatch.setattr(planning, "DATES_PER_READ", 5)  # block inputs read 5, 5, 2 dates
     got = _run(scene, model, monkeypatch, streamed=True)
@@ -98,6 +109,9 @@ def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged)
     assert max(z_ref) > 5.5  # the bump is detected: the gate acted on both paths
     for key in ("insar_denoise_relief_ratio", "insar_denoise_relief_mm"):  # the relief check
         assert got.attrs[key] == pytest.approx(ref.attrs[key], abs=0.011), key
+    note = got.attrs[stratification.STRAT_ATTR]
+    assert note == ref.attrs[stratification.STRAT_ATTR]
+    assert note.startswith("{") == (flagged == "corrected"), note
 
 
 def test_scenes_under_the_gate_size_stay_in_memory(model, monkeypatch):

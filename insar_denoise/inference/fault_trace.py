@@ -16,7 +16,9 @@ observer does:
    lines of the scene: a single step is an outlier among thousands of lines, spatially
    correlated atmosphere is not. The largest ``z`` above :data:`THRESHOLD` is the trace
    (on Benchmark v2's no-deformation scenes the largest ``z`` was 4.7 on split ``in``, 6.2 on
-   ``shifted``);
+   ``shifted``) if its step runs along the line: no quarter of the line carries more than
+   :data:`MAX_QUARTER_SHARE` of it (the edge of a patch, such as an unwrapping error, scores
+   high on one line but sits on a stretch of it);
 3. the profile across it (1 px bins of signed distance, up to :data:`HALF_WIDTH_PX`, means
    along the line) is fitted with an offset, a slope and the surface displacement of a
    strike-slip dislocation from depth ``top`` to ``top + W`` (``(A / π) (atan(d / top) −
@@ -47,6 +49,9 @@ WIDTHS: tuple[int, ...] = (2, 4, 8)
 MIN_LENGTH_PX = 96
 #: detection threshold (robust standard deviations over all lines of the scene)
 THRESHOLD = 6.5
+#: a trace's step must run along the line: no quarter of the line may carry more than this
+#: share of the summed step (a patch edge, such as an unwrapping error's, does)
+MAX_QUARTER_SHARE = 0.6
 #: the profile is fitted and restored up to this distance (px) from the trace
 HALF_WIDTH_PX = 64
 #: scenes with more pixels than this skip the step (the rotations hold the whole map)
@@ -124,8 +129,9 @@ def side_differences(f: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, 
     return mean, rows
 
 
-def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int]:
-    """``(z, angle, column)`` of the most significant line of ``p`` (``ok`` its valid pixels)."""
+def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int, int]:
+    """``(z, angle, column, w)`` of the most significant line of ``p`` (``ok`` its valid
+    pixels) and the half-width ``w`` of :data:`WIDTHS` that found it."""
     stats: dict[int, list] = {w: [] for w in WIDTHS}
     for angle in np.arange(0.0, 180.0, ANGLE_STEP_DEG):
         f = _rotate(p, angle)
@@ -134,7 +140,7 @@ def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int]:
             mean, rows = side_differences(f, k, w)
             cols = np.nonzero(rows >= MIN_LENGTH_PX)[0]
             stats[w].append((angle, cols, mean[cols] * np.sqrt(rows[cols])))
-    best = (0.0, 0.0, 0)
+    best = (0.0, 0.0, 0, WIDTHS[0])
     for w in WIDTHS:
         values = np.concatenate([s for _, _, s in stats[w]]) if stats[w] else np.empty(0)
         if values.size < 100:
@@ -148,8 +154,24 @@ def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int]:
                 z = np.abs(s - med) / spread
                 i = int(np.argmax(z))
                 if z[i] > best[0]:
-                    best = (float(z[i]), float(angle), int(cols[i]))
+                    best = (float(z[i]), float(angle), int(cols[i]), w)
     return best
+
+
+def quarter_shares(p: np.ndarray, ok: np.ndarray, angle: float, column: int, w: int) -> np.ndarray:
+    """Shares of the line's summed step (the row differences of :func:`side_differences`)
+    carried by each quarter of its rows, in order along the line."""
+    f = _rotate(p, angle)
+    k = _rotate(ok.astype(np.float64), angle) > 0.999
+    x = column
+    if x - w + 1 < 0 or x + w + 1 > f.shape[1]:
+        return np.ones(4) / 4.0
+    good = k[:, x + 1 : x + w + 1].all(axis=1) & k[:, x - w + 1 : x + 1].all(axis=1)
+    steps = f[good, x + 1 : x + w + 1].mean(axis=1) - f[good, x - w + 1 : x + 1].mean(axis=1)
+    total = steps.sum()
+    if steps.size < 4 or total == 0:
+        return np.ones(4) / 4.0
+    return np.array([q.sum() / total for q in np.array_split(steps, 4)])
 
 
 def line_of(ok: np.ndarray, angle: float, column: int) -> tuple[tuple, tuple]:
@@ -218,8 +240,10 @@ def find_trace(projection: np.ndarray, dem: Any = None) -> Trace | None:
         return None
     dem = None if dem is None else np.asarray(dem, dtype=np.float64)
     p = without_elevation(p - np.median(p[ok]), ok, dem)
-    z, angle, column = search(p, ok)
+    z, angle, column, w = search(p, ok)
     if z <= THRESHOLD:
+        return None
+    if quarter_shares(p, ok, angle, column, w).max() > MAX_QUARTER_SHARE:
         return None
     point, normal = line_of(ok, angle, column)
     dist = signed_distance(p.shape, point, normal)

@@ -38,12 +38,14 @@ from insar_denoise.inference.relief_noise import gate_noise
 from insar_denoise.inference.significance import (
     FILTERS,
     MIN_CELLS,
+    N_REALISATIONS,
     band_floors,
     cumulative_noise,
     extent,
     gate_series,
     hat_matrix,
 )
+from insar_denoise.inference.stratification import STRAT_ATTR, Correction, corrected, plan
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
@@ -56,13 +58,14 @@ GATE_MIN_PX = int(MIN_CELLS * max(extent(*f) for f in FILTERS))
 
 def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     """Denoise ``job.src`` (``(T, H, W)`` DataArray of ``job.ds``) with a whole-stack model."""
+    n_dates, h, w = job.src.shape
+    gated = GATE and min(h, w) >= GATE_MIN_PX
+    fix = _stratification(job, wrapped) if gated else None  # may correct job.src
     ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
-    n_dates, h, w = src.shape
     fn, blocks, chunk, date_var = _setup(job, wrapped, dev)
     disp, dem, valid = block_inputs(ds, src, chunk)
     segments = int(wrapped.metadata.get("segments", 4))
-    args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise)
-    gated = GATE and min(h, w) >= GATE_MIN_PX
+    args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise, fix)
     # only gated scenes stream (a scene under 160 px with a series over 200 MB is not real)
     streamed = gated and lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
@@ -71,6 +74,9 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         arrays, gain, notes = _finish_streamed(*args, chunk)
     relief, trace = notes
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
+    if fix is not None and noise is not None:  # the removed delay is part of the noise
+        delay = fix.delay(dem if lazy else np.asarray(dem))
+        noise = noise + (delay - delay[:1])
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     if relief is not None:
@@ -85,6 +91,28 @@ def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
     """Record the relief check (:mod:`.relief`) in the attributes (NaN: no relief)."""
     attrs[RELIEF_RATIO_ATTR] = round(ratio, 3) if np.isfinite(ratio) else "nan"
     attrs[RELIEF_MM_ATTR] = round(mm, 3) if np.isfinite(mm) else "nan"
+
+
+def _stratification(job: EngineJob, wrapped: Any) -> Correction | None:
+    """The relief check of the input stack and, when it flags a stack of enough dates, the
+    stratified-delay correction (:mod:`.stratification`): ``job.src`` is replaced by the
+    corrected stack and the note goes to :data:`.stratification.STRAT_ATTR`."""
+    from insar_denoise.inference.stack_runner import scene_date_variances
+
+    if "dem" not in job.ds:
+        return None
+    meta, src = wrapped.metadata, job.src
+    disp = as_dask(src.data, (1, 512, 512)).astype(np.float32)
+    crop = int(meta.get("train_crop_px", meta["default_tile"]))
+    date_var = scene_date_variances(disp, crop)
+    dem = job.ds["dem"].transpose("y", "x")
+    fix, _, note = plan(
+        disp, dem.data, job.days, date_var, int(meta.get("segments", 4)), N_REALISATIONS
+    )
+    job.attrs[STRAT_ATTR] = note
+    if fix is not None:
+        job.src = corrected(src, dem, fix)
+    return fix
 
 
 def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
@@ -121,7 +149,7 @@ def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.n
     return fn, blocks, chunk, date_var
 
 
-def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, lazy):
+def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, lazy):
     """The whole result computed at once, the broad scales shrunk on the full grid."""
     from insar_denoise.inference.stack_runner import assemble_aligned
 
@@ -136,8 +164,11 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     gate_maps, relief, trace = None, None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
         noise, projection = cumulative_noise(referenced, days, date_var, segments)
-        relief = None if dem is None else relief_ratio(projection, noise, np.asarray(dem))
-        noise = gate_noise(noise, referenced, dem, days, date_var, segments, relief)
+        if fix is not None:  # corrected before the network: the trend's uncertainty
+            relief, noise = fix.relief, fix.gate_noise(noise, dem)
+        else:
+            relief = None if dem is None else relief_ratio(projection, noise, np.asarray(dem))
+            noise = gate_noise(noise, referenced, dem, days, date_var, segments, relief)
         series, g, gain, noise_sd = gate_series(
             series, referenced, days, date_var, segments, (noise, projection)
         )
@@ -156,13 +187,13 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     return (deformation, cumulative, noise, sigma, None, gate_maps), gain, (relief, trace)
 
 
-def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, chunk):
+def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, chunk):
     """The result on disk (:mod:`.stack_stream`), returned as lazy arrays reading it."""
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
     series, maps, gain, gate_maps, notes = denoise_streamed(
-        fn, disp, dem, valid, blocks, days, date_var, segments
+        fn, disp, dem, valid, blocks, days, date_var, segments, fix
     )
     base = detection_base(maps)
     lazy_series = series.to_dask((n_dates, chunk, chunk))

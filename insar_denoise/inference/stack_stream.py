@@ -31,6 +31,7 @@ from insar_denoise.inference.relief import relief_ratio
 from insar_denoise.inference.relief_noise import gate_noise
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
+from insar_denoise.inference.stratification import Correction
 from insar_denoise.inference.strips import MapView, median, row_strips
 from insar_denoise.inference.tiling import Block
 
@@ -130,12 +131,15 @@ def denoise_streamed(
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
+    fix: Correction | None = None,
 ) -> tuple:
     """The aligned series and maps on disk with the significance gate applied (exactly the
     in-memory gate), its largest ``z`` per filter, the gate and the cumulative's noise std
     at 1 px (:func:`.significance.band_floors`) as :class:`.strips.MapView` of the gate's
     working maps on disk, and ``(relief, trace)``: the relief check ``(ratio, mm)``
-    (:mod:`.relief`; None without a DEM) and the fault-trace note (:mod:`.fault_trace`)."""
+    (:mod:`.relief`; None without a DEM) and the fault-trace note (:mod:`.fault_trace`).
+    ``fix``: the stratified-delay correction applied to ``disp`` (:mod:`.stratification`),
+    whose trend terms then replace the relief terms."""
     n_dates = disp.shape[0]
     combos = sig.cumulative_combos(times_days, date_var, segments)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos)
@@ -144,11 +148,14 @@ def denoise_streamed(
     cumulative = DiskStack((1, h, w))
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    relief = None if dem is None else relief_ratio(MapView(noise, n), _Rows(noise, n), dem)
     referenced = disp - disp[:1]
-    residual_maps = gate_noise(
-        _Rows(noise, n), referenced, dem, times_days, date_var, segments, relief
-    )
+    if fix is not None:
+        relief, residual_maps = fix.relief, fix.gate_noise(_Rows(noise, n), dem)
+    else:
+        relief = None if dem is None else relief_ratio(MapView(noise, n), _Rows(noise, n), dem)
+        residual_maps = gate_noise(
+            _Rows(noise, n), referenced, dem, times_days, date_var, segments, relief
+        )
     gate_map, zmax, noise_sd = sig.gate(
         MapView(cumulative, 0), residual_maps, projection=MapView(noise, n), scratch=DiskStack
     )

@@ -165,6 +165,7 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
     """The ``relief`` finding from the relief check the engine recorded in a result's
     attributes (empty when it passed or did not run)."""
     from insar_denoise.inference import relief
+    from insar_denoise.inference.stratification import STRAT_ATTR
 
     try:
         ratio = float(attrs.get(relief.RELIEF_RATIO_ATTR, "nan"))
@@ -172,7 +173,14 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
     except (TypeError, ValueError):
         return []
     text = relief.relief_warning(ratio, mm)
-    return [] if text is None else [QCWarning("relief", text, ratio)]
+    if text is None:
+        return []
+    if str(attrs.get(STRAT_ATTR, "")).startswith("{"):
+        text += (
+            "; the date-to-date stratified delay was removed before the network (attribute "
+            f"{STRAT_ATTR}), what follows the relief steadily in time was kept"
+        )
+    return [QCWarning("relief", text, ratio)]
 
 
 def fault_trace_findings(result: xr.Dataset) -> list[QCWarning]:

@@ -1,0 +1,165 @@
+"""Stratified-delay correction of relief-flagged stacks, before the network.
+
+On high relief the delay that follows the elevation can be ten times the deformation, and
+the network (trained on milder relief) passes or smooths it. Where the relief check
+(:mod:`.relief`) flags the input stack and it has at least :data:`MIN_DATES` dates, each date
+gets the classical empirical phase-elevation correction (Doin et al. 2009, J. Appl. Geophys.
+69, 35-50): a least-squares ``c + k_t z + q_t z²`` per date (z the elevation in km, a
+subsample of at most :data:`.relief.SAMPLE_PX` pixels), of which only the part that departs
+from a straight line in time is removed (``k'_t = k_t − (α + β t)``, the same for ``q``):
+deformation that follows the relief grows steadily and stays in the input.
+
+What stays is the fitted trend, which the fit residuals of the gate's noise maps no longer
+see; its uncertainty (the slope of ``α + β t`` estimated from ``T`` noisy coefficients) is
+added to each noise realisation as ``K_j z + Q_j z²`` with ``(K_j, Q_j) = sum_t s_jt w_t
+(k'_t, q'_t) sqrt(T / (T − 2))`` (``w_t`` the weights of the trend's span, ``s_jt`` random
+signs). With fewer dates the trend takes most of the delay and the correction does not pay:
+such stacks keep the relief terms of :mod:`.relief_noise` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from insar_denoise.inference.relief import relief_ratio, relief_warning, sample_step
+from insar_denoise.inference.relief_noise import (
+    WithStratification,
+    date_coefficients,
+    detrended,
+    realisation_terms,
+)
+from insar_denoise.inference.significance import cumulative_noise
+
+#: stacks with fewer dates are not corrected (the trend would keep most of the delay)
+MIN_DATES = 12
+#: the relief check and the fits read at most this many values (dates x pixels; 100 MB)
+SAMPLE_VALUES = 25_000_000
+#: result attribute: the correction (JSON), ``none`` or why it was not applied
+STRAT_ATTR = "insar_denoise_stratification"
+
+
+@dataclass
+class Correction:
+    """A fitted correction: the removed per-date coefficients ``removed (T, 2)`` (mm/km,
+    mm/km²; ``k'_t, q'_t``), the elevation ``base_m`` that ``z`` starts from, the gate's
+    terms ``terms (n, 2)`` and the relief check ``(ratio, mm)`` of the uncorrected stack."""
+
+    removed: np.ndarray
+    base_m: float
+    terms: np.ndarray
+    relief: tuple[float, float]
+
+    def delay(self, dem: Any, t: int | None = None) -> Any:
+        """The removed delay ``k'_t z + q'_t z²`` (mm) of date ``t`` ``(H, W)``, or of all
+        dates ``(T, H, W)``; ``dem`` numpy or dask (NaN elevation: no correction)."""
+        z = (dem - np.float32(self.base_m)) / np.float32(1000.0)
+        z = _zero_nan(z)
+        k = self.removed[:, 0].astype(np.float32)
+        q = self.removed[:, 1].astype(np.float32)
+        if t is not None:
+            return k[t] * z + q[t] * z * z
+        k, q = k[:, None, None], q[:, None, None]
+        if not isinstance(z, np.ndarray):  # dask: one date per chunk, as blocks read them
+            import dask.array as da
+
+            k, q = da.from_array(k, chunks=1), da.from_array(q, chunks=1)
+        return k * z[None] + q * (z * z)[None]
+
+    def gate_noise(self, noise: Any, dem: Any) -> WithStratification:
+        """The gate's noise maps plus each realisation's trend term."""
+        return WithStratification(noise, np.asarray(dem, np.float32), self.terms, self.base_m)
+
+    def to_attr(self) -> str:
+        """The JSON written to :data:`STRAT_ATTR`: the std of the removed coefficients and of
+        the terms the gate's noise maps gained."""
+        sd = self.removed.std(axis=0)
+        td = np.sqrt(np.mean(self.terms**2, axis=0))
+        return json.dumps(
+            {
+                "removed_k_std_mm_per_km": round(float(sd[0]), 3),
+                "removed_q_std_mm_per_km2": round(float(sd[1]), 3),
+                "trend_k_sd_mm_per_km": round(float(td[0]), 3),
+                "trend_q_sd_mm_per_km2": round(float(td[1]), 3),
+                "base_m": round(self.base_m, 1),
+            }
+        )
+
+
+def _zero_nan(z: Any) -> Any:
+    """``z`` with NaN set to 0 (numpy or dask)."""
+    import dask.array as da
+
+    if isinstance(z, da.Array):
+        return da.where(da.isfinite(z), z, 0.0)
+    return np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+
+
+def trend_weights(times_days: np.ndarray) -> np.ndarray:
+    """``w_t``: the span (last minus first date) of the least-squares line through ``T``
+    values at ``times_days`` is ``sum_t w_t v_t``."""
+    t = np.asarray(times_days, dtype=np.float64)
+    tau = (t - t[0]) / max(float(np.ptp(t)), 1.0)
+    centred = tau - tau.mean()
+    return centred / max(float(np.sum(centred**2)), 1e-12)
+
+
+def subsample(displacement: Any, step: int) -> np.ndarray:
+    """Every ``step``-th row and column of every date of ``displacement (T, H, W)`` (numpy or
+    dask), float32, read one date at a time (a frame's dates are never all in memory)."""
+    n_dates, h, w = displacement.shape
+    out = np.empty((n_dates, -(-h // step), -(-w // step)), np.float32)
+    for t in range(n_dates):
+        date = displacement[t, ::step, ::step]
+        out[t] = date.compute(scheduler="sync") if hasattr(date, "dask") else date
+    return out
+
+
+def plan(
+    displacement: Any,
+    dem: Any,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    segments: int,
+    n_realisations: int,
+) -> tuple[Correction | None, tuple[float, float], str]:
+    """The correction of a stack (None when the relief check does not flag it or it has
+    fewer than :data:`MIN_DATES` dates), the relief check ``(ratio, mm)`` of the uncorrected
+    stack and the note for :data:`STRAT_ATTR`.
+
+    ``displacement (T, H, W)`` mm (numpy or dask; any reference), ``dem (H, W)``
+    m; ``date_var``, ``segments``: the cumulative's weighting (the model's). Reads one
+    regular subsample of at most :data:`.relief.SAMPLE_PX` pixels and
+    :data:`SAMPLE_VALUES` values."""
+    n_dates, h, w = displacement.shape
+    step = max(sample_step((h, w)), math.ceil(math.sqrt(h * w * n_dates / SAMPLE_VALUES)))
+    sub = subsample(displacement, step)
+    sub -= sub[:1]
+    sub_dem = np.asarray(dem[::step, ::step], dtype=np.float32)
+    noise, projection = cumulative_noise(sub, times_days, date_var, segments)
+    relief = relief_ratio(projection, noise, sub_dem)
+    if relief_warning(*relief) is None:
+        return None, relief, "none"
+    if n_dates < MIN_DATES:
+        return None, relief, f"skipped: {n_dates} dates (at least {MIN_DATES})"
+    coefs, base = date_coefficients(sub, sub_dem, 1)
+    t = np.asarray(times_days, dtype=np.float64)
+    basis = np.stack([np.ones(n_dates), (t - t[0]) / max(float(np.ptp(t)), 1.0)], axis=1)
+    removed = coefs - basis @ np.linalg.lstsq(basis, coefs, rcond=None)[0]
+    terms = realisation_terms(detrended(coefs, times_days), trend_weights(t), n_realisations)
+    fix = Correction(removed, base, terms, relief)
+    return fix, relief, fix.to_attr()
+
+
+def corrected(src: Any, dem: Any, fix: Correction) -> Any:
+    """``src (T, H, W)`` (an xarray DataArray, numpy or dask values) minus the removed delay,
+    float32, same coords."""
+    import xarray as xr
+
+    delay = fix.delay(dem.data if isinstance(dem, xr.DataArray) else dem)
+    out = src - xr.DataArray(delay, dims=src.dims)
+    return out.astype(np.float32).assign_attrs(src.attrs)
