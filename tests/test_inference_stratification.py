@@ -121,3 +121,16 @@ def test_engine_corrects_a_high_relief_stack_and_keeps_noise_plus_signal_equal_t
     total = out["noise"].values + out["deformation"].values
     fin = np.isfinite(referenced)
     np.testing.assert_allclose(total[fin], referenced[fin], atol=1e-3)
+
+
+def test_large_lazy_stacks_skip_the_correction_and_say_why(monkeypatch):
+    from insar_denoise.inference import stack_path
+    from insar_denoise.inference.testing import synthetic_dataset
+
+    monkeypatch.setattr(stack_path, "CORRECT_MAX_BYTES", 0)
+    ds = synthetic_dataset(n_dates=12, shape=(176, 168), seed=5, noise_mm=2.0)
+    out = denoise_dataset(
+        ds.chunk({"time": -1, "y": 64, "x": 64}), load_model("default"), progress=False
+    )
+    assert out.attrs[stratification.STRAT_ATTR].startswith("skipped: series over 0 MB")
+    assert "insar_denoise_relief_ratio" in out.attrs  # the relief check ran after the network

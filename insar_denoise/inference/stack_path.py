@@ -50,6 +50,9 @@ from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
 IN_MEMORY_MAX_BYTES = 200_000_000
+#: lazy scenes whose series exceeds this skip the stratified-delay correction (its relief
+#: check reads the whole stack before the network: +60 s at 1024² x 100 dates on one thread)
+CORRECT_MAX_BYTES = 200_000_000
 #: significance gate (:mod:`.significance`) instead of the Wiener step on the broad scales
 GATE = True
 #: smaller scenes keep the Wiener step: the gate needs room for its largest scale
@@ -102,6 +105,12 @@ def _stratification(job: EngineJob, wrapped: Any) -> Correction | None:
     if "dem" not in job.ds:
         return None
     meta, src = wrapped.metadata, job.src
+    if job.lazy and src.size * 4 > CORRECT_MAX_BYTES:
+        job.attrs[STRAT_ATTR] = (
+            f"skipped: series over {CORRECT_MAX_BYTES // 10**6} MB (the check would read the "
+            "whole stack once more); the relief check and its noise terms still run"
+        )
+        return None
     disp = as_dask(src.data, (1, 512, 512)).astype(np.float32)
     crop = int(meta.get("train_crop_px", meta["default_tile"]))
     date_var = scene_date_variances(disp, crop)

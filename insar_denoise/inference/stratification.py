@@ -147,10 +147,9 @@ def plan(
     if n_dates < MIN_DATES:
         return None, relief, f"skipped: {n_dates} dates (at least {MIN_DATES})"
     coefs, base = date_coefficients(sub, sub_dem, 1)
-    t = np.asarray(times_days, dtype=np.float64)
-    basis = np.stack([np.ones(n_dates), (t - t[0]) / max(float(np.ptp(t)), 1.0)], axis=1)
-    removed = coefs - basis @ np.linalg.lstsq(basis, coefs, rcond=None)[0]
-    terms = realisation_terms(detrended(coefs, times_days), trend_weights(t), n_realisations)
+    spread = detrended(coefs, times_days)  # k'_t, q'_t x sqrt(T / (T - 2))
+    removed = spread / math.sqrt(n_dates / (n_dates - 2))
+    terms = realisation_terms(spread, trend_weights(times_days), n_realisations)
     fix = Correction(removed, base, terms, relief)
     return fix, relief, fix.to_attr()
 
