@@ -22,6 +22,7 @@ import xarray as xr
 
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
+from insar_denoise.inference import stratification
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.fault_trace import TRACE_ATTR, trace_step
 from insar_denoise.inference.planning import (
@@ -45,7 +46,12 @@ from insar_denoise.inference.significance import (
     gate_series,
     hat_matrix,
 )
-from insar_denoise.inference.stratification import STRAT_ATTR, Correction, corrected, plan
+from insar_denoise.inference.stratification import (
+    STRAT_ATTR,
+    Correction,
+    corrected,
+    plan,
+)
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
@@ -63,9 +69,10 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     """Denoise ``job.src`` (``(T, H, W)`` DataArray of ``job.ds``) with a whole-stack model."""
     n_dates, h, w = job.src.shape
     gated = GATE and min(h, w) >= GATE_MIN_PX
-    fix = _stratification(job, wrapped) if gated else None  # may correct job.src
+    # may correct job.src; the date variances of an unchanged stack are reused
+    fix, date_var = _stratification(job, wrapped) if gated else (None, None)
     ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
-    fn, blocks, chunk, date_var = _setup(job, wrapped, dev)
+    fn, blocks, chunk, date_var = _setup(job, wrapped, dev, None if fix else date_var)
     disp, dem, valid = block_inputs(ds, src, chunk)
     segments = int(wrapped.metadata.get("segments", 4))
     args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise, fix)
@@ -96,21 +103,26 @@ def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
     attrs[RELIEF_MM_ATTR] = round(mm, 3) if np.isfinite(mm) else "nan"
 
 
-def _stratification(job: EngineJob, wrapped: Any) -> Correction | None:
+def _stratification(job: EngineJob, wrapped: Any) -> tuple[Correction | None, Any]:
     """The relief check of the input stack and, when it flags a stack of enough dates, the
     stratified-delay correction (:mod:`.stratification`): ``job.src`` is replaced by the
-    corrected stack and the note goes to :data:`.stratification.STRAT_ATTR`."""
+    corrected stack and the note goes to :data:`.stratification.STRAT_ATTR`. Returns the
+    correction (or None) and the input's date variances (None when not computed)."""
     from insar_denoise.inference.stack_runner import scene_date_variances
 
     if "dem" not in job.ds:
-        return None
+        return None, None
     meta, src = wrapped.metadata, job.src
+    need = stratification.MIN_DATES
+    if src.shape[0] < need:  # too few dates to correct: the relief terms serve
+        job.attrs[STRAT_ATTR] = f"skipped: {src.shape[0]} dates (at least {need})"
+        return None, None
     if job.lazy and src.size * 4 > CORRECT_MAX_BYTES:
         job.attrs[STRAT_ATTR] = (
             f"skipped: series over {CORRECT_MAX_BYTES // 10**6} MB (the check would read the "
             "whole stack once more); the relief check and its noise terms still run"
         )
-        return None
+        return None, None
     disp = as_dask(src.data, (1, 512, 512)).astype(np.float32)
     crop = int(meta.get("train_crop_px", meta["default_tile"]))
     date_var = scene_date_variances(disp, crop)
@@ -121,11 +133,14 @@ def _stratification(job: EngineJob, wrapped: Any) -> Correction | None:
     job.attrs[STRAT_ATTR] = note
     if fix is not None:
         job.src = corrected(src, dem, fix)
-    return fix
+    return fix, date_var
 
 
-def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.ndarray]:
-    """The block denoiser, the blocks, the block side and the scene's date variances."""
+def _setup(
+    job: EngineJob, wrapped: Any, dev: Any, date_var: np.ndarray | None = None
+) -> tuple[Any, list, int, np.ndarray]:
+    """The block denoiser, the blocks, the block side and the scene's date variances
+    (``date_var`` when given: already estimated on ``job.src``)."""
     from insar_denoise.inference.devices import configure_threads, fit_batch_size
     from insar_denoise.inference.runner import Progress
     from insar_denoise.inference.stack_runner import (
@@ -149,7 +164,8 @@ def _setup(job: EngineJob, wrapped: Any, dev: Any) -> tuple[Any, list, int, np.n
     job.attrs["insar_denoise_min_valid_dates"] = need
     disp = as_dask(src.data, (n_dates, chunk, chunk)).astype(np.float32)
     crop = int(meta.get("train_crop_px", meta["default_tile"]))
-    date_var = scene_date_variances(disp, crop)
+    if date_var is None:
+        date_var = scene_date_variances(disp, crop)
     days = job.days
     fn = StackBlockDenoiser(wrapped, dev, tile, overlap, days, batch_size, None, need, date_var)
     blocks = list(iter_tiled_blocks((h, w), chunk, tile_hw, overlap, fn.margin))

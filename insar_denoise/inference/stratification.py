@@ -54,16 +54,12 @@ class Correction:
     terms: np.ndarray
     relief: tuple[float, float]
 
-    def delay(self, dem: Any, t: int | None = None) -> Any:
-        """The removed delay ``k'_t z + q'_t z²`` (mm) of date ``t`` ``(H, W)``, or of all
-        dates ``(T, H, W)``; ``dem`` numpy or dask (NaN elevation: no correction)."""
-        z = (dem - np.float32(self.base_m)) / np.float32(1000.0)
-        z = _zero_nan(z)
-        k = self.removed[:, 0].astype(np.float32)
-        q = self.removed[:, 1].astype(np.float32)
-        if t is not None:
-            return k[t] * z + q[t] * z * z
-        k, q = k[:, None, None], q[:, None, None]
+    def delay(self, dem: Any) -> Any:
+        """The removed delay ``k'_t z + q'_t z²`` (mm) of every date ``(T, H, W)``; ``dem``
+        numpy or dask (NaN elevation: no correction)."""
+        z = _zero_nan((dem - np.float32(self.base_m)) / np.float32(1000.0))
+        k = self.removed[:, 0, None, None].astype(np.float32)
+        q = self.removed[:, 1, None, None].astype(np.float32)
         if not isinstance(z, np.ndarray):  # dask: one date per chunk, as blocks read them
             import dask.array as da
 
