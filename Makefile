@@ -16,7 +16,7 @@ demo: install
 	$(BIN)/insar-denoise demo -o demo_out --overwrite
 
 test: install-test
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

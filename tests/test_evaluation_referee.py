@@ -56,6 +56,36 @@ def test_gain_rmse_and_r_of_half_the_truth_plus_an_offset() -> None:
     assert exact == pytest.approx({"r": 1.0, "gain": 1.0, "rmse_mm": 0.0})
 
 
+def test_gap_pixels_are_scored_apart_with_the_compared_pixels_levels() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    truth = np.arange(16, dtype=np.float32).reshape(4, 4)
+    valid = np.ones((4, 4), bool)
+    valid[0, :2] = False  # the gap patch
+    valid[3, 3] = False  # a hole: NaN in the output, neither compared nor a gap pixel
+    batch = SimpleNamespace(
+        cumulative=torch.from_numpy(truth[None]),
+        deformation=torch.from_numpy(np.stack([0 * truth, truth])[None]),
+        valid=torch.from_numpy(valid[None]),
+    )
+    out = truth + 4.0
+    out[0, 0] += 3.0  # errors of 3 and -1 mm on the gap patch only
+    out[0, 1] -= 1.0
+    out[3, 3] = np.nan
+    scores, _, n = rf.score_scene(batch, {"model": (out, np.stack([0 * out, out]))})
+    assert n == 13
+    assert scores["model"]["rmse_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["model"]["gap_rmse_mm"] == pytest.approx(math.sqrt((9 + 1) / 2))
+    no_gap = rs.gap_rmse(out, truth, valid, np.zeros_like(valid))
+    assert math.isnan(no_gap)
+    records = [{"methods": {"model": scores["model"]}}, {"methods": {"model": {"rmse_mm": 1.0}}}]
+    table = rs.gap_table(records, ["model"])
+    assert table["n_scenes"] == 1
+    assert table["max_gap_rmse_mm"]["model"] == pytest.approx(math.sqrt(5))
+
+
 def test_a_ramp_is_charged_no_plane_is_removed() -> None:
     xx = np.mgrid[0:8, 0:8][1].astype(float)
     truth = np.zeros((8, 8))
@@ -180,7 +210,13 @@ def test_tiny_run_writes_json_markdown_and_two_figures(tiny_run, tmp_path: Path)
         assert split["n_scenes"] == len(split["scenes"]) == 8
         scene = split["scenes"][5]
         assert {"snr", "snr_free", "snr_bin", "n_dates", "source_type", "methods"} <= set(scene)
-        assert set(scene["methods"]["model"]) == {"r", "gain", "rmse_mm", "series_rmse_mm"}
+        assert set(scene["methods"]["model"]) == {
+            "r",
+            "gain",
+            "rmse_mm",
+            "series_rmse_mm",
+            "gap_rmse_mm",
+        }
         assert scene["methods"]["zero"]["gain"] == 0.0
         binned = [s for s in split["scenes"] if s["snr_bin"] is not None]
         assert sum(g["all"]["n"] for g in split["by_snr"].values()) == len(binned)
@@ -192,7 +228,7 @@ def test_tiny_run_writes_json_markdown_and_two_figures(tiny_run, tmp_path: Path)
     written = json.loads(paths["metrics"].read_text())
     assert written["splits"]["in"]["by_snr"] == json_ready(metrics["splits"]["in"]["by_snr"])
     text = paths["report"].read_text()
-    for heading in ("## Split `in`", "### Per SNR bin", "### Per source type", "p99"):
+    for heading in ("## Split `in`", "### Per SNR bin", "### Per source type", "p99", "gap patch"):
         assert heading in text
     assert "detection_vs_snr.png" in text and "| split | SNR bin |" in summary_table(written)
 

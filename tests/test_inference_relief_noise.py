@@ -58,6 +58,27 @@ def test_realisations_match_the_spread_of_the_cumulatives_stratification():
     np.testing.assert_allclose(rms_predicted, rms_actual, rtol=0.15)
 
 
+@pytest.mark.parametrize("n_dates", [9, 24])
+def test_short_stacks_count_steady_stratification_as_noise(n_dates):
+    """A trend of the elevation coefficients (deformation that follows the relief, or
+    stratification drifting with the season) is kept as signal on a long stack; below
+    MIN_TREND_DATES dates it is counted as noise: the terms' RMS is the cumulative's own
+    elevation coefficient (sum_t a_t k_t over random signs)."""
+    dem = _dem()
+    z = (dem - dem.min()) / 1000.0
+    days = np.arange(n_dates) * 12.0
+    k = 2.0 * days / days[-1] * 10.0  # 20 mm/km over the stack, steadily
+    stack = (k[:, None, None] * z[None]).astype(np.float32)
+    weights = cumulative_weights(days, np.ones(n_dates), 4)
+    noise = np.zeros((400, *dem.shape), np.float32)
+    maps = relief_noise.with_stratification(noise, stack, dem, days, weights)
+    rms_k = float(np.sqrt(np.mean(maps.terms[:, 0] ** 2)))
+    if n_dates >= relief_noise.MIN_TREND_DATES:
+        assert rms_k < 0.01
+    else:
+        assert rms_k == pytest.approx(float(np.sqrt(np.sum((weights * k) ** 2))), rel=0.15)
+
+
 def test_maps_add_each_realisations_term_by_rows():
     dem = _dem()
     rng = np.random.default_rng(4)

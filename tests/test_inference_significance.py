@@ -16,6 +16,7 @@ from insar_denoise.inference.significance import (
     gate_series,
     noise_combinations,
     noise_maps,
+    pattern_combos,
 )
 
 
@@ -35,6 +36,37 @@ def test_noise_maps_match_the_analytic_std_of_the_cumulative():
     expect = float(np.sqrt(np.sum(w**2 * sd**2)))  # std of sum_t a_t n_t, n_t independent
     got = float(np.std(maps))
     assert abs(got / expect - 1.0) < 0.1, (got, expect)
+
+
+def test_pixels_missing_dates_get_the_noise_of_their_own_fit():
+    """Pixels missing dates 3-5 of 9 (two segments of the 4-ramp fit without a date): their
+    noise maps have the std of their own least-squares cumulative, measured directly (fit on
+    the dates they have, minimum norm, over many pixels); the least-squares cumulative row
+    stays NaN there; pixels missing the last date stay NaN."""
+    rng = np.random.default_rng(2)
+    t, n = 9, 96
+    times = np.array([0.0, 12, 18, 24, 36, 60, 66, 78, 84])
+    sd = rng.uniform(2.0, 5.0, t)
+    disp = _noise(rng, t, n, sd)
+    disp[3:6, :48] = np.nan  # the gap patch
+    disp[-1, 90:] = np.nan  # no last date: no cumulative
+    w = cumulative_weights(times, sd**2, 4)
+    combos = np.vstack([noise_combinations(w, times, sd**2), w[None].astype(np.float32)])
+    maps = noise_maps(disp, combos, pattern_combos(times, sd**2, 4))
+    assert np.isfinite(maps[:-1, :48, :90]).all() and np.isnan(maps[-1, :48]).all()
+    assert np.isnan(maps[:, 90:]).all()
+    # direct: each gap pixel's weighted least-squares cumulative from its 6 dates
+    keep = np.isfinite(disp[:, 0, 0])
+    basis = np.c_[np.ones(t), np.clip(4 * times[:, None] / times[-1] - np.arange(4), 0, 1)]
+    wt = 1.0 / sd[keep] ** 2
+    coef = np.linalg.lstsq(
+        basis[keep] * np.sqrt(wt)[:, None],
+        (disp[keep, :48, :90].reshape(keep.sum(), -1) * np.sqrt(wt)[:, None]),
+        rcond=None,
+    )[0]
+    cumulative = coef[1:].sum(axis=0)
+    got, expect = float(np.std(maps[:-1, :48, :90])), float(np.std(cumulative))
+    assert abs(got / expect - 1.0) < 0.15, (got, expect)
 
 
 def test_pure_noise_is_gated_to_zero_and_a_strong_signal_passes_whole():

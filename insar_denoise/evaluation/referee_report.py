@@ -91,6 +91,26 @@ def false_positive_table(split: dict[str, Any], methods: list[str]) -> list[str]
     return _table(["T"] + methods, rows)
 
 
+def gap_pixel_table(split: dict[str, Any], methods: list[str]) -> list[str]:
+    """RMSE (mm) on the gap patches (not in the tables above) beside the compared pixels'."""
+    gp = split.get("gap_pixels")
+    if not gp or not gp["n_scenes"]:
+        return ["No scene with gap pixels."]
+    rows = [
+        [label] + [fmt(gp[key].get(m), 2) for m in methods]
+        for label, key in (
+            ("median on the gap patch", "median_gap_rmse_mm"),
+            ("largest on the gap patch", "max_gap_rmse_mm"),
+            ("median on the compared pixels", "median_rmse_mm_same_scenes"),
+        )
+    ]
+    return [
+        f"{gp['n_scenes']} scenes with a gap patch.",
+        "",
+        *_table(["RMSE (mm)"] + methods, rows),
+    ]
+
+
 def summary_table(metrics: dict[str, Any]) -> str:
     """Detection share per SNR bin and method, splits side by side (printed by ``evaluate``)."""
     methods = list(metrics["methods"])
@@ -156,6 +176,10 @@ def markdown(metrics: dict[str, Any]) -> str:
             "### No deformation: false-positive p99 of |output| (mm)",
             "",
             *false_positive_table(split, methods),
+            "",
+            "### Pixels missing on some dates (gap patches; not in the tables above)",
+            "",
+            *gap_pixel_table(split, methods),
             "",
         ]
     return "\n".join(out)

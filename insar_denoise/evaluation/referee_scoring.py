@@ -77,6 +77,39 @@ def series_rmse(series: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     return float(np.sqrt(np.mean(np.concatenate(err) ** 2)))
 
 
+def gap_rmse(output: np.ndarray, truth: np.ndarray, mask: np.ndarray, gaps: np.ndarray) -> float:
+    """RMSE (mm) on the ``gaps`` pixels, each map's level being its median over ``mask`` (the
+    compared pixels); NaN without gap pixels."""
+    gaps = np.asarray(gaps, bool)
+    if not gaps.any() or not np.asarray(mask, bool).any():
+        return math.nan
+    o = np.asarray(output, np.float64)
+    t = np.asarray(truth, np.float64)
+    err = (o[gaps] - np.median(o[mask])) - (t[gaps] - np.median(t[mask]))
+    return float(np.sqrt(np.mean(err**2)))
+
+
+def gap_table(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
+    """Per method, over the scenes with gap pixels: the median and largest ``gap_rmse_mm``,
+    and the median ``rmse_mm`` of the same scenes' compared pixels beside it."""
+    first = methods[0]
+    sel = [r for r in records if math.isfinite(r["methods"][first].get("gap_rmse_mm", math.nan))]
+
+    def values(m: str, key: str) -> list[float]:
+        return [r["methods"][m].get(key, math.nan) for r in sel]
+
+    def largest(v: list[float]) -> float:
+        f = _finite(v)
+        return float(f.max()) if f.size else math.nan
+
+    return {
+        "n_scenes": len(sel),
+        "median_gap_rmse_mm": {m: _median(values(m, "gap_rmse_mm")) for m in methods},
+        "max_gap_rmse_mm": {m: largest(values(m, "gap_rmse_mm")) for m in methods},
+        "median_rmse_mm_same_scenes": {m: _median(values(m, "rmse_mm")) for m in methods},
+    }
+
+
 def summarize(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
     """Detection share, median gain (and quartiles), median RMSE of a group of scenes.
 

@@ -43,13 +43,19 @@ def history_basis(times_days: np.ndarray, segments: int) -> np.ndarray:
     return np.c_[np.ones_like(u), np.clip(segments * u[:, None] - k[None, :], 0.0, 1.0)]
 
 
-def cumulative_weights(times_days: np.ndarray, date_var: np.ndarray, segments: int) -> np.ndarray:
+def cumulative_weights(
+    times_days: np.ndarray, date_var: np.ndarray, segments: int, pinv: bool = False
+) -> np.ndarray:
     """Weights ``a (T,)`` with ``sum_t a_t d_t`` = the weighted least-squares cumulative of a
-    pixel seen on every date (the model's projection; ``date_var`` in mm^2)."""
+    pixel seen on every date (the model's projection; ``date_var`` in mm^2). ``pinv``: the
+    pseudo-inverse of the normal matrix (dates that leave a segment empty: the cumulative is
+    still defined, as the model's ridge-regularised fit finds it)."""
     basis = history_basis(times_days, segments)
     w = 1.0 / np.asarray(date_var, dtype=np.float64)
     normal = basis.T @ (w[:, None] * basis)
     sel = np.r_[0.0, np.ones(segments)]
+    if pinv:
+        return (sel @ np.linalg.pinv(normal) @ basis.T) * w
     return (sel @ np.linalg.solve(normal, basis.T)) * w
 
 

@@ -56,8 +56,11 @@ MAX_QUARTER_SHARE = 0.6
 HALF_WIDTH_PX = 64
 #: scenes with more pixels than this skip the step (the rotations hold the whole map)
 MAX_PIXELS = 2048 * 2048
-#: dislocation widths ``W`` and top depths (px) of the profile fit
-PROFILE_WIDTHS: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+#: dislocation widths ``W`` and top depths (px) of the profile fit; at most a quarter of
+#: :data:`HALF_WIDTH_PX`, so that the shape has decayed to ~10 % of its slip where the taper
+#: starts (wider ones trade off against the profile's linear slope and over-restore:
+#: ``benchmarks/creep_widths.py``)
+PROFILE_WIDTHS: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0)
 PROFILE_TOPS: tuple[float, ...] = (0.0, 1.0, 3.0)
 #: result attribute holding the trace (JSON) or why there is none
 TRACE_ATTR = "insar_denoise_fault_trace"

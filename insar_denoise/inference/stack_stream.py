@@ -56,7 +56,7 @@ def _run_block(fn, block, disp, dem, valid, series: DiskStack, maps: DiskStack):
     return applied
 
 
-def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
+def _shift_block(block, disp, constants, series, maps, combos, noise, partial) -> None:
     """Pass 2: a block moved by its constants; its noise maps (``combos @ input``,
     :func:`.significance.noise_maps`)."""
     cy, cx = _core(block)
@@ -68,7 +68,7 @@ def _shift_block(block, disp, constants, series, maps, combos, noise) -> None:
         cumulative -= c[-1] - c[0]
         maps[0, cy, cx] = cumulative
     disp = np.asarray(disp, np.float32)
-    noise[:, cy, cx] = noise_maps(disp - disp[:1], combos)
+    noise[:, cy, cx] = noise_maps(disp - disp[:1], combos, partial)
 
 
 @functools.cache
@@ -102,7 +102,7 @@ def _compute(calls: list[tuple]) -> list:
     return list(dask.compute(*tasks, scheduler="threads", num_workers=WORKERS))
 
 
-def _passes(fn, disp, dem, valid, blocks, combos):
+def _passes(fn, disp, dem, valid, blocks, combos, partial):
     n_dates, h, w = disp.shape
     series, maps = DiskStack((n_dates, h, w)), DiskStack((3, h, w))
     flat = [b for row in blocks for b in row]
@@ -115,7 +115,7 @@ def _passes(fn, disp, dem, valid, blocks, combos):
     noise = DiskStack((len(combos), h, w))
     tasks = [
         (_shift_block, b, disp[(slice(None), *_core(b))], constants[k], series, maps)
-        + (combos, noise)
+        + (combos, noise, partial)
         for k, b in enumerate(flat)
     ]
     _compute(tasks)
@@ -142,7 +142,8 @@ def denoise_streamed(
     whose trend terms then replace the relief terms."""
     n_dates = disp.shape[0]
     combos = sig.cumulative_combos(times_days, date_var, segments)
-    series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos)
+    partial = sig.pattern_combos(times_days, date_var, segments)
+    series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, partial)
     n = len(combos) - 1  # the last map is the least-squares cumulative
     h, w = series.shape[1:]
     cumulative = DiskStack((1, h, w))

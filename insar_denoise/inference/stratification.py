@@ -14,7 +14,8 @@ see; its uncertainty (the slope of ``α + β t`` estimated from ``T`` noisy coef
 added to each noise realisation as ``K_j z + Q_j z²`` with ``(K_j, Q_j) = sum_t s_jt w_t
 (k'_t, q'_t) sqrt(T / (T − 2))`` (``w_t`` the weights of the trend's span, ``s_jt`` random
 signs). With fewer dates the trend takes most of the delay and the correction does not pay:
-such stacks keep the relief terms of :mod:`.relief_noise` instead.
+such stacks keep the relief terms of :mod:`.relief_noise` instead (there, the whole per-date
+stratification, line included).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from insar_denoise.inference.relief import relief_ratio, relief_warning, sample_step
 from insar_denoise.inference.relief_noise import (
+    MIN_TREND_DATES,
     WithStratification,
     date_coefficients,
     detrended,
@@ -35,8 +37,9 @@ from insar_denoise.inference.relief_noise import (
 )
 from insar_denoise.inference.significance import cumulative_noise
 
-#: stacks with fewer dates are not corrected (the trend would keep most of the delay)
-MIN_DATES = 12
+#: stacks with fewer dates are not corrected (the trend would keep most of the delay); their
+#: gate counts the whole stratification as noise (:mod:`.relief_noise`)
+MIN_DATES = MIN_TREND_DATES
 #: the relief check and the fits read at most this many values (dates x pixels; 100 MB)
 SAMPLE_VALUES = 25_000_000
 #: result attribute: the correction (JSON), ``none`` or why it was not applied
