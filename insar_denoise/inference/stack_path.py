@@ -34,8 +34,7 @@ from insar_denoise.inference.planning import (
     model_attrs,
     tile_plan,
 )
-from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR, relief_ratio
-from insar_denoise.inference.relief_noise import gate_noise
+from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR
 from insar_denoise.inference.significance import (
     FILTERS,
     MIN_CELLS,
@@ -51,6 +50,7 @@ from insar_denoise.inference.stratification import (
     Correction,
     corrected,
     plan,
+    relief_and_gate_noise,
 )
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
 
@@ -189,11 +189,10 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     gate_maps, relief, trace = None, None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
         noise, projection = cumulative_noise(referenced, days, date_var, segments)
-        if fix is not None:  # corrected before the network: the trend's uncertainty
-            relief, noise = fix.relief, fix.gate_noise(noise, dem)
-        else:
-            relief = None if dem is None else relief_ratio(projection, noise, np.asarray(dem))
-            noise = gate_noise(noise, referenced, dem, days, date_var, segments, relief)
+        dem_np = None if dem is None else np.asarray(dem)
+        relief, noise = relief_and_gate_noise(
+            fix, noise, projection, referenced, dem_np, days, date_var, segments
+        )
         series, g, gain, noise_sd = gate_series(
             series, referenced, days, date_var, segments, (noise, projection)
         )

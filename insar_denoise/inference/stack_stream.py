@@ -27,11 +27,9 @@ from insar_denoise.inference import significance as sig
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.fault_trace import trace_step
 from insar_denoise.inference.planning import read_window
-from insar_denoise.inference.relief import relief_ratio
-from insar_denoise.inference.relief_noise import gate_noise
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
-from insar_denoise.inference.stratification import Correction
+from insar_denoise.inference.stratification import Correction, relief_and_gate_noise
 from insar_denoise.inference.strips import MapView, median, row_strips
 from insar_denoise.inference.tiling import Block
 
@@ -150,13 +148,9 @@ def denoise_streamed(
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
     referenced = disp - disp[:1]
-    if fix is not None:
-        relief, residual_maps = fix.relief, fix.gate_noise(_Rows(noise, n), dem)
-    else:
-        relief = None if dem is None else relief_ratio(MapView(noise, n), _Rows(noise, n), dem)
-        residual_maps = gate_noise(
-            _Rows(noise, n), referenced, dem, times_days, date_var, segments, relief
-        )
+    relief, residual_maps = relief_and_gate_noise(
+        fix, _Rows(noise, n), MapView(noise, n), referenced, dem, times_days, date_var, segments
+    )
     gate_map, zmax, noise_sd = sig.gate(
         MapView(cumulative, 0), residual_maps, projection=MapView(noise, n), scratch=DiskStack
     )

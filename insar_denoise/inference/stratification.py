@@ -33,6 +33,7 @@ from insar_denoise.inference.relief_noise import (
     WithStratification,
     date_coefficients,
     detrended,
+    gate_noise,
     realisation_terms,
 )
 from insar_denoise.inference.significance import cumulative_noise
@@ -161,3 +162,24 @@ def corrected(src: Any, dem: Any, fix: Correction) -> Any:
     delay = fix.delay(dem.data if isinstance(dem, xr.DataArray) else dem)
     out = src - xr.DataArray(delay, dims=src.dims)
     return out.astype(np.float32).assign_attrs(src.attrs)
+
+
+def relief_and_gate_noise(
+    fix: Correction | None,
+    noise: Any,
+    projection: Any,
+    referenced: Any,
+    dem: Any,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    segments: int,
+) -> tuple[tuple[float, float] | None, Any]:
+    """The relief check ``(ratio, mm)`` (None without a DEM) and the noise maps the gate
+    uses: with a correction, the uncorrected stack's check and the trend terms; otherwise the
+    check of the least-squares ``projection`` against ``noise`` and the relief terms of a
+    flagged stack (:func:`.relief_noise.gate_noise`). ``referenced``: the input relative to
+    its first date (numpy or dask)."""
+    if fix is not None:
+        return fix.relief, fix.gate_noise(noise, dem)
+    relief = None if dem is None else relief_ratio(projection, noise, dem)
+    return relief, gate_noise(noise, referenced, dem, times_days, date_var, segments, relief)
