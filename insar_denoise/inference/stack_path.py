@@ -40,8 +40,8 @@ from insar_denoise.inference.significance import (
     MIN_CELLS,
     N_REALISATIONS,
     band_floors,
-    cumulative_noise,
     extent,
+    gate_noise_maps,
     gate_series,
     hat_matrix,
 )
@@ -49,6 +49,7 @@ from insar_denoise.inference.stratification import (
     STRAT_ATTR,
     Correction,
     corrected,
+    linear_gate_noise,
     plan,
     relief_and_gate_noise,
 )
@@ -188,13 +189,14 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     referenced = disp - disp[:1]  # relative to the first date, as the outputs
     gate_maps, relief, trace = None, None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
-        noise, projection = cumulative_noise(referenced, days, date_var, segments)
+        noise, projection, line_noise, line = gate_noise_maps(referenced, days, date_var, segments)
         dem_np = None if dem is None else np.asarray(dem)
         relief, noise = relief_and_gate_noise(
             fix, noise, projection, referenced, dem_np, days, date_var, segments
         )
+        line_noise = linear_gate_noise(fix, relief, line_noise, referenced, dem_np, days, date_var)
         series, g, gain, noise_sd = gate_series(
-            series, referenced, days, date_var, segments, (noise, projection)
+            series, referenced, days, date_var, segments, (noise, projection, line_noise, line)
         )
         gate_maps = (g, noise_sd)
         hat = hat_matrix(days, date_var, segments)

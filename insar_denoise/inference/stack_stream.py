@@ -29,7 +29,11 @@ from insar_denoise.inference.fault_trace import trace_step
 from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
-from insar_denoise.inference.stratification import Correction, relief_and_gate_noise
+from insar_denoise.inference.stratification import (
+    Correction,
+    linear_gate_noise,
+    relief_and_gate_noise,
+)
 from insar_denoise.inference.strips import MapView, median, row_strips
 from insar_denoise.inference.tiling import Block
 
@@ -139,20 +143,24 @@ def denoise_streamed(
     ``fix``: the stratified-delay correction applied to ``disp`` (:mod:`.stratification`),
     whose trend terms then replace the relief terms."""
     n_dates = disp.shape[0]
-    combos = sig.cumulative_combos(times_days, date_var, segments)
-    partial = sig.pattern_combos(times_days, date_var, segments)
+    combos, partial = sig.gate_combos(times_days, date_var, segments)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, partial)
-    n = len(combos) - 1  # the last map is the least-squares cumulative
+    noise_rows, projection, line_rows, line = sig.split_maps(noise)
     h, w = series.shape[1:]
     cumulative = DiskStack((1, h, w))
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
     referenced = disp - disp[:1]
     relief, residual_maps = relief_and_gate_noise(
-        fix, _Rows(noise, n), MapView(noise, n), referenced, dem, times_days, date_var, segments
+        fix, noise_rows, projection, referenced, dem, times_days, date_var, segments
     )
+    line_maps = linear_gate_noise(fix, relief, line_rows, referenced, dem, times_days, date_var)
     gate_map, zmax, noise_sd = sig.gate(
-        MapView(cumulative, 0), residual_maps, projection=MapView(noise, n), scratch=DiskStack
+        MapView(cumulative, 0),
+        residual_maps,
+        projection=projection,
+        scratch=DiskStack,
+        linear=(line, line_maps),
     )
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
@@ -160,25 +168,11 @@ def denoise_streamed(
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
     hat = sig.hat_matrix(times_days, date_var, segments)
     rows = lambda t, a, b: np.asarray(referenced[t, a:b])  # noqa: E731
-    trace = trace_step(series, rows, MapView(noise, n), dem, hat, times_days)
-    del noise, cumulative
+    trace = trace_step(series, rows, projection, dem, hat, times_days)
+    del noise, noise_rows, projection, line_rows, line, cumulative, residual_maps, line_maps
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
     return series, maps, zmax, (gate_map, noise_sd), (relief, trace)
-
-
-class _Rows:
-    """The first ``n`` maps of a disk stack, read by map and rows (``[j, lo:hi]``)."""
-
-    def __init__(self, stack: DiskStack, n: int) -> None:
-        self.stack, self.n = stack, n
-        self.shape = (n, *stack.shape[1:])
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, key) -> np.ndarray:
-        return self.stack[key]
 
 
 def detection_base(maps: DiskStack) -> float:

@@ -36,7 +36,7 @@ from insar_denoise.inference.relief_noise import (
     gate_noise,
     realisation_terms,
 )
-from insar_denoise.inference.significance import cumulative_noise
+from insar_denoise.inference.significance import LINEAR_SEGMENTS, cumulative_noise
 
 #: stacks with fewer dates are not corrected (the trend would keep most of the delay); their
 #: gate counts the whole stratification as noise (:mod:`.relief_noise`)
@@ -140,7 +140,8 @@ def plan(
     sub = subsample(displacement, step)
     sub -= sub[:1]
     sub_dem = np.asarray(dem[::step, ::step], dtype=np.float32)
-    noise, projection = cumulative_noise(sub, times_days, date_var, segments)
+    # the weighted fit's noise maps: the check's thresholds were set on them (session 8)
+    noise, projection = cumulative_noise(sub, times_days, date_var, segments, weighted_fit=True)
     relief = relief_ratio(projection, noise, sub_dem)
     if relief_warning(*relief) is None:
         return None, relief, "none"
@@ -183,3 +184,21 @@ def relief_and_gate_noise(
         return fix.relief, fix.gate_noise(noise, dem)
     relief = None if dem is None else relief_ratio(projection, noise, dem)
     return relief, gate_noise(noise, referenced, dem, times_days, date_var, segments, relief)
+
+
+def linear_gate_noise(
+    fix: Correction | None,
+    relief: tuple[float, float] | None,
+    noise: Any,
+    referenced: Any,
+    dem: Any,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+) -> Any:
+    """The noise maps of the gate's straight-line statistic (:func:`.significance.gate_combos`)
+    with the same stratification terms as :func:`relief_and_gate_noise` gives the others:
+    the correction's trend terms, or the relief terms of a flagged stack weighted as the
+    line."""
+    if fix is not None:
+        return fix.gate_noise(noise, dem)
+    return gate_noise(noise, referenced, dem, times_days, date_var, LINEAR_SEGMENTS, relief)

@@ -35,6 +35,21 @@ class MapView:
         self.store[self.index, rows] = value
 
 
+class StackRows:
+    """Maps ``start .. start + n - 1`` of a ``(C, H, W)`` store, read as ``[j, rows]``."""
+
+    def __init__(self, store, start: int, n: int) -> None:
+        self.store, self.start, self.n = store, int(start), int(n)
+        self.shape = (self.n, *tuple(store.shape[1:]))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: tuple[int, slice]) -> np.ndarray:
+        j, rows = key
+        return np.asarray(self.store[self.start + int(j), rows])
+
+
 def row_strips(height: int, width: int) -> Iterator[tuple[int, int]]:
     """Row ranges ``(a, b)`` covering ``height`` rows, about :data:`STRIP_PX` pixels each."""
     step = max(1, STRIP_PX // max(1, width))
