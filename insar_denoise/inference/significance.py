@@ -319,7 +319,7 @@ def gate(
     array ``(n, H, W)`` or a disk stack); ``projection``: the least-squares cumulative
     ``sum_t a_t d_t`` (the statistic the noise maps describe exactly), tested too with the
     Gaussians only: a pixel passes if either map is significant; ``linear``: ``(map, noise)``,
-    the straight-line cumulative and its own noise maps (:func:`linear_combos`), tested with
+    the straight-line cumulative and its own noise maps (:func:`gate_combos`), tested with
     the Gaussians as well. Computed in row strips (:mod:`.strips`, exactly the whole-map
     filters); ``scratch``: ``shape -> (C, H, W)`` store for the working maps (e.g.
     :class:`.disk_stack.DiskStack`; then the gate and ``noise_sd`` are returned as
@@ -341,7 +341,9 @@ def gate(
         stat_bases = [_base(read, shape) for read in test_stats]
         for i, (kind, s) in enumerate(filters):
             size = extent(kind, s)
-            if size > min(shape) / MIN_CELLS or (smooth_only and kind != "smooth"):
+            if smooth_only and kind != "smooth":
+                continue
+            if size > min(shape) / MIN_CELLS:
                 continue  # too few independent cells at this size for a noise estimate
             sd = _filter_noise(reads, bases, shape, kind, s, work)
             if not np.isfinite(sd) or sd <= 0:
