@@ -112,6 +112,19 @@ class WithStratification:
         )
 
 
+def stack_coefficients(
+    displacement: Any, dem: Any, times_days: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """``(coefs (T, 2), base_m, dem)``: each date's elevation coefficients (detrended in time
+    on stacks of at least :data:`MIN_TREND_DATES` dates), the base elevation of their ``z``
+    and the DEM as float32 (read once: a frame's DEM is 100 MB)."""
+    dem = np.asarray(dem, dtype=np.float32)
+    coefs, base = date_coefficients(displacement, dem, fit_step(tuple(dem.shape)))
+    if len(coefs) >= MIN_TREND_DATES:  # steady deformation that follows the relief stays
+        coefs = detrended(coefs, times_days)
+    return coefs, base, dem
+
+
 def with_stratification(
     noise: Any, displacement: Any, dem: Any, times_days: np.ndarray, weights: np.ndarray
 ) -> WithStratification:
@@ -119,13 +132,30 @@ def with_stratification(
 
     ``displacement (T, H, W)`` mm relative to the first date (numpy or dask), ``weights``
     the cumulative's ``a_t`` (:func:`.broad_scales.cumulative_weights`)."""
-    dem = np.asarray(dem, dtype=np.float32)  # read once (a frame's DEM: 100 MB)
-    shape = tuple(dem.shape)
-    coefs, base = date_coefficients(displacement, dem, fit_step(shape))
-    if len(coefs) >= MIN_TREND_DATES:  # steady deformation that follows the relief stays
-        coefs = detrended(coefs, times_days)
-    terms = realisation_terms(coefs, weights, len(noise))
-    return WithStratification(noise, dem, terms, base)
+    coefs, base, dem = stack_coefficients(displacement, dem, times_days)
+    return WithStratification(noise, dem, realisation_terms(coefs, weights, len(noise)), base)
+
+
+def gate_noises(
+    noise_sets: list[tuple[Any, int]],
+    displacement: Any,
+    dem: Any,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    relief: tuple[float, float] | None,
+) -> list[Any]:
+    """:func:`gate_noise` of several sets of noise maps ``(noise, segments)`` (each weighted
+    as its own cumulative), the stack's coefficients fitted once."""
+    if relief is None or relief_warning(*relief) is None:
+        return [noise for noise, _ in noise_sets]
+    coefs, base, dem = stack_coefficients(displacement, dem, times_days)
+    out = []
+    for noise, segments in noise_sets:
+        weights = cumulative_weights(times_days, date_var, segments)
+        out.append(
+            WithStratification(noise, dem, realisation_terms(coefs, weights, len(noise)), base)
+        )
+    return out
 
 
 def gate_noise(
@@ -141,7 +171,4 @@ def gate_noise(
     stratification when the relief check ``relief = (ratio, mm)`` flags the scene
     (:func:`.relief.relief_warning`). ``displacement`` relative to the first date; ``segments``
     the model's (its cumulative weighting)."""
-    if relief is None or relief_warning(*relief) is None:
-        return noise
-    weights = cumulative_weights(times_days, date_var, segments)
-    return with_stratification(noise, displacement, dem, times_days, weights)
+    return gate_noises([(noise, segments)], displacement, dem, times_days, date_var, relief)[0]

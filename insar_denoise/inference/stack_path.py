@@ -49,7 +49,6 @@ from insar_denoise.inference.stratification import (
     STRAT_ATTR,
     Correction,
     corrected,
-    linear_gate_noise,
     plan,
     relief_and_gate_noise,
 )
@@ -191,10 +190,9 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
         noise, projection, line_noise, line = gate_noise_maps(referenced, days, date_var, segments)
         dem_np = None if dem is None else np.asarray(dem)
-        relief, noise = relief_and_gate_noise(
-            fix, noise, projection, referenced, dem_np, days, date_var, segments
+        relief, noise, line_noise = relief_and_gate_noise(
+            fix, noise, projection, line_noise, referenced, dem_np, days, date_var, segments
         )
-        line_noise = linear_gate_noise(fix, relief, line_noise, referenced, dem_np, days, date_var)
         series, g, gain, noise_sd = gate_series(
             series, referenced, days, date_var, segments, (noise, projection, line_noise, line)
         )

@@ -29,11 +29,7 @@ from insar_denoise.inference.fault_trace import trace_step
 from insar_denoise.inference.planning import read_window
 from insar_denoise.inference.significance import noise_maps
 from insar_denoise.inference.stack_runner import StackBlockDenoiser, block_constants
-from insar_denoise.inference.stratification import (
-    Correction,
-    linear_gate_noise,
-    relief_and_gate_noise,
-)
+from insar_denoise.inference.stratification import Correction, relief_and_gate_noise
 from insar_denoise.inference.strips import MapView, median, row_strips
 from insar_denoise.inference.tiling import Block
 
@@ -151,10 +147,9 @@ def denoise_streamed(
     for a, b in row_strips(h, w):
         cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
     referenced = disp - disp[:1]
-    relief, residual_maps = relief_and_gate_noise(
-        fix, noise_rows, projection, referenced, dem, times_days, date_var, segments
+    relief, residual_maps, line_maps = relief_and_gate_noise(
+        fix, noise_rows, projection, line_rows, referenced, dem, times_days, date_var, segments
     )
-    line_maps = linear_gate_noise(fix, relief, line_rows, referenced, dem, times_days, date_var)
     gate_map, zmax, noise_sd = sig.gate(
         MapView(cumulative, 0),
         residual_maps,

@@ -33,7 +33,7 @@ from insar_denoise.inference.relief_noise import (
     WithStratification,
     date_coefficients,
     detrended,
-    gate_noise,
+    gate_noises,
     realisation_terms,
 )
 from insar_denoise.inference.significance import LINEAR_SEGMENTS, cumulative_noise
@@ -169,36 +169,22 @@ def relief_and_gate_noise(
     fix: Correction | None,
     noise: Any,
     projection: Any,
+    line_noise: Any,
     referenced: Any,
     dem: Any,
     times_days: np.ndarray,
     date_var: np.ndarray,
     segments: int,
-) -> tuple[tuple[float, float] | None, Any]:
-    """The relief check ``(ratio, mm)`` (None without a DEM) and the noise maps the gate
-    uses: with a correction, the uncorrected stack's check and the trend terms; otherwise the
-    check of the least-squares ``projection`` against ``noise`` and the relief terms of a
-    flagged stack (:func:`.relief_noise.gate_noise`). ``referenced``: the input relative to
-    its first date (numpy or dask)."""
+) -> tuple[tuple[float, float] | None, Any, Any]:
+    """The relief check ``(ratio, mm)`` (None without a DEM) and the two sets of noise maps
+    the gate uses (the model's weighting, ``noise``, and the straight line's, ``line_noise``,
+    :func:`.significance.gate_combos`): with a correction, the uncorrected stack's check and
+    the trend terms; otherwise the check of the least-squares ``projection`` against
+    ``noise`` and the relief terms of a flagged stack, each set weighted as its cumulative
+    (:func:`.relief_noise.gate_noises`). ``referenced``: the input relative to its first date
+    (numpy or dask)."""
     if fix is not None:
-        return fix.relief, fix.gate_noise(noise, dem)
+        return fix.relief, fix.gate_noise(noise, dem), fix.gate_noise(line_noise, dem)
     relief = None if dem is None else relief_ratio(projection, noise, dem)
-    return relief, gate_noise(noise, referenced, dem, times_days, date_var, segments, relief)
-
-
-def linear_gate_noise(
-    fix: Correction | None,
-    relief: tuple[float, float] | None,
-    noise: Any,
-    referenced: Any,
-    dem: Any,
-    times_days: np.ndarray,
-    date_var: np.ndarray,
-) -> Any:
-    """The noise maps of the gate's straight-line statistic (:func:`.significance.gate_combos`)
-    with the same stratification terms as :func:`relief_and_gate_noise` gives the others:
-    the correction's trend terms, or the relief terms of a flagged stack weighted as the
-    line."""
-    if fix is not None:
-        return fix.gate_noise(noise, dem)
-    return gate_noise(noise, referenced, dem, times_days, date_var, LINEAR_SEGMENTS, relief)
+    sets = [(noise, segments), (line_noise, LINEAR_SEGMENTS)]
+    return relief, *gate_noises(sets, referenced, dem, times_days, date_var, relief)
