@@ -14,6 +14,10 @@ mean absolute error of the cumulative map (after removing its best-fit plane, wh
 model leaves undetermined) within 8 px of internal tile and block borders, divided by the
 same in the tile interiors. Target <= 1.05.
 
+``--frame-steps`` skips the fault-trace search at every size, as a Sentinel-1 frame does
+(it runs on scenes up to ``fault_trace.MAX_PIXELS`` only), so that a 2048^2 run extrapolates
+to a frame's work.
+
 Model: ``--model default`` uses the packaged model when present, else an untrained model of
 the same architecture (the report says which); ``--model tiny`` is the 5-px receptive
 field test model (engine overhead and memory only).
@@ -93,6 +97,10 @@ def worker(args: argparse.Namespace) -> dict:
 
     from insar_denoise.inference import denoise_dataset
 
+    if args.frame_steps:  # what a Sentinel-1 frame runs: its size skips the fault-trace search
+        from insar_denoise.inference import fault_trace
+
+        fault_trace.MAX_PIXELS = 0
     model, description = load(args.model, args.device)
     ds = lazy_scene(args.size, args.dates)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -207,6 +215,8 @@ def run_size(args: argparse.Namespace, size: int, device: str) -> dict:
         cmd += ["--tile", str(args.tile)]
     if args.overlap is not None:
         cmd += ["--overlap", str(args.overlap)]
+    if args.frame_steps:
+        cmd += ["--frame-steps"]
     subprocess.run(cmd, check=True)
     result = json.loads(Path(path).read_text())
     os.remove(path)
@@ -329,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seam-tile", type=int, default=None)
     p.add_argument("--seam-scenes", type=int, default=2)
     p.add_argument("--skip-seams", action="store_true")
+    p.add_argument(
+        "--frame-steps",
+        action="store_true",
+        help="skip the fault-trace search at every size, as a 5000^2 frame does (scenes "
+        "over fault_trace.MAX_PIXELS), so that smaller runs extrapolate to a frame",
+    )
     p.add_argument("--output", type=Path, default=RESULTS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)

@@ -206,3 +206,29 @@ def test_a_weak_steady_signal_of_a_long_stack_passes_through_the_straight_line()
             with_line += int(g_line[80, 80] > 0.5)
             without += int(gate(proj, nz, projection=proj)[0][80, 80] > 0.5)
     assert false == 0 and without == 0 and with_line >= 3, (false, without, with_line)
+
+
+def test_gate_is_the_same_on_one_thread_or_two(monkeypatch):
+    """The noise realisations are filtered in groups, one thread each: the gate, its z and
+    the noise std must not depend on the thread count (the same sums in the same order),
+    and the grouping may only reorder the float32 sums of one group."""
+    from insar_denoise.inference import significance as sig
+
+    rng = np.random.default_rng(3)
+    n = 192
+    yy, xx = np.mgrid[:n, :n]
+    cum = rng.normal(0, 1, (n, n)).astype(np.float32)
+    cum += (3.0 * np.exp(-((yy - 96.0) ** 2 + (xx - 90.0) ** 2) / (2 * 10.0**2))).astype("f4")
+    noise = rng.normal(0, 1, (16, n, n)).astype(np.float32)
+    noise[:, 10:30, 40:90] = np.nan  # a gap: the local inflation path too
+    runs = {}
+    for groups, threads in ((1, "1"), (2, "1"), (2, "2")):
+        monkeypatch.setattr(sig, "NOISE_GROUPS", groups)
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        runs[groups, threads] = sig.gate(cum, noise)
+    one_group, two_serial, two_threads = runs.values()
+    assert two_threads[0].max() == 1.0  # the bump passes
+    for a, b in zip(two_serial, two_threads, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+    for a, b in zip(one_group, two_serial, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

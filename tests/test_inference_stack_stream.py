@@ -114,6 +114,16 @@ def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged)
     assert note.startswith("{") == (flagged == "corrected"), note
 
 
+def test_default_block_is_capped_but_holds_a_tile(scene, model):
+    """Six tile steps of 128 px would be 768 px blocks (2.1 GB at 1024² x 100 dates): the
+    stack path caps the default block at BLOCK_MAX_PX, never below one tile."""
+    tile, overlap = model.metadata["default_tile"], model.metadata["default_overlap"]
+    assert planning.default_chunk(tile, overlap) == 6 * (tile - overlap) > stack_path.BLOCK_MAX_PX
+    assert planning.default_chunk(tile, overlap, 64) == tile
+    out = denoise_dataset(scene, model, progress=False)
+    assert out.attrs["insar_denoise_chunk_px"] == stack_path.BLOCK_MAX_PX
+
+
 def test_scenes_under_the_gate_size_stay_in_memory(model, monkeypatch):
     ds = synthetic_dataset(n_dates=12, shape=(96, 88), seed=3, noise_mm=2.0)
     out = _run(ds.chunk({"time": -1, "y": 64, "x": 64}), model, monkeypatch, streamed=True)

@@ -74,7 +74,7 @@ def test_export_load_round_trip_and_metadata(tmp_path):
     path = export_model(model, stack_metadata(model, 64), tmp_path / "stack.pt")
     loaded = load_model(path)
     meta = loaded.metadata
-    assert meta["kind"] == "stack" and meta["default_tile"] == 128 and meta["train_crop_px"] == 64
+    assert meta["kind"] == "stack" and meta["default_tile"] == 192 and meta["train_crop_px"] == 64
     assert meta["receptive_field_px"] == receptive_field_px()
     x = torch.randn(2, 9, 16, 16)
     x[:, 0] = 0

@@ -97,13 +97,15 @@ def times_in_days(time: xr.DataArray | np.ndarray) -> np.ndarray:
     return t.astype(np.float64) - float(t[0])
 
 
-def default_chunk(tile: int, overlap: int) -> int:
-    """Default block core side in pixels: 6 tile steps (``tile - overlap``), at least a tile.
+def default_chunk(tile: int, overlap: int, most: int | None = None) -> int:
+    """Default block core side in pixels: 6 tile steps (``tile - overlap``), at least a tile;
+    ``most``: at most this (but still a tile), where a block's memory grows with its side.
 
     Tiles straddling a block border are computed by both blocks: with ``k`` steps per block
     about ``((k + 1) / k)^2`` tiles are run per scene tile (1.36 for ``k = 6``).
     """
-    return max(tile, 6 * (tile - overlap))
+    side = 6 * (tile - overlap)
+    return max(tile, side if most is None else min(side, most))
 
 
 #: dates of a ``(T, h, w)`` window read per dask compute (:func:`read_window`)

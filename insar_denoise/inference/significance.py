@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -64,6 +66,8 @@ FILTERS: tuple[tuple[str, float], ...] = (
 )
 #: segments of the second least-squares statistic: a straight line through the whole stack
 LINEAR_SEGMENTS = 1
+#: the noise realisations of a filter are filtered in this many groups (threads)
+NOISE_GROUPS = 2
 #: detection threshold (noise standard deviations at the scale)
 THRESHOLD = 5.5
 #: random-sign noise realisations
@@ -250,22 +254,59 @@ def _base(read, shape: tuple[int, int]) -> float:
     return float(med) if v.size else 0.0
 
 
-def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
-    """Robust std of the filtered noise maps (median over the realisations); ``work[3]``
-    gets the local mean square of the filtered noise (over the realisations, smoothed over
-    half the filter's extent), :func:`_inflation` its ratio to its median. Row strips: one
-    filtered map on ``work[0]``, sums of squares and counts on ``work[1]``, ``work[2]``."""
+def _threads() -> int:
+    """Threads for the noise groups: ``OMP_NUM_THREADS`` when set, else the CPU count."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(NOISE_GROUPS, int(env) if env.isdigit() else (os.cpu_count() or 1)))
+
+
+def _filter_group(reads, bases, shape, kind: str, scale: float, maps) -> list[float]:
+    """Robust std of each filtered noise map of one group; ``maps``: the group's working
+    maps (one filtered map, the sum of squares and the count of finite values)."""
     (h, w), sds = shape, []
-    m, sum_sq, count, smooth_ms = (strips.MapView(work, k) for k in range(4))
-    for j, read in enumerate(reads):
+    m, sum_sq, count = maps
+    for j, (read, base) in enumerate(zip(reads, bases, strict=True)):
         for a, b in strips.row_strips(h, w):
-            mj = _filtered_rows(read, h, a, b, kind, scale, bases[j])
+            mj = _filtered_rows(read, h, a, b, kind, scale, base)
             m[a:b] = mj
             fin = np.isfinite(mj)
             sq = np.where(fin, mj, 0.0) ** 2
             sum_sq[a:b] = sq if j == 0 else sum_sq[a:b] + sq
             count[a:b] = fin if j == 0 else count[a:b] + fin
         sds.append(strips.robust_std(_reader(m), shape))
+    return sds
+
+
+def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
+    """Robust std of the filtered noise maps (median over the realisations); ``work[3]``
+    gets the local mean square of the filtered noise (over the realisations, smoothed over
+    half the filter's extent), :func:`_inflation` its ratio to its median. The realisations
+    are filtered in :data:`NOISE_GROUPS` groups (one thread each where the CPU has them; the
+    same sums in the same order on any machine), in row strips: a group's filtered map,
+    sums of squares and counts on ``work[0:3]`` (first group) or ``work[3 + 3 g : 6 + 3 g]``."""
+    (h, w) = shape
+    views = [strips.MapView(work, k) for k in range(work.shape[0])]
+    groups = [
+        g for g in (list(range(len(reads)))[k::NOISE_GROUPS] for k in range(NOISE_GROUPS)) if g
+    ]
+    slots = [views[0:3]] + [views[6 + 3 * k : 9 + 3 * k] for k in range(len(groups) - 1)]
+
+    def run(k: int) -> list[float]:
+        idx = groups[k]
+        return _filter_group(
+            [reads[j] for j in idx], [bases[j] for j in idx], shape, kind, scale, slots[k]
+        )
+
+    if _threads() > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(_threads()) as pool:
+            sds = [sd for part in pool.map(run, range(len(groups))) for sd in part]
+    else:
+        sds = [sd for k in range(len(groups)) for sd in run(k)]
+    sum_sq, count, smooth_ms = views[1], views[2], views[3]
+    for other in slots[1:]:
+        for a, b in strips.row_strips(h, w):
+            sum_sq[a:b] = sum_sq[a:b] + other[1][a:b]
+            count[a:b] = count[a:b] + other[2][a:b]
 
     def mean_square(lo: int, hi: int) -> np.ndarray:
         c = count[lo:hi]
@@ -327,7 +368,8 @@ def gate(
     """
     shape = tuple(cumulative.shape)
     h, w = shape
-    work = np.empty((6, h, w), np.float32) if scratch is None else scratch((6, h, w))
+    n_work = 6 + 3 * (NOISE_GROUPS - 1)  # :func:`_filter_noise` uses 0-2 and 6 on
+    work = np.empty((n_work, h, w), np.float32) if scratch is None else scratch((n_work, h, w))
     smooth_ms, pixel_sd, g = (strips.MapView(work, k) for k in (3, 4, 5))
     stats = [_reader(cumulative)] + ([] if projection is None else [_reader(projection)])
     tests = [(noise, stats, False)]
