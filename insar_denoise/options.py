@@ -31,7 +31,8 @@ class RunOptions:
     stride : dates between window starts (window models).
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     batch_size : tiles per model call (None: fitted to free memory).
-    chunk : block core side in pixels (None: about 6 tile steps).
+    chunk : block core side in pixels (None: about 6 tile steps; at most 512 px for
+        whole-stack models, whose blocks hold every date).
     sigma_px, lam : Gaussian sigma (px) of ``filter``/``best``; second-difference weight of
         the window combination (None: the engine's defaults).
     deramp : remove each date's least-squares plane first.

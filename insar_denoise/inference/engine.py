@@ -93,7 +93,8 @@ def denoise_dataset(
     progress : show a tqdm bar of tiles done (model method).
     return_noise : also return ``noise`` = input displacement (referred to its first date)
         minus the denoised series.
-    chunk : block core side in pixels (default: about 4 x 4 tiles per block).
+    chunk : block core side in pixels (default: 6 tile steps, at least a tile; at most 512 px
+        for whole-stack models, whose blocks hold every date).
     sigma_px : Gaussian filter sigma in pixels for ``filter`` and ``best``.
     lam : second-difference regularisation weight of the window combination (see
         :mod:`insar_denoise.inference.windows`).
