@@ -132,7 +132,13 @@ def with_stratification(
 
     ``displacement (T, H, W)`` mm relative to the first date (numpy or dask), ``weights``
     the cumulative's ``a_t`` (:func:`.broad_scales.cumulative_weights`)."""
-    coefs, base, dem = stack_coefficients(displacement, dem, times_days)
+    return _with_terms(noise, stack_coefficients(displacement, dem, times_days), weights)
+
+
+def _with_terms(noise: Any, fit: tuple, weights: np.ndarray) -> WithStratification:
+    """``noise`` with the realisation terms of a :func:`stack_coefficients` ``fit`` weighted
+    by the cumulative's ``weights``."""
+    coefs, base, dem = fit
     return WithStratification(noise, dem, realisation_terms(coefs, weights, len(noise)), base)
 
 
@@ -148,14 +154,11 @@ def gate_noises(
     as its own cumulative), the stack's coefficients fitted once."""
     if relief is None or relief_warning(*relief) is None:
         return [noise for noise, _ in noise_sets]
-    coefs, base, dem = stack_coefficients(displacement, dem, times_days)
-    out = []
-    for noise, segments in noise_sets:
-        weights = cumulative_weights(times_days, date_var, segments)
-        out.append(
-            WithStratification(noise, dem, realisation_terms(coefs, weights, len(noise)), base)
-        )
-    return out
+    fit = stack_coefficients(displacement, dem, times_days)
+    return [
+        _with_terms(noise, fit, cumulative_weights(times_days, date_var, segments))
+        for noise, segments in noise_sets
+    ]
 
 
 def gate_noise(

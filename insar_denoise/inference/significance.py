@@ -278,18 +278,15 @@ def _filter_group(reads, bases, shape, kind: str, scale: float, maps) -> list[fl
 
 
 def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
-    """Robust std of the filtered noise maps (median over the realisations); ``work[3]``
+    """Robust std of the filtered noise maps (median over the realisations); ``work[0]``
     gets the local mean square of the filtered noise (over the realisations, smoothed over
     half the filter's extent), :func:`_inflation` its ratio to its median. The realisations
     are filtered in :data:`NOISE_GROUPS` groups (one thread each where the CPU has them; the
-    same sums in the same order on any machine), in row strips: a group's filtered map,
-    sums of squares and counts on ``work[0:3]`` (first group) or ``work[3 + 3 g : 6 + 3 g]``."""
-    (h, w) = shape
-    views = [strips.MapView(work, k) for k in range(work.shape[0])]
-    groups = [
-        g for g in (list(range(len(reads)))[k::NOISE_GROUPS] for k in range(NOISE_GROUPS)) if g
-    ]
-    slots = [views[0:3]] + [views[6 + 3 * k : 9 + 3 * k] for k in range(len(groups) - 1)]
+    same sums in the same order on any machine), in row strips: group ``k``'s filtered map,
+    sums of squares and counts on ``work[3 + 3 k : 6 + 3 k]``, summed into the first's."""
+    h, w = shape
+    groups = [range(k, len(reads), NOISE_GROUPS) for k in range(min(NOISE_GROUPS, len(reads)))]
+    slots = [[strips.MapView(work, 3 + 3 * k + i) for i in range(3)] for k in range(len(groups))]
 
     def run(k: int) -> list[float]:
         idx = groups[k]
@@ -297,16 +294,17 @@ def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
             [reads[j] for j in idx], [bases[j] for j in idx], shape, kind, scale, slots[k]
         )
 
-    if _threads() > 1 and len(groups) > 1:
-        with ThreadPoolExecutor(_threads()) as pool:
+    threads = min(_threads(), len(groups))
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
             sds = [sd for part in pool.map(run, range(len(groups))) for sd in part]
     else:
         sds = [sd for k in range(len(groups)) for sd in run(k)]
-    sum_sq, count, smooth_ms = views[1], views[2], views[3]
-    for other in slots[1:]:
+    (_, sum_sq, count), smooth_ms = slots[0], strips.MapView(work, 0)
+    for _, other_sq, other_count in slots[1:]:
         for a, b in strips.row_strips(h, w):
-            sum_sq[a:b] = sum_sq[a:b] + other[1][a:b]
-            count[a:b] = count[a:b] + other[2][a:b]
+            sum_sq[a:b] = sum_sq[a:b] + other_sq[a:b]
+            count[a:b] = count[a:b] + other_count[a:b]
 
     def mean_square(lo: int, hi: int) -> np.ndarray:
         c = count[lo:hi]
@@ -337,7 +335,7 @@ def _filter_noise(reads, bases, shape, kind: str, scale: float, work) -> float:
 def _inflation(smooth_ms: np.ndarray, median_ms) -> np.ndarray:
     """Where the smoothed noise is larger than the scene's typical level (areas seen on
     fewer dates, noisier patches), ``>= 1``: the local RMS over the realisations, smoothed
-    over half the extent (rows of ``work[3]`` of :func:`_filter_noise`), relative to its
+    over half the extent (rows of ``work[0]`` of :func:`_filter_noise`), relative to its
     median."""
     return np.sqrt(np.maximum(smooth_ms / np.float32(median_ms), 1.0))  # float32: frames
 
@@ -368,9 +366,9 @@ def gate(
     """
     shape = tuple(cumulative.shape)
     h, w = shape
-    n_work = 6 + 3 * (NOISE_GROUPS - 1)  # :func:`_filter_noise` uses 0-2 and 6 on
+    n_work = 3 + 3 * NOISE_GROUPS  # 0-2 here, three per noise group (:func:`_filter_noise`)
     work = np.empty((n_work, h, w), np.float32) if scratch is None else scratch((n_work, h, w))
-    smooth_ms, pixel_sd, g = (strips.MapView(work, k) for k in (3, 4, 5))
+    smooth_ms, pixel_sd, g = (strips.MapView(work, k) for k in (0, 1, 2))
     stats = [_reader(cumulative)] + ([] if projection is None else [_reader(projection)])
     tests = [(noise, stats, False)]
     if linear is not None:
@@ -420,7 +418,7 @@ def gate(
             pixel_sd[a:b] = np.full((b - a, w), np.nan, np.float32)
     if scratch is not None:
         return g, zmax, pixel_sd
-    return work[5].copy(), zmax, work[4].copy()
+    return work[2].copy(), zmax, work[1].copy()
 
 
 def date_level(read, shape: tuple[int, int]) -> float:
