@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from insar_denoise.inference import significance
 from insar_denoise.inference.broad_scales import cumulative_weights
 from insar_denoise.inference.significance import (
     BAND_68,
@@ -132,9 +133,10 @@ def test_noise_sd_is_the_cumulative_noise_and_sets_the_band_floors():
             np.testing.assert_allclose(f95[passed], BAND_IN_95 * noise_sd[passed], rtol=1e-5)
 
 
-def test_a_creep_step_under_correlated_atmosphere_passes_through_the_band_passes():
+def test_a_creep_step_under_correlated_atmosphere_passes_through_the_band_passes(monkeypatch):
     """Atmosphere correlated over ~10 px hides a 14 mm step from every Gaussian; across the
-    step it cancels, so the band-passes find it; without the step nothing passes."""
+    step it cancels, so the band-passes find it (and nothing when their per-filter
+    thresholds are raised out of reach); without the step nothing passes."""
     from scipy.ndimage import gaussian_filter
 
     from insar_denoise.inference.significance import FILTERS
@@ -159,6 +161,10 @@ def test_a_creep_step_under_correlated_atmosphere_passes_through_the_band_passes
             assert g_all.max() == 0.0
         else:
             assert g_all[:, 90:103].mean() > 0.8  # the fault's trace passes
+            # per-filter thresholds: the band-passes and derivatives silenced, nothing passes
+            silent = {f: np.inf for f in FILTERS if f[0] != "smooth"}
+            monkeypatch.setattr(significance, "FILTER_THRESHOLDS", silent)
+            assert gate(cum, maps)[0].max() == 0.0
 
 
 def test_noise_maps_keep_the_noise_of_dates_whose_variance_is_underestimated():

@@ -70,6 +70,8 @@ LINEAR_SEGMENTS = 1
 NOISE_GROUPS = 2
 #: detection threshold (noise standard deviations at the scale)
 THRESHOLD = 5.5
+#: per-filter thresholds ``{(kind, scale): value}`` where they differ from :data:`THRESHOLD`
+FILTER_THRESHOLDS: dict[tuple[str, float], float] = {}
 #: random-sign noise realisations
 N_REALISATIONS = 16
 #: pixels missing on some dates: the most common patterns of missing dates of a map (a
@@ -394,6 +396,7 @@ def gate(
                     pixel_sd[a:b] = (sd * _inflation(smooth_ms[a:b], median_ms)).astype(np.float32)
                 have_sd = True
             edge = int(round(2 * size))  # reflected copies inflate the filtered noise there
+            level = FILTER_THRESHOLDS.get((kind, s), threshold)
             n_tested = len(test_stats) if kind == "smooth" else 1
             for read, base in zip(test_stats[:n_tested], stat_bases[:n_tested], strict=True):
                 above = np.zeros(shape, dtype=bool)
@@ -406,7 +409,7 @@ def gate(
                         z[: max(0, edge - a)], z[max(0, h - edge - a) :] = 0.0, 0.0
                         z[:, :edge], z[:, -edge:] = 0.0, 0.0
                     zmax[i] = max(zmax[i], float(z.max()))
-                    above[a:b] = z > threshold
+                    above[a:b] = z > level
                 if above.any():
                     above_rows = lambda lo, hi: above[lo:hi].astype(np.float32)  # noqa: B023, E731
                     for a, b in strips.row_strips(h, w):

@@ -1,0 +1,262 @@
+"""Replay of the gate on Benchmark v2: capture the engine's finish once, then try gate variants.
+
+``capture``: the engine runs the shipped model on every scene of a split (as ``evaluate``,
+seed 0, 192 px) and the inputs of its finishing steps (the series before the gate, the
+input stack relative to the first date, the gate's noise maps with their relief terms, the
+DEM, the date variances) are written per scene to ``--store``. ``score``: each stored scene
+is finished again (gate, then the fault-trace step, as the engine does) and scored as
+``evaluate`` scores (medians removed; r, gain, RMSE per ideal-observer SNR bin, detected
+r >= 0.7; the false-positive p99 on the no-deformation scenes); with no variant it gives
+``evaluate``'s numbers exactly (session 14: every bin of both splits). The SNRs and the best
+classical correction's and zero map's scores come from a stored ``evaluate`` report
+(``--report``). Capture: ~8 min per split on one thread (2.5 GB on disk for both); score:
+~4 min.
+
+Variants (session 14, model card's design table): ``--thresholds`` per-filter detection
+thresholds (``kind:scale=value``; the rest at ``significance.THRESHOLD``); ``--seeded Z``
+a second pass of the Gaussians of >= 4 px at ``Z`` sigma, kept where it touches a detection;
+``--project-relief`` relief-flagged scenes tested with each map's elevation fit
+``c + k z + q z²`` removed instead of the relief terms in the noise maps;
+``--line-where-linear Z`` detected areas where the model's and the straight line's
+least-squares cumulatives differ by less than ``Z`` sigma get the straight line's map.
+
+    python benchmarks/gate_replay.py capture --split in --store /tmp/gatecap
+    python benchmarks/gate_replay.py score --split in --store /tmp/gatecap \
+        --thresholds bandpass:2=4.5 slope_x:4=4.5 -o gate_replay_in.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import insar_denoise.inference.significance as sig
+import insar_denoise.inference.stack_path as sp
+from insar_denoise.evaluation import referee_scoring as rs
+from insar_denoise.evaluation.referee_scenes import design, simulate
+from insar_denoise.inference import denoise_dataset
+from insar_denoise.inference.fault_trace import trace_step
+from insar_denoise.inference.significance import hat_matrix
+from insar_denoise.models import load_model
+
+DEFAULT_REPORT = Path("experiments/benchmarks/evaluate_v2_s13/metrics.json")
+#: relief-flagged scenes: each map's elevation fit removed instead of the relief noise terms
+PROJECT_RELIEF = False
+#: a second pass at this threshold (Gaussians of >= 4 px), kept where it touches a first-pass
+#: detection (None: off)
+SEEDED: float | None = None
+#: inside each detected area, output the straight-line cumulative (its series a straight line
+#: in time) where the model's and the line's least-squares cumulatives do not differ by more
+#: than this many noise std at any Gaussian (None: off)
+LINE_WHERE_LINEAR: float | None = None
+
+
+def capture(split: str, store: Path, n: int = 84) -> None:
+    """Run the engine on scenes ``0..n-1`` of ``split`` and store their finishing inputs."""
+    store.mkdir(parents=True, exist_ok=True)
+    got: dict = {}
+    gate_orig, trace_orig = sp.gate_series, sp.trace_step
+
+    def keep_gate(series, referenced, days, date_var, segments, maps):
+        got.update(series=series.copy(), referenced=referenced, days=days, var=date_var)
+        got.update(segments=segments, maps=tuple(maps))
+        return gate_orig(series, referenced, days, date_var, segments, maps)
+
+    def keep_trace(series, rows, projection, dem, hat, days):
+        got["dem"] = None if dem is None else np.asarray(dem)
+        return trace_orig(series, rows, projection, dem, hat, days)
+
+    sp.gate_series, sp.trace_step = keep_gate, keep_trace
+    model = load_model("default")
+    try:
+        for spec in design(n, 0, split):
+            got.clear()
+            batch, ds = simulate(spec, split, 192)
+            res = denoise_dataset(ds, model, progress=False, return_noise=False)
+            got["engine_cumulative"] = np.asarray(res["cumulative_deformation"].values)
+            got["truth"] = batch.cumulative[0].numpy()
+            got["valid"] = batch.valid[0].numpy()
+            got["index"], got["source"] = spec.index, spec.source_type
+            with open(store / f"{split}_{spec.index:03d}.pkl", "wb") as f:
+                pickle.dump(dict(got), f)
+            print(spec.index, spec.source_type, flush=True)
+    finally:
+        sp.gate_series, sp.trace_step = gate_orig, trace_orig
+
+
+def seeded_gate(cum, noise, projection, line, line_noise) -> np.ndarray:
+    """The gate, plus the broad Gaussians' detections at :data:`SEEDED` that touch it."""
+    from scipy import ndimage
+
+    kw = dict(projection=projection, linear=(line, line_noise))
+    g = sig.gate(cum, noise, **kw)[0]
+    if SEEDED is None or not (g > 0).any():
+        return g
+    saved = dict(sig.FILTER_THRESHOLDS)
+    broad = {f: (SEEDED if f[0] == "smooth" and f[1] >= 4 else np.inf) for f in sig.FILTERS}
+    sig.FILTER_THRESHOLDS = broad
+    try:
+        g2 = sig.gate(cum, noise, **kw)[0]
+    finally:
+        sig.FILTER_THRESHOLDS = saved
+    labels, _ = ndimage.label(g2 > 0)
+    touch = np.unique(labels[(g > 0) & (labels > 0)])
+    keep = np.isin(labels, touch) & (labels > 0)
+    return np.maximum(g, np.where(keep, g2, 0.0)).astype(np.float32)
+
+
+def without_relief(maps: np.ndarray, dem: np.ndarray, base_m: float) -> np.ndarray:
+    """``maps (n, H, W)`` minus each one's least-squares ``c + k z + q z²`` (z: elevation)."""
+    z = ((dem - base_m) / 1000.0).astype(np.float64)
+    basis = np.stack([np.ones_like(z), z, z * z], -1)
+    out = np.empty(maps.shape, np.float32)
+    for j, m in enumerate(maps):
+        ok = np.isfinite(m)
+        coef = np.linalg.lstsq(basis[ok], m[ok].astype(np.float64), rcond=None)[0]
+        out[j] = (m - basis @ coef).astype(np.float32)
+    return out
+
+
+def linear_areas(c: dict, g: np.ndarray) -> np.ndarray:
+    """Bool map: detected areas whose history the straight line describes (the difference
+    of the two least-squares cumulatives stays under :data:`LINE_WHERE_LINEAR` sigma)."""
+    from scipy import ndimage
+
+    noise, projection, line_noise, line = c["maps"]
+    raw = lambda m: np.stack([np.asarray(m[j, 0 : m.shape[1]]) for j in range(len(m))])  # noqa: E731
+    diff = np.asarray(projection, np.float32) - np.asarray(line, np.float32)
+    diff_noise = raw(noise) - raw(line_noise)
+    smooth = tuple(f for f in sig.FILTERS if f[0] == "smooth")
+    z_hit = sig.gate(diff, diff_noise, filters=smooth, threshold=LINE_WHERE_LINEAR)[0] > 0
+    labels, _ = ndimage.label(g > 0)
+    bent = np.unique(labels[z_hit & (labels > 0)])
+    return (labels > 0) & ~np.isin(labels, bent)
+
+
+def finish(c: dict) -> np.ndarray:
+    """The cumulative of one stored scene finished by the gate and the fault-trace step."""
+    if "maps" not in c:  # not gated (the engine's other branch): the stored output
+        return c["engine_cumulative"]
+    noise, projection, line_noise, line = c["maps"]
+    if PROJECT_RELIEF and hasattr(noise, "terms"):  # relief-flagged: project the terms out
+        dem, base = noise.dem, noise.base_m
+        raw = lambda m: np.asarray(getattr(m, "noise", m), np.float32)  # noqa: E731
+        cum = c["series"][-1] - c["series"][0]
+        cum, projection, line = without_relief(np.stack([cum, projection, line]), dem, base)
+        noise = without_relief(raw(noise), dem, base)
+        line_noise = without_relief(raw(line_noise), dem, base)
+        g, zmax, sd = sig.gate(cum, noise, projection=projection, linear=(line, line_noise))
+        series = sig.apply_gate(c["series"].copy(), g)
+    elif SEEDED is not None:
+        g = seeded_gate(c["series"][-1] - c["series"][0], noise, projection, line, line_noise)
+        series = sig.apply_gate(c["series"].copy(), g)
+    else:
+        series, g, zmax, sd = sig.gate_series(
+            c["series"].copy(), c["referenced"], c["days"], c["var"], c["segments"], c["maps"]
+        )
+    if LINE_WHERE_LINEAR is not None and (g > 0).any():
+        use = linear_areas(c, np.asarray(g))
+        if use.any():
+            line_map = np.asarray(line, np.float64)
+            level = np.nanmedian(line_map)
+            days = np.asarray(c["days"], np.float64)
+            frac = (days - days[0]) / (days[-1] - days[0])
+            cum_line = np.asarray(g) * (line_map - level)
+            use &= np.isfinite(line_map)  # the line's map is NaN on pixels missing dates
+            for t in range(len(series)):
+                series[t] = np.where(use, np.nanmedian(series[t]) + frac[t] * cum_line, series[t])
+    ref = c["referenced"]
+    hat = hat_matrix(c["days"], c["var"], c["segments"])
+    trace_step(series, lambda t, a, b: ref[t, a:b], c["maps"][1], c["dem"], hat, c["days"])
+    return series[-1] - series[0]
+
+
+def score(split: str, store: Path, report: Path) -> dict:
+    """Scores per SNR bin of the stored scenes finished with the current thresholds."""
+    scenes = {s["index"]: s for s in json.loads(report.read_text())["splits"][split]["scenes"]}
+    rows: dict = {}
+    fp, per_scene = [], []
+    for path in sorted(store.glob(f"{split}_*.pkl")):
+        with open(path, "rb") as f:
+            c = pickle.load(f)
+        cum = finish(c)
+        truth = c["truth"].astype(np.float64)
+        mask = c["valid"] & np.isfinite(cum) & np.isfinite(truth)
+        s = rs.offset_free_scores(cum, truth, mask)
+        ref = scenes[c["index"]]
+        if c["source"] == "none":
+            fp.append(np.abs(rs.centered(cum, mask)))
+            per_scene.append(dict(index=c["index"], source="none", rmse_mm=s["rmse_mm"]))
+            continue
+        label = rs.snr_bin(float(ref["snr"]))
+        best, zero = ref["methods"]["best"], ref["methods"]["zero"]
+        rows.setdefault(label, []).append((s, best, zero))
+        per_scene.append(dict(index=c["index"], source=c["source"], snr=ref["snr"], **s))
+    out = {}
+    for label in rs.SNR_BINS:
+        v = rows.get(label, [])
+        if not v:
+            continue
+        med = lambda key, k, v=v: float(np.nanmedian([x[k][key] for x in v]))  # noqa: E731
+        out[label] = dict(
+            n=len(v),
+            detected=float(np.mean([x[0]["r"] >= 0.7 for x in v])),
+            gain=med("gain", 0),
+            rmse_mm=med("rmse_mm", 0),
+            best_rmse_mm=med("rmse_mm", 1),
+            zero_rmse_mm=med("rmse_mm", 2),
+        )
+    high = [x for lab in ("10-20", "20-50", ">50") for x in rows.get(lab, [])]
+    out["detected_snr_ge_10"] = float(np.mean([x[0]["r"] >= 0.7 for x in high])) if high else 0
+    out["false_positive_p99_mm"] = float(np.percentile(np.concatenate(fp), 99)) if fp else 0
+    out["scenes"] = per_scene
+    return out
+
+
+def parse_thresholds(items: list[str]) -> dict:
+    """``["smooth:16=4.5", ...]`` -> ``{("smooth", 16.0): 4.5, ...}``."""
+    out = {}
+    for item in items:
+        key, value = item.split("=")
+        kind, scale = key.split(":")
+        out[(kind, float(scale))] = float(value)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("capture", "score"))
+    ap.add_argument("--split", choices=("in", "shifted"), default="in")
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=84)
+    ap.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    ap.add_argument("--thresholds", nargs="*", default=[])
+    ap.add_argument("--line-where-linear", type=float, help="threshold of the linearity test")
+    ap.add_argument("--seeded", type=float, help="second-pass threshold, broad Gaussians")
+    ap.add_argument("--project-relief", action="store_true", help="flagged scenes: terms out")
+    ap.add_argument("-o", "--output", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.what == "capture":
+        capture(args.split, args.store, args.n)
+        return
+    sig.FILTER_THRESHOLDS = parse_thresholds(args.thresholds)
+    global PROJECT_RELIEF, SEEDED, LINE_WHERE_LINEAR
+    PROJECT_RELIEF, SEEDED = args.project_relief, args.seeded
+    LINE_WHERE_LINEAR = args.line_where_linear
+    result = score(args.split, args.store, args.report)
+    for k, v in result.items():
+        if k != "scenes":
+            print(k, json.dumps(v))
+    if args.output:
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
