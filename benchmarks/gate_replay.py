@@ -17,6 +17,7 @@ thresholds (``kind:scale=value``; the rest at ``significance.THRESHOLD``); ``--s
 a second pass of the Gaussians of >= 4 px at ``Z`` sigma, kept where it touches a detection;
 ``--project-relief`` relief-flagged scenes tested with each map's elevation fit
 ``c + k z + q z²`` removed instead of the relief terms in the noise maps;
+``--relief-scale X`` the relief terms of flagged scenes' noise maps times ``X``;
 ``--line-where-linear Z`` detected areas where the model's and the straight line's
 least-squares cumulatives differ by less than ``Z`` sigma get the straight line's map.
 
@@ -50,6 +51,8 @@ PROJECT_RELIEF = False
 #: a second pass at this threshold (Gaussians of >= 4 px), kept where it touches a first-pass
 #: detection (None: off)
 SEEDED: float | None = None
+#: relief-flagged scenes: the stratification terms of the noise maps times this factor
+RELIEF_SCALE = 1.0
 #: inside each detected area, output the straight-line cumulative (its series a straight line
 #: in time) where the model's and the line's least-squares cumulatives do not differ by more
 #: than this many noise std at any Gaussian (None: off)
@@ -143,6 +146,9 @@ def finish(c: dict) -> np.ndarray:
     if "maps" not in c:  # not gated (the engine's other branch): the stored output
         return c["engine_cumulative"]
     noise, projection, line_noise, line = c["maps"]
+    if RELIEF_SCALE != 1.0 and hasattr(noise, "terms"):
+        for m in (noise, line_noise):
+            m.terms = m.terms * RELIEF_SCALE
     if PROJECT_RELIEF and hasattr(noise, "terms"):  # relief-flagged: project the terms out
         dem, base = noise.dem, noise.base_m
         raw = lambda m: np.asarray(getattr(m, "noise", m), np.float32)  # noqa: E731
@@ -238,6 +244,7 @@ def main() -> None:
     ap.add_argument("--thresholds", nargs="*", default=[])
     ap.add_argument("--line-where-linear", type=float, help="threshold of the linearity test")
     ap.add_argument("--seeded", type=float, help="second-pass threshold, broad Gaussians")
+    ap.add_argument("--relief-scale", type=float, default=1.0, help="relief terms x this")
     ap.add_argument("--project-relief", action="store_true", help="flagged scenes: terms out")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
@@ -246,8 +253,8 @@ def main() -> None:
         capture(args.split, args.store, args.n)
         return
     sig.FILTER_THRESHOLDS = parse_thresholds(args.thresholds)
-    global PROJECT_RELIEF, SEEDED, LINE_WHERE_LINEAR
-    PROJECT_RELIEF, SEEDED = args.project_relief, args.seeded
+    global PROJECT_RELIEF, SEEDED, LINE_WHERE_LINEAR, RELIEF_SCALE
+    PROJECT_RELIEF, SEEDED, RELIEF_SCALE = args.project_relief, args.seeded, args.relief_scale
     LINE_WHERE_LINEAR = args.line_where_linear
     result = score(args.split, args.store, args.report)
     for k, v in result.items():
