@@ -1,12 +1,13 @@
 """Replay of the gate on Benchmark v2: capture the engine's finish once, then try gate variants.
 
 ``capture``: the engine runs the shipped model on every scene of a split (as ``evaluate``,
-seed 0, 192 px) and the inputs of its finishing steps (the series before the gate, the
-input stack relative to the first date, the gate's noise maps with their relief terms, the
-DEM, the date variances) are written per scene to ``--store``. ``score``: each stored scene
-is finished again (gate, then the fault-trace step, as the engine does) and scored as
-``evaluate`` scores (medians removed; r, gain, RMSE per ideal-observer SNR bin, detected
-r >= 0.7; the false-positive p99 on the no-deformation scenes); with no variant it gives
+seed 0, 192 px) and the inputs of its gated finish (``stack_path.gated_finish``: the series
+before the gate, the input stack relative to the first date, the gate's noise maps with
+their relief terms, the DEM, the date variances) are written per scene to ``--store``.
+``score``: each stored scene is finished again by that same function, the variants wrapped
+around the gate, and summarised as ``evaluate`` summarises (``referee_scoring.summarize``
+per ideal-observer SNR bin: detected r >= 0.7, median gain and RMSE; the false-positive p99
+on the no-deformation scenes); with no variant it gives
 ``evaluate``'s numbers exactly (session 14: every bin of both splits). The SNRs and the best
 classical correction's and zero map's scores come from a stored ``evaluate`` report
 (``--report``). Capture: ~8 min per split on one thread (2.5 GB on disk for both); score:
@@ -41,9 +42,9 @@ import insar_denoise.inference.stack_path as sp
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee_scenes import design, simulate
 from insar_denoise.inference import denoise_dataset
-from insar_denoise.inference.fault_trace import trace_step
-from insar_denoise.inference.significance import hat_matrix
+from insar_denoise.inference.relief_noise import WithStratification
 from insar_denoise.models import load_model
+from insar_denoise.scoring.metrics import false_positive_level
 
 DEFAULT_REPORT = Path("experiments/benchmarks/evaluate_v2_s13/metrics.json")
 #: relief-flagged scenes: each map's elevation fit removed instead of the relief noise terms
@@ -60,21 +61,19 @@ LINE_WHERE_LINEAR: float | None = None
 
 
 def capture(split: str, store: Path, n: int = 84) -> None:
-    """Run the engine on scenes ``0..n-1`` of ``split`` and store their finishing inputs."""
+    """Run the engine on scenes ``0..n-1`` of ``split`` and store the inputs of its gated
+    finish (:func:`insar_denoise.inference.stack_path.gated_finish`)."""
     store.mkdir(parents=True, exist_ok=True)
     got: dict = {}
-    gate_orig, trace_orig = sp.gate_series, sp.trace_step
+    finish_orig = sp.gated_finish
 
-    def keep_gate(series, referenced, days, date_var, segments, maps):
+    def keep(series, referenced, dem, days, date_var, segments, maps):
         got.update(series=series.copy(), referenced=referenced, days=days, var=date_var)
         got.update(segments=segments, maps=tuple(maps))
-        return gate_orig(series, referenced, days, date_var, segments, maps)
-
-    def keep_trace(series, rows, projection, dem, hat, days):
         got["dem"] = None if dem is None else np.asarray(dem)
-        return trace_orig(series, rows, projection, dem, hat, days)
+        return finish_orig(series, referenced, dem, days, date_var, segments, maps)
 
-    sp.gate_series, sp.trace_step = keep_gate, keep_trace
+    sp.gated_finish = keep
     model = load_model("default")
     try:
         for spec in design(n, 0, split):
@@ -89,28 +88,32 @@ def capture(split: str, store: Path, n: int = 84) -> None:
                 pickle.dump(dict(got), f)
             print(spec.index, spec.source_type, flush=True)
     finally:
-        sp.gate_series, sp.trace_step = gate_orig, trace_orig
+        sp.gated_finish = finish_orig
 
 
-def seeded_gate(cum, noise, projection, line, line_noise) -> np.ndarray:
-    """The gate, plus the broad Gaussians' detections at :data:`SEEDED` that touch it."""
+def seeded(gate):
+    """``gate`` plus the detections of the Gaussians of >= 4 px at :data:`SEEDED` that touch
+    its own."""
     from scipy import ndimage
 
-    kw = dict(projection=projection, linear=(line, line_noise))
-    g = sig.gate(cum, noise, **kw)[0]
-    if SEEDED is None or not (g > 0).any():
-        return g
-    saved = dict(sig.FILTER_THRESHOLDS)
-    broad = {f: (SEEDED if f[0] == "smooth" and f[1] >= 4 else np.inf) for f in sig.FILTERS}
-    sig.FILTER_THRESHOLDS = broad
-    try:
-        g2 = sig.gate(cum, noise, **kw)[0]
-    finally:
-        sig.FILTER_THRESHOLDS = saved
-    labels, _ = ndimage.label(g2 > 0)
-    touch = np.unique(labels[(g > 0) & (labels > 0)])
-    keep = np.isin(labels, touch) & (labels > 0)
-    return np.maximum(g, np.where(keep, g2, 0.0)).astype(np.float32)
+    def run(cumulative, noise, **kw):
+        g, zmax, sd = gate(cumulative, noise, **kw)
+        if not (g > 0).any():
+            return g, zmax, sd
+        saved = sig.FILTER_THRESHOLDS
+        sig.FILTER_THRESHOLDS = {
+            f: (SEEDED if f[0] == "smooth" and f[1] >= 4 else np.inf) for f in sig.FILTERS
+        }
+        try:
+            g2 = gate(cumulative, noise, **kw)[0]
+        finally:
+            sig.FILTER_THRESHOLDS = saved
+        labels, _ = ndimage.label(g2 > 0)
+        touch = np.unique(labels[(g > 0) & (labels > 0)])
+        keep = np.isin(labels, touch) & (labels > 0)
+        return np.maximum(g, np.where(keep, g2, 0.0)).astype(np.float32), zmax, sd
+
+    return run
 
 
 def without_relief(maps: np.ndarray, dem: np.ndarray, base_m: float) -> np.ndarray:
@@ -125,68 +128,108 @@ def without_relief(maps: np.ndarray, dem: np.ndarray, base_m: float) -> np.ndarr
     return out
 
 
-def linear_areas(c: dict, g: np.ndarray) -> np.ndarray:
+def relief_projected(gate):
+    """``gate`` on relief-flagged maps with each map's elevation fit removed instead of the
+    stratification terms in the noise maps."""
+
+    def run(cumulative, noise, projection=None, linear=None):
+        if not isinstance(noise, WithStratification):
+            return gate(cumulative, noise, projection=projection, linear=linear)
+        dem, base = noise.dem, noise.base_m
+        line, line_noise = linear
+        cumulative, projection, line = without_relief(
+            np.stack([cumulative, projection, line]), dem, base
+        )
+        noise = without_relief(np.asarray(noise.noise, np.float32), dem, base)
+        line_noise = without_relief(np.asarray(line_noise.noise, np.float32), dem, base)
+        return gate(cumulative, noise, projection=projection, linear=(line, line_noise))
+
+    return run
+
+
+def relief_scaled(gate):
+    """``gate`` with the stratification terms of relief-flagged noise maps times
+    :data:`RELIEF_SCALE`."""
+
+    def scaled(m):
+        if not isinstance(m, WithStratification):
+            return m
+        return WithStratification(m.noise, m.dem, m.terms * RELIEF_SCALE, m.base_m)
+
+    def run(cumulative, noise, projection=None, linear=None):
+        linear = None if linear is None else (linear[0], scaled(linear[1]))
+        return gate(cumulative, scaled(noise), projection=projection, linear=linear)
+
+    return run
+
+
+def linear_areas(maps: tuple, g: np.ndarray) -> np.ndarray:
     """Bool map: detected areas whose history the straight line describes (the difference
     of the two least-squares cumulatives stays under :data:`LINE_WHERE_LINEAR` sigma)."""
     from scipy import ndimage
 
-    noise, projection, line_noise, line = c["maps"]
+    noise, projection, line_noise, line = maps
     raw = lambda m: np.stack([np.asarray(m[j, 0 : m.shape[1]]) for j in range(len(m))])  # noqa: E731
     diff = np.asarray(projection, np.float32) - np.asarray(line, np.float32)
     diff_noise = raw(noise) - raw(line_noise)
     smooth = tuple(f for f in sig.FILTERS if f[0] == "smooth")
-    z_hit = sig.gate(diff, diff_noise, filters=smooth, threshold=LINE_WHERE_LINEAR)[0] > 0
+    bent_px = sig.gate(diff, diff_noise, filters=smooth, threshold=LINE_WHERE_LINEAR)[0] > 0
     labels, _ = ndimage.label(g > 0)
-    bent = np.unique(labels[z_hit & (labels > 0)])
+    bent = np.unique(labels[bent_px & (labels > 0)])
     return (labels > 0) & ~np.isin(labels, bent)
 
 
+def line_where_linear(apply_gate, c: dict):
+    """``apply_gate`` whose series, in the detected areas that :func:`linear_areas` finds,
+    is the straight line's cumulative growing linearly in time."""
+
+    def run(series, g):
+        out = apply_gate(series, g)
+        if not (g > 0).any():
+            return out
+        line_map = np.asarray(c["maps"][3], np.float64)
+        # the line's map is NaN on pixels missing dates
+        use = linear_areas(c["maps"], np.asarray(g)) & np.isfinite(line_map)
+        if not use.any():
+            return out
+        days = np.asarray(c["days"], np.float64)
+        frac = (days - days[0]) / (days[-1] - days[0])
+        cum_line = np.asarray(g) * (line_map - np.nanmedian(line_map))
+        for t in range(len(out)):
+            out[t] = np.where(use, np.nanmedian(out[t]) + frac[t] * cum_line, out[t])
+        return out
+
+    return run
+
+
 def finish(c: dict) -> np.ndarray:
-    """The cumulative of one stored scene finished by the gate and the fault-trace step."""
+    """The cumulative of one stored scene finished again by the engine's gated finish, with
+    the variants of the module's settings wrapped around the gate."""
     if "maps" not in c:  # not gated (the engine's other branch): the stored output
         return c["engine_cumulative"]
-    noise, projection, line_noise, line = c["maps"]
-    if RELIEF_SCALE != 1.0 and hasattr(noise, "terms"):
-        for m in (noise, line_noise):
-            m.terms = m.terms * RELIEF_SCALE
-    if PROJECT_RELIEF and hasattr(noise, "terms"):  # relief-flagged: project the terms out
-        dem, base = noise.dem, noise.base_m
-        raw = lambda m: np.asarray(getattr(m, "noise", m), np.float32)  # noqa: E731
-        cum = c["series"][-1] - c["series"][0]
-        cum, projection, line = without_relief(np.stack([cum, projection, line]), dem, base)
-        noise = without_relief(raw(noise), dem, base)
-        line_noise = without_relief(raw(line_noise), dem, base)
-        g, zmax, sd = sig.gate(cum, noise, projection=projection, linear=(line, line_noise))
-        series = sig.apply_gate(c["series"].copy(), g)
-    elif SEEDED is not None:
-        g = seeded_gate(c["series"][-1] - c["series"][0], noise, projection, line, line_noise)
-        series = sig.apply_gate(c["series"].copy(), g)
-    else:
-        series, g, zmax, sd = sig.gate_series(
-            c["series"].copy(), c["referenced"], c["days"], c["var"], c["segments"], c["maps"]
-        )
-    if LINE_WHERE_LINEAR is not None and (g > 0).any():
-        use = linear_areas(c, np.asarray(g))
-        if use.any():
-            line_map = np.asarray(line, np.float64)
-            level = np.nanmedian(line_map)
-            days = np.asarray(c["days"], np.float64)
-            frac = (days - days[0]) / (days[-1] - days[0])
-            cum_line = np.asarray(g) * (line_map - level)
-            use &= np.isfinite(line_map)  # the line's map is NaN on pixels missing dates
-            for t in range(len(series)):
-                series[t] = np.where(use, np.nanmedian(series[t]) + frac[t] * cum_line, series[t])
-    ref = c["referenced"]
-    hat = hat_matrix(c["days"], c["var"], c["segments"])
-    trace_step(series, lambda t, a, b: ref[t, a:b], c["maps"][1], c["dem"], hat, c["days"])
+    gate, apply_gate = sig.gate, sig.apply_gate
+    if RELIEF_SCALE != 1.0:
+        sig.gate = relief_scaled(sig.gate)
+    if PROJECT_RELIEF:
+        sig.gate = relief_projected(sig.gate)
+    if SEEDED is not None:
+        sig.gate = seeded(sig.gate)
+    if LINE_WHERE_LINEAR is not None:
+        sig.apply_gate = line_where_linear(apply_gate, c)
+    try:
+        args = (c["referenced"], c["dem"], c["days"], c["var"], c["segments"], c["maps"])
+        series = sp.gated_finish(c["series"].copy(), *args)[0]
+    finally:
+        sig.gate, sig.apply_gate = gate, apply_gate
     return series[-1] - series[0]
 
 
 def score(split: str, store: Path, report: Path) -> dict:
-    """Scores per SNR bin of the stored scenes finished with the current thresholds."""
+    """Scores per SNR bin of the stored scenes finished again (``evaluate``'s summaries:
+    :func:`insar_denoise.evaluation.referee_scoring.summarize`), the best classical
+    correction's and the zero map's from ``report``."""
     scenes = {s["index"]: s for s in json.loads(report.read_text())["splits"][split]["scenes"]}
-    rows: dict = {}
-    fp, per_scene = [], []
+    records, fp, per_scene = [], [], []
     for path in sorted(store.glob(f"{split}_*.pkl")):
         with open(path, "rb") as f:
             c = pickle.load(f)
@@ -195,31 +238,29 @@ def score(split: str, store: Path, report: Path) -> dict:
         mask = c["valid"] & np.isfinite(cum) & np.isfinite(truth)
         s = rs.offset_free_scores(cum, truth, mask)
         ref = scenes[c["index"]]
-        if c["source"] == "none":
-            fp.append(np.abs(rs.centered(cum, mask)))
-            per_scene.append(dict(index=c["index"], source="none", rmse_mm=s["rmse_mm"]))
-            continue
-        label = rs.snr_bin(float(ref["snr"]))
-        best, zero = ref["methods"]["best"], ref["methods"]["zero"]
-        rows.setdefault(label, []).append((s, best, zero))
         per_scene.append(dict(index=c["index"], source=c["source"], snr=ref["snr"], **s))
-    out = {}
-    for label in rs.SNR_BINS:
-        v = rows.get(label, [])
-        if not v:
+        if c["source"] == "none":
+            fp.append(rs.centered(cum, mask))
             continue
-        med = lambda key, k, v=v: float(np.nanmedian([x[k][key] for x in v]))  # noqa: E731
-        out[label] = dict(
-            n=len(v),
-            detected=float(np.mean([x[0]["r"] >= 0.7 for x in v])),
-            gain=med("gain", 0),
-            rmse_mm=med("rmse_mm", 0),
-            best_rmse_mm=med("rmse_mm", 1),
-            zero_rmse_mm=med("rmse_mm", 2),
-        )
-    high = [x for lab in ("10-20", "20-50", ">50") for x in rows.get(lab, [])]
-    out["detected_snr_ge_10"] = float(np.mean([x[0]["r"] >= 0.7 for x in high])) if high else 0
-    out["false_positive_p99_mm"] = float(np.percentile(np.concatenate(fp), 99)) if fp else 0
+        model = {**s, "series_rmse_mm": float("nan")}
+        methods = {"model": model, "best": ref["methods"]["best"], "zero": ref["methods"]["zero"]}
+        records.append({**ref, "methods": methods})
+    out: dict = {}
+    for label in rs.SNR_BINS:
+        in_bin = [r for r in records if r["snr_bin"] == label]
+        if in_bin:
+            m = rs.summarize(in_bin, ("model", "best", "zero"))["methods"]
+            out[label] = dict(
+                n=len(in_bin),
+                detected=m["model"]["detected"],
+                gain=m["model"]["gain"],
+                rmse_mm=m["model"]["rmse_mm"],
+                best_rmse_mm=m["best"]["rmse_mm"],
+                zero_rmse_mm=m["zero"]["rmse_mm"],
+            )
+    high = [r for r in records if r["snr"] >= 10]
+    out["detected_snr_ge_10"] = rs.summarize(high, ("model",))["methods"]["model"]["detected"]
+    out["false_positive_p99_mm"] = false_positive_level(np.concatenate(fp)) if fp else 0.0
     out["scenes"] = per_scene
     return out
 

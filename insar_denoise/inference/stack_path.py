@@ -196,13 +196,11 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         relief, noise, line_noise = relief_and_gate_noise(
             fix, noise, projection, line_noise, referenced, dem_np, days, date_var, segments
         )
-        series, g, gain, noise_sd = gate_series(
-            series, referenced, days, date_var, segments, (noise, projection, line_noise, line)
+        maps = (noise, projection, line_noise, line)
+        series, g, gain, noise_sd, trace = gated_finish(
+            series, referenced, dem, days, date_var, segments, maps
         )
         gate_maps = (g, noise_sd)
-        hat = hat_matrix(days, date_var, segments)
-        rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
-        trace = trace_step(series, rows, projection, dem, hat, days)
     else:
         series, gain = bs.shrink_broad_scales(series, referenced - series, days, date_var, segments)
     cumulative = series[-1] - series[0]
@@ -212,6 +210,26 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
     return (deformation, cumulative, noise, sigma, None, gate_maps), gain, (relief, trace)
+
+
+def gated_finish(
+    series: np.ndarray,
+    referenced: np.ndarray,
+    dem: Any,
+    days: np.ndarray,
+    date_var: np.ndarray,
+    segments: int,
+    maps: tuple,
+) -> tuple:
+    """The in-memory finish once the gate's maps are made (:func:`.significance.gate_series`
+    then :func:`.fault_trace.trace_step`): ``(series, gate, largest z per filter, noise_sd,
+    trace note)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
+    ``(noise, projection, line_noise, line)`` with their relief terms."""
+    series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
+    hat = hat_matrix(days, date_var, segments)
+    rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
+    trace = trace_step(series, rows, maps[1], dem, hat, days)
+    return series, g, gain, noise_sd, trace
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, chunk):
