@@ -5,20 +5,29 @@ at broad scales its cumulative map *is* the noisy least-squares projection (mode
 "What limits detection"). This experiment asks whether a small CNN that sees the whole
 scene at a quarter of the resolution (block means of 4 x 4 px) can clean those scales:
 
-    python benchmarks/coarse_branch.py data -o /tmp/coarse --n 6000 --workers 2
-    python benchmarks/coarse_branch.py train -o /tmp/coarse --steps 4000
+    python benchmarks/coarse_branch.py data --benchmark -o /tmp/coarse   # 1.5 min
+    python benchmarks/coarse_branch.py data --n 3000 -o /tmp/coarse       # 25 min, 2 workers
+    python benchmarks/coarse_branch.py train -o /tmp/coarse --n 3000 --steps 2500  # 40 min
     python benchmarks/coarse_branch.py score -o /tmp/coarse --json coarse_branch.json
+    python benchmarks/coarse_branch.py gated -o /tmp/coarse --store /tmp/gatecap  # 4 min/split
+    python benchmarks/coarse_branch.py zscan -o /tmp/coarse --store /tmp/gatecap
 
 ``data`` simulates scenes of the Benchmark v2 design (192 px, T = 9-72, the seven source
 types) with a seed other than the benchmark's (training: ``--seed 1001``), runs the shipped
 model and the bare projection on each (one 192 px tile) and stores their cumulative maps
-as 48 x 48 block means (for the benchmark's own scenes, split ``in`` and ``shifted`` with
-seed 0: also at full resolution). ``train`` fits the coarse CNN: input the two coarse maps
-in noise units (asinh), the DEM and the valid share; output a correction of the network's
-coarse map; loss the squared error against the true coarse cumulative, offset removed.
-``score`` replaces the broad part of the network's map (its 4 x 4 block means, bilinearly
-upsampled) by the coarse CNN's and reports r, gain and RMSE per scene with ideal-observer
-SNR >= 10 and the false-positive p99 of the no-deformation scenes, before any gate.
+as 48 x 48 block means (``--benchmark``: the benchmark's own scenes, split ``in`` and
+``shifted`` with seed 0, also at full resolution). ``train`` fits the coarse CNN: input the
+two coarse maps in noise units (asinh), the DEM and the valid share; output a correction of
+the network's coarse map; loss the squared error against the true coarse cumulative, offset
+removed (``--gain-weight``: plus a penalty on the gain of strong scenes). ``score`` replaces
+the broad part of the network's map (its 4 x 4 block means, bilinearly upsampled) by the
+coarse CNN's and reports r, gain and RMSE per scene with ideal-observer SNR >= 10 and the
+false-positive p99 of the no-deformation scenes, before any gate. ``gated`` does the same to
+the series of a ``gate_replay.py capture`` and finishes them with the engine's gate
+(``evaluate``'s bins); ``--threshold`` instead adds the coarse map as one more test of the
+gate. ``zscan`` prints that test's largest ``z`` per scene (null scenes against the rest).
+Session 15's numbers: ``experiments/benchmarks/coarse_branch_s15.json`` (model card, design
+table: not adopted). Run from the repository root.
 Torch and numpy only.
 """
 
