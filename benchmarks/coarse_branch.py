@@ -45,6 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from insar_denoise.evaluation.referee_scoring import centered, offset_free_scores
+from insar_denoise.models.stack_denoiser import _block
+from insar_denoise.scoring.metrics import detected_fraction, false_positive_level
+from insar_denoise.training.stack import _demeaned
+
 FACTOR = 4
 SNR_REPORT = Path("experiments/benchmarks/evaluate_v2_s13/metrics.json")
 
@@ -134,15 +139,6 @@ def make_data(out: Path, n: int, seed: int, split: str, workers: int, full: bool
     return path
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="replicate"),
-        nn.LeakyReLU(0.1),
-        nn.Conv2d(c_out, c_out, 3, padding=1, padding_mode="replicate"),
-        nn.LeakyReLU(0.1),
-    )
-
-
 class CoarseNet(nn.Module):
     """U-Net on the 48 x 48 coarse maps (strides 1, 2, 4, 8: it sees the whole scene)."""
 
@@ -191,8 +187,7 @@ def tensors(rows: list[dict]) -> dict[str, Tensor]:
 
 def demeaned_mse(r: Tensor, m: Tensor) -> Tensor:
     """Mean squared residual with its masked mean per scene removed."""
-    mean = (r * m).sum((1, 2), keepdim=True) / m.sum((1, 2), keepdim=True).clamp_min(1.0)
-    return (((r - mean) * m) ** 2).sum() / m.sum().clamp_min(1.0)
+    return (_demeaned(r, m) ** 2).sum() / m.sum().clamp_min(1.0)
 
 
 def gain_penalty(pred: Tensor, truth: Tensor, m: Tensor) -> Tensor:
@@ -279,23 +274,12 @@ def upsample(c: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def scores(out_map: np.ndarray, truth: np.ndarray, m: np.ndarray) -> dict[str, float]:
-    """r, gain and RMSE (mm) of a map on the truth, offsets removed."""
-    o = out_map[m] - out_map[m].mean()
-    t = truth[m] - truth[m].mean()
-    r = float(np.corrcoef(o, t)[0, 1]) if o.std() > 0 and t.std() > 0 else float("nan")
-    gain = float(o @ t / max(t @ t, 1e-12))
-    return {"r": r, "gain": gain, "rmse": float(np.sqrt(np.mean((o - t) ** 2)))}
-
-
 def score(out: Path, json_path: Path) -> None:
     """The coarse branch on the benchmark's scenes, beside the network and the projection."""
-    state = torch.load(out / "coarse_net.pt", weights_only=False)
-    model = CoarseNet()
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = load_coarse(out)
     report = json.loads(SNR_REPORT.read_text())
-    result = {"training_log": state["log"], "splits": {}}
+    log = torch.load(out / "coarse_net.pt", weights_only=False)["log"]
+    result = {"training_log": log, "splits": {}}
     for split in ("in", "shifted"):
         rows = torch.load(out / f"{split}_0_84.pt", weights_only=False)
         snr = {s["index"]: s["snr"] for s in report["splits"][split]["scenes"]}
@@ -312,10 +296,9 @@ def score(out: Path, json_path: Path) -> None:
             rec = {"index": row["index"], "source": row["source"], "snr": snr[row["index"]]}
             rec["n_dates"] = row["n_dates"]
             for name, mp in (("ls", full["ls"]), ("net", full["net"]), ("coarse", combined)):
-                rec[name] = scores(mp, full["truth"], m)
+                rec[name] = offset_free_scores(mp, full["truth"], m)
                 if row["source"] == "none":
-                    c = mp[m] - np.median(mp[m])
-                    rec[name]["p99"] = float(np.percentile(np.abs(c), 99))
+                    rec[name]["p99"] = false_positive_level(centered(mp, m))
             scenes.append(rec)
         hi = [s for s in scenes if s["source"] != "none" and s["snr"] >= 10]
         null = [s for s in scenes if s["source"] == "none"]
@@ -323,10 +306,10 @@ def score(out: Path, json_path: Path) -> None:
         for name in ("ls", "net", "coarse"):
             rs = np.array([s[name]["r"] for s in hi])
             summary[name] = {
-                "share_r_ge_0.7_snr_ge_10": float(np.mean(np.nan_to_num(rs) >= 0.7)),
+                "share_r_ge_0.7_snr_ge_10": detected_fraction(rs),
                 "median_r_snr_ge_10": float(np.nanmedian(rs)),
                 "median_gain_snr_ge_20": float(
-                    np.median([s[name]["gain"] for s in hi if s["snr"] >= 20])
+                    np.nanmedian([s[name]["gain"] for s in hi if s["snr"] >= 20])
                 ),
                 "null_p99_max_mm": float(max(s[name]["p99"] for s in null)),
                 "null_p99_median_mm": float(np.median([s[name]["p99"] for s in null])),
@@ -397,13 +380,12 @@ def learned_z(model: CoarseNet, c: dict, cumulative, noise, projection) -> np.nd
     return np.where(m, np.abs(stat) / max(sd, 1e-9), 0.0)
 
 
-def learned_gate(gate, model: CoarseNet, c: dict, threshold: float, zlog: dict):
+def learned_gate(gate, model: CoarseNet, c: dict, threshold: float):
     """``gate`` plus the coarse blocks where the learned statistic exceeds ``threshold``."""
 
     def run(cumulative, noise, projection=None, linear=None, **kw):
         g, zmax, noise_sd = gate(cumulative, noise, projection=projection, linear=linear, **kw)
         z = learned_z(model, c, cumulative, noise, projection)
-        zlog[c["index"]] = float(z.max())
         hit = np.kron((z > threshold).astype(np.float32), np.ones((FACTOR, FACTOR), np.float32))
         return np.maximum(np.asarray(g), hit[: g.shape[0], : g.shape[1]]), zmax, noise_sd
 
@@ -465,7 +447,6 @@ def gated(
 
     model = load_coarse(out)
     base_finish = gr.finish
-    zlog: dict = {}
 
     def finish(c: dict) -> np.ndarray:
         if "maps" not in c:
@@ -473,7 +454,7 @@ def gated(
         if threshold is None:
             return base_finish({**c, "series": coarse_correction(model, c)})
         base_gate = sig.gate
-        sig.gate = learned_gate(base_gate, model, c, threshold, zlog)
+        sig.gate = learned_gate(base_gate, model, c, threshold)
         try:
             return base_finish(c)
         finally:
