@@ -245,6 +245,13 @@ def score(split: str, store: Path, report: Path) -> dict:
         model = {**s, "series_rmse_mm": float("nan")}
         methods = {"model": model, "best": ref["methods"]["best"], "zero": ref["methods"]["zero"]}
         records.append({**ref, "methods": methods})
+    return {**summary(records, fp), "scenes": per_scene}
+
+
+def summary(records: list, fp: list) -> dict:
+    """``evaluate``'s summaries of re-finished scenes: per SNR bin the model's detected share,
+    gain and RMSE beside the best classical correction's and the zero map's RMSE; the
+    detected share at SNR >= 10; the false-positive p99 of the no-deformation maps ``fp``."""
     out: dict = {}
     for label in rs.SNR_BINS:
         in_bin = [r for r in records if r["snr_bin"] == label]
@@ -261,7 +268,6 @@ def score(split: str, store: Path, report: Path) -> dict:
     high = [r for r in records if r["snr"] >= 10]
     out["detected_snr_ge_10"] = rs.summarize(high, ("model",))["methods"]["model"]["detected"]
     out["false_positive_p99_mm"] = false_positive_level(np.concatenate(fp)) if fp else 0.0
-    out["scenes"] = per_scene
     return out
 
 
