@@ -37,6 +37,9 @@ CORNER_LENGTHS_M = np.geomspace(300.0, 1e5, 30)
 
 #: lags (px) of the structure function, those up to a quarter of the map's smaller side
 LAGS_PX = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48])
+#: side (px) of the model's periodic grid at most (memory: 46 exponents x its wavenumbers;
+#: lags of at most 48 px hardly see wavelengths beyond it)
+MODEL_GRID_MAX = 512
 #: spectral exponents tried (a grid, then a parabola through the best three)
 BETAS = np.arange(0.5, 5.0001, 0.1)
 
@@ -60,8 +63,9 @@ def model_structure(
 ) -> np.ndarray:
     """``(len(BETAS), len(lags))``: the structure function along x of a field of spectrum
     ``(k^2 + k0^2)^(-beta/2)`` synthesised on the periodic grid ``pad`` times the map (the
-    simulator's), ``2 sum_k P(k) (1 - cos(2 pi k_x L dx))``, for every beta of :data:`BETAS`."""
-    ny, nx = (int(math.ceil(pad * n)) for n in shape)
+    simulator's; at most :data:`MODEL_GRID_MAX` a side),
+    ``2 sum_k P(k) (1 - cos(2 pi k_x L dx))``, for every beta of :data:`BETAS`."""
+    ny, nx = (min(int(math.ceil(pad * n)), MODEL_GRID_MAX) for n in shape)
     ky = np.fft.fftfreq(ny, spacing_m)
     kx = np.fft.rfftfreq(nx, spacing_m)
     k2 = (ky[:, None] ** 2 + kx[None, :] ** 2).ravel()
