@@ -163,15 +163,20 @@ def relief_scaled(gate):
     return run
 
 
+def noise_array(maps, dtype=None) -> np.ndarray:
+    """Noise maps ``(n, H, W)`` as one array, read ``[j, rows]`` (the relief terms of
+    :class:`.relief_noise.WithStratification` added)."""
+    return np.stack([np.asarray(maps[j, 0 : maps.shape[1]], dtype) for j in range(len(maps))])
+
+
 def linear_areas(maps: tuple, g: np.ndarray) -> np.ndarray:
     """Bool map: detected areas whose history the straight line describes (the difference
     of the two least-squares cumulatives stays under :data:`LINE_WHERE_LINEAR` sigma)."""
     from scipy import ndimage
 
     noise, projection, line_noise, line = maps
-    raw = lambda m: np.stack([np.asarray(m[j, 0 : m.shape[1]]) for j in range(len(m))])  # noqa: E731
     diff = np.asarray(projection, np.float32) - np.asarray(line, np.float32)
-    diff_noise = raw(noise) - raw(line_noise)
+    diff_noise = noise_array(noise) - noise_array(line_noise)
     smooth = tuple(f for f in sig.FILTERS if f[0] == "smooth")
     bent_px = sig.gate(diff, diff_noise, filters=smooth, threshold=LINE_WHERE_LINEAR)[0] > 0
     labels, _ = ndimage.label(g > 0)

@@ -52,10 +52,11 @@ THRESHOLD = 6.5
 SPACING_M = 90.0
 
 
-def _maps(m) -> np.ndarray:
-    """Noise maps as an array (relief terms added: :class:`.relief_noise.WithStratification`)."""
-    h = m.shape[1]
-    return np.stack([np.asarray(m[j, 0:h], np.float64) for j in range(len(m))])
+def _noise_array(maps) -> np.ndarray:
+    """The noise maps as float64 (:func:`gate_replay.noise_array`)."""
+    from gate_replay import noise_array
+
+    return noise_array(maps, np.float64)
 
 
 def _scenes(split: str) -> dict:
@@ -94,7 +95,7 @@ def whiten(split: str, store: Path, cache: Path) -> None:
         if "maps" not in c:
             continue
         noise_maps, proj, line_noise, line = c["maps"]
-        n_proj, n_line = _maps(noise_maps), _maps(line_noise)
+        n_proj, n_line = _noise_array(noise_maps), _noise_array(line_noise)
         proj, line = np.asarray(proj, np.float64), np.asarray(line, np.float64)
         ok = c["valid"] & np.isfinite(line) & np.isfinite(proj)
         ok &= np.all(np.isfinite(n_proj), 0) & np.all(np.isfinite(n_line), 0)
@@ -148,8 +149,8 @@ def known(split: str, store: Path, cache: Path) -> list:
         noise_maps, proj, line_noise, line = c["maps"]
         row = dict(index=i, source=c["source"], n_dates=len(c["days"]), snr=scenes[i]["snr"])
         row.update(beta_true=float(d["true"][0]), beta_estimated=float(d["est"][0]))
-        raw = [(np.asarray(line, np.float64), _maps(line_noise))]
-        raw.append((np.asarray(proj, np.float64), _maps(noise_maps)))
+        raw = [(np.asarray(line, np.float64), _noise_array(line_noise))]
+        raw.append((np.asarray(proj, np.float64), _noise_array(noise_maps)))
         for name, (m, nm), (wm, wn) in zip(
             ("line", "projection"), raw, _groups(d["w"]), strict=True
         ):
