@@ -15,6 +15,7 @@ from insar_denoise.inference import (
     stack_path,
     stratification,
 )
+from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.testing import synthetic_dataset
 from insar_denoise.models import load_model
@@ -107,6 +108,10 @@ def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged)
     z_ref = json.loads(ref.attrs["insar_denoise_significance_z"])
     assert json.loads(got.attrs["insar_denoise_significance_z"]) == pytest.approx(z_ref, abs=1e-3)
     assert max(z_ref) > 5.5  # the bump is detected: the gate acted on both paths
+    second = json.loads(ref.attrs[SECOND_DETECTOR_ATTR])  # the second detector ran on both
+    got_second = json.loads(got.attrs[SECOND_DETECTOR_ATTR])
+    assert got_second["filled_pixels"] == second["filled_pixels"]
+    assert got_second["largest_z"] == pytest.approx(second["largest_z"], abs=0.02)
     for key in ("insar_denoise_relief_ratio", "insar_denoise_relief_mm"):  # the relief check
         assert got.attrs[key] == pytest.approx(ref.attrs[key], abs=0.011), key
     note = got.attrs[stratification.STRAT_ATTR]

@@ -24,6 +24,7 @@ from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
 from insar_denoise.inference import stratification
 from insar_denoise.inference.assembly import to_dataset
+from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR, support_step
 from insar_denoise.inference.fault_trace import TRACE_ATTR, trace_step
 from insar_denoise.inference.planning import (
     EngineJob,
@@ -85,7 +86,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         arrays, gain, notes = _finish_in_memory(*args, lazy)
     else:
         arrays, gain, notes = _finish_streamed(*args, chunk)
-    relief, trace = notes
+    relief, trace, second = notes
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
     if fix is not None and noise is not None:  # the removed delay is part of the noise
         delay = fix.delay(dem if lazy else np.asarray(dem))
@@ -96,6 +97,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         _note_relief(attrs, *relief)
     if trace is not None:
         attrs[TRACE_ATTR] = trace
+    if second:
+        attrs[SECOND_DETECTOR_ATTR] = json.dumps(second)
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps)
 
@@ -189,7 +192,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         disp, series, cumulative, detection, sigma, scheduler="threads"
     )
     referenced = disp - disp[:1]  # relative to the first date, as the outputs
-    gate_maps, relief, trace = None, None, None
+    gate_maps, relief, trace, second = None, None, None, None
     if GATE and min(series.shape[1:]) >= GATE_MIN_PX:
         noise, projection, line_noise, line = gate_noise_maps(referenced, days, date_var, segments)
         dem_np = None if dem is None else np.asarray(dem)
@@ -197,9 +200,10 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
             fix, noise, projection, line_noise, referenced, dem_np, days, date_var, segments
         )
         maps = (noise, projection, line_noise, line)
-        series, g, gain, noise_sd, trace = gated_finish(
+        series, g, gain, noise_sd, trace, second = gated_finish(
             series, referenced, dem, days, date_var, segments, maps
         )
+
         gate_maps = (g, noise_sd)
     else:
         series, gain = bs.shrink_broad_scales(series, referenced - series, days, date_var, segments)
@@ -209,7 +213,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
     if lazy:
         deformation, cumulative = da.from_array(deformation), da.from_array(cumulative)
         noise = None if noise is None else da.from_array(noise)
-    return (deformation, cumulative, noise, sigma, None, gate_maps), gain, (relief, trace)
+    return (deformation, cumulative, noise, sigma, None, gate_maps), gain, (relief, trace, second)
 
 
 def gated_finish(
@@ -221,15 +225,17 @@ def gated_finish(
     segments: int,
     maps: tuple,
 ) -> tuple:
-    """The in-memory finish once the gate's maps are made (:func:`.significance.gate_series`
-    then :func:`.fault_trace.trace_step`): ``(series, gate, largest z per filter, noise_sd,
-    trace note)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
+    """The in-memory finish once the gate's maps are made (:func:`.significance.gate_series`,
+    :func:`.fault_trace.trace_step`, then :func:`.bilaplacian_support.support_step`):
+    ``(series, gate, largest z per filter, noise_sd, trace note, the second detector's
+    largest z)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
     ``(noise, projection, line_noise, line)`` with their relief terms."""
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     trace = trace_step(series, rows, maps[1], dem, hat, days)
-    return series, g, gain, noise_sd, trace
+    series, g, second = support_step(series, g, maps, days, dem)
+    return series, g, gain, noise_sd, trace, second
 
 
 def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, chunk):

@@ -24,6 +24,7 @@ import dask
 import numpy as np
 
 from insar_denoise.inference import significance as sig
+from insar_denoise.inference.bilaplacian_support import support_step
 from insar_denoise.inference.disk_stack import DiskStack
 from insar_denoise.inference.fault_trace import trace_step
 from insar_denoise.inference.planning import read_window
@@ -134,8 +135,9 @@ def denoise_streamed(
     """The aligned series and maps on disk with the significance gate applied (exactly the
     in-memory gate), its largest ``z`` per filter, the gate and the cumulative's noise std
     at 1 px (:func:`.significance.band_floors`) as :class:`.strips.MapView` of the gate's
-    working maps on disk, and ``(relief, trace)``: the relief check ``(ratio, mm)``
-    (:mod:`.relief`; None without a DEM) and the fault-trace note (:mod:`.fault_trace`).
+    working maps on disk, and ``(relief, trace, second)``: the relief check ``(ratio, mm)``
+    (:mod:`.relief`; None without a DEM), the fault-trace note (:mod:`.fault_trace`) and the
+    second detector's largest ``z`` (:mod:`.bilaplacian_support`).
     ``fix``: the stratified-delay correction applied to ``disp`` (:mod:`.stratification`),
     whose trend terms then replace the relief terms."""
     n_dates = disp.shape[0]
@@ -164,10 +166,12 @@ def denoise_streamed(
     hat = sig.hat_matrix(times_days, date_var, segments)
     rows = lambda t, a, b: np.asarray(referenced[t, a:b])  # noqa: E731
     trace = trace_step(series, rows, projection, dem, hat, times_days)
+    maps_ = (residual_maps, projection, line_maps, line)
+    series, gate_map, second = support_step(series, gate_map, maps_, times_days, dem)
     del noise, noise_rows, projection, line_rows, line, cumulative, residual_maps, line_maps
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
-    return series, maps, zmax, (gate_map, noise_sd), (relief, trace)
+    return series, maps, zmax, (gate_map, noise_sd), (relief, trace, second)
 
 
 def detection_base(maps: DiskStack) -> float:

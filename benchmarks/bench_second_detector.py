@@ -1,0 +1,68 @@
+"""Time and peak memory of the second detector (``inference/bilaplacian_support.py``) per
+scene size.
+
+Each size runs in a fresh process (peak RSS from ``resource``) on 16 + 16 noise maps and two
+maps of steep-spectrum random fields, one holding a broad bump (so the support is grown and
+filled); the engine runs the step once per gated scene of at most ``MAX_PIXELS`` pixels.
+Prints one line per size and writes JSON.
+
+    python benchmarks/bench_second_detector.py --sizes 512 1024 \\
+        -o experiments/benchmarks/bench_second_detector.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import json, resource, time
+import numpy as np
+from insar_denoise.inference import bilaplacian_support as bls
+n = {n}
+rng = np.random.default_rng(0)
+k = np.hypot(*np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij"))
+amp = np.where(k > 0, np.maximum(k, 1.0 / n) ** -1.75, 0.0).astype(np.float32)
+def field():
+    f = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, n)).astype(np.float32))).real
+    return (2.0 * f / f.std()).astype(np.float32)
+noise = np.stack([field() for _ in range(16)])
+line_noise = np.stack([field() for _ in range(16)])
+yy, xx = np.mgrid[:n, :n] - n / 2.0
+bump = (6.0 * np.exp(-(xx**2 + yy**2) / (2.0 * 14.0**2))).astype(np.float32)
+maps = (noise, field() + bump, line_noise, field() + bump)
+gate = np.zeros((n, n), np.float32)
+start = time.perf_counter()
+new, estimate, zmax = bls.new_supports(gate, maps, (n, n))
+seconds = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
+print(json.dumps(dict(size=n, seconds=round(seconds, 1), peak_rss_gb=round(rss, 3),
+                      new_px=0 if new is None else int(new.sum()))))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("-o", "--output", type=Path, default=Path("bench_second_detector.json"))
+    args = ap.parse_args()
+    rows = []
+    for n in args.sizes:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD.format(n=n)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={"OMP_NUM_THREADS": "1", "PATH": ""},
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    args.output.write_text(json.dumps({"threads": 1, "runs": rows}, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
