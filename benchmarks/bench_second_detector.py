@@ -2,9 +2,9 @@
 scene size.
 
 Each size runs in a fresh process (peak RSS from ``resource``) on 16 + 16 noise maps and two
-maps of steep-spectrum random fields, one holding a broad bump (so the support is grown and
-filled); the engine runs the step once per gated scene of at most ``MAX_PIXELS`` pixels.
-Prints one line per size and writes JSON.
+maps of steep-spectrum random fields holding a 6 mm bump (``--bumps``: its widths, so that a
+small and a large support are grown and filled); the engine runs the step once per gated
+scene of at most ``MAX_PIXELS`` pixels. Prints one line per run and writes JSON.
 
     python benchmarks/bench_second_detector.py --sizes 512 1024 \\
         -o experiments/benchmarks/bench_second_detector.json
@@ -32,14 +32,14 @@ def field():
 noise = np.stack([field() for _ in range(16)])
 line_noise = np.stack([field() for _ in range(16)])
 yy, xx = np.mgrid[:n, :n] - n / 2.0
-bump = (6.0 * np.exp(-(xx**2 + yy**2) / (2.0 * 14.0**2))).astype(np.float32)
+bump = (6.0 * np.exp(-(xx**2 + yy**2) / (2.0 * {bump}**2))).astype(np.float32)
 maps = (noise, field() + bump, line_noise, field() + bump)
 gate = np.zeros((n, n), np.float32)
 start = time.perf_counter()
 new, estimate, zmax = bls.new_supports(gate, maps, (n, n))
 seconds = time.perf_counter() - start
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB
-print(json.dumps(dict(size=n, seconds=round(seconds, 1), peak_rss_gb=round(rss, 3),
+print(json.dumps(dict(size=n, bump_px={bump}, seconds=round(seconds, 1), peak_rss_gb=round(rss, 3),
                       new_px=0 if new is None else int(new.sum()))))
 """
 
@@ -47,12 +47,15 @@ print(json.dumps(dict(size=n, seconds=round(seconds, 1), peak_rss_gb=round(rss, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument(
+        "--bumps", type=float, nargs="+", default=[14.0, 120.0], help="bump widths (px)"
+    )
     ap.add_argument("-o", "--output", type=Path, default=Path("bench_second_detector.json"))
     args = ap.parse_args()
     rows = []
-    for n in args.sizes:
+    for n, bump in [(n, b) for n in args.sizes for b in args.bumps]:
         out = subprocess.run(
-            [sys.executable, "-c", CHILD.format(n=n)],
+            [sys.executable, "-c", CHILD.format(n=n, bump=bump)],
             check=True,
             capture_output=True,
             text=True,
