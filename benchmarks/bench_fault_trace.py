@@ -38,10 +38,16 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     ap.add_argument("-o", "--output", type=Path, default=Path("bench_fault_trace.json"))
     args = ap.parse_args()
+    run_children([CHILD.format(n=n) for n in args.sizes], args.output)
+
+
+def run_children(codes: list[str], output: Path) -> list[dict]:
+    """Run each code in a fresh one-thread process, print its last line (JSON) and write
+    them all to ``output``."""
     rows = []
-    for n in args.sizes:
+    for code in codes:
         out = subprocess.run(
-            [sys.executable, "-c", CHILD.format(n=n)],
+            [sys.executable, "-c", code],
             check=True,
             capture_output=True,
             text=True,
@@ -49,8 +55,9 @@ def main() -> None:
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    args.output.write_text(json.dumps({"threads": 1, "runs": rows}, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    output.write_text(json.dumps({"threads": 1, "runs": rows}, indent=2) + "\n")
+    print(f"wrote {output}")
+    return rows
 
 
 if __name__ == "__main__":

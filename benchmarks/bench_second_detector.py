@@ -13,10 +13,11 @@ scene of at most ``MAX_PIXELS`` pixels. Prints one line per run and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_fault_trace import run_children  # noqa: E402
 
 CHILD = """
 import json, resource, time
@@ -52,19 +53,8 @@ def main() -> None:
     )
     ap.add_argument("-o", "--output", type=Path, default=Path("bench_second_detector.json"))
     args = ap.parse_args()
-    rows = []
-    for n, bump in [(n, b) for n in args.sizes for b in args.bumps]:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD.format(n=n, bump=bump)],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={"OMP_NUM_THREADS": "1", "PATH": ""},
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
-    args.output.write_text(json.dumps({"threads": 1, "runs": rows}, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    codes = [CHILD.format(n=n, bump=b) for n in args.sizes for b in args.bumps]
+    run_children(codes, args.output)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,6 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         series, g, gain, noise_sd, trace, second = gated_finish(
             series, referenced, dem, days, date_var, segments, maps
         )
-
         gate_maps = (g, noise_sd)
     else:
         series, gain = bs.shrink_broad_scales(series, referenced - series, days, date_var, segments)
@@ -228,7 +227,7 @@ def gated_finish(
     """The in-memory finish once the gate's maps are made (:func:`.significance.gate_series`,
     :func:`.fault_trace.trace_step`, then :func:`.bilaplacian_support.support_step`):
     ``(series, gate, largest z per filter, noise_sd, trace note, the second detector's
-    largest z)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
+    note)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
     ``(noise, projection, line_noise, line)`` with their relief terms."""
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
