@@ -42,6 +42,7 @@ import insar_denoise.inference.stack_path as sp
 from insar_denoise.evaluation import referee_scoring as rs
 from insar_denoise.evaluation.referee_scenes import design, simulate
 from insar_denoise.inference import denoise_dataset
+from insar_denoise.inference.bilaplacian_support import noise_stack
 from insar_denoise.inference.relief_noise import WithStratification
 from insar_denoise.models import load_model
 from insar_denoise.scoring.metrics import false_positive_level
@@ -164,9 +165,8 @@ def relief_scaled(gate):
 
 
 def noise_array(maps, dtype=None) -> np.ndarray:
-    """Noise maps ``(n, H, W)`` as one array, read ``[j, rows]`` (the relief terms of
-    :class:`.relief_noise.WithStratification` added)."""
-    return np.stack([np.asarray(maps[j, 0 : maps.shape[1]], dtype) for j in range(len(maps))])
+    """Noise maps ``(n, H, W)`` as one array (:func:`.bilaplacian_support.noise_stack`)."""
+    return noise_stack(maps, maps.shape[1], dtype)
 
 
 def linear_areas(maps: tuple, g: np.ndarray) -> np.ndarray:

@@ -149,7 +149,7 @@ def new_supports(gate_map, maps: tuple, shape: tuple[int, int], dem=None) -> tup
     noise, projection, line_noise, line = maps
     proj = np.asarray(projection[0:h], np.float64)
     lin = np.asarray(line[0:h], np.float64)
-    stacks = [_noise_stack(noise, h), _noise_stack(line_noise, h)]
+    stacks = [noise_stack(noise, h), noise_stack(line_noise, h)]
     ok = np.isfinite(proj) & np.isfinite(lin)
     for st in stacks:
         ok &= np.all(np.isfinite(st), axis=0)
@@ -205,6 +205,7 @@ def support_step(series, gate_map, maps: tuple, times_days: np.ndarray, dem=None
     return series, gate_map, {**note, "filled_pixels": int(new.sum())}
 
 
-def _noise_stack(maps, h: int) -> np.ndarray:
-    """Noise maps ``(n, H, W)`` as float32, read ``[j, rows]`` (relief terms added)."""
-    return np.stack([np.asarray(maps[j, 0:h], np.float32) for j in range(len(maps))])
+def noise_stack(maps, h: int, dtype=np.float32) -> np.ndarray:
+    """The gate's noise maps ``(n, H, W)`` as one array, read ``[j, rows]`` (an array, a disk
+    stack, or with the relief terms of :class:`.relief_noise.WithStratification` added)."""
+    return np.stack([np.asarray(maps[j, 0:h], dtype) for j in range(len(maps))])
