@@ -82,3 +82,32 @@ def test_step_fills_a_straight_line_and_opens_the_gate():
 def test_large_scenes_skip_the_step():
     shape = (bls.MAX_PIXELS + 1, 1)
     assert bls.new_supports(np.zeros(shape), (None,) * 4, shape) == (None, None, {})
+
+
+def test_smoothing_within_an_area_keeps_its_level_and_averages_white_noise():
+    rng = np.random.default_rng(11)
+    area = np.zeros((120, 120), bool)
+    area[20:100, 30:110] = True
+    values = np.where(area, 5.0, -40.0)
+    out = bls.smooth_within(values, area, 2.0)
+    # normalised convolution: a constant comes back exactly up to the area's edge, 0 outside
+    assert out[area] == pytest.approx(5.0, abs=1e-9)
+    assert (out[~area] == 0.0).all()
+    noise = bls.smooth_within(rng.standard_normal(area.shape), area, 2.0)
+    inner = np.zeros_like(area)
+    inner[30:90, 40:100] = True
+    # white noise std falls by 1 / (2 sqrt(pi) sigma) under a 2-D Gaussian of width sigma
+    assert noise[inner].std() == pytest.approx(1.0 / (2.0 * np.sqrt(np.pi) * 2.0), rel=0.1)
+
+
+def test_smoothing_keeps_a_sharp_step_the_noise_cannot_make():
+    rng = np.random.default_rng(12)
+    area = np.ones((80, 80), bool)
+    step = np.where(np.arange(80)[None, :] < 40, 0.0, 10.0) * np.ones((80, 1))
+    noise = 0.3 * rng.standard_normal((16, 80, 80))
+    out = bls.edge_kept_smoothing(step + noise[0], area, noise[1:])
+    # the two columns beside the step keep the raw values (within the noise), not the blur
+    assert np.abs(out[:, 39:41] - step[:, 39:41]).mean() < 0.5
+    assert np.abs(bls.smooth_within(step, area)[:, 39:41] - step[:, 39:41]).mean() > 2.0
+    # away from it the noise is averaged down as by the plain smoothing
+    assert np.std(out[:, 5:30] - step[:, 5:30]) < 0.5 * 0.3
