@@ -47,7 +47,7 @@ from insar_denoise.inference.relief_noise import WithStratification
 from insar_denoise.models import load_model
 from insar_denoise.scoring.metrics import false_positive_level
 
-DEFAULT_REPORT = Path("experiments/benchmarks/evaluate_v2_s17/metrics.json")
+DEFAULT_REPORT = Path("experiments/benchmarks/evaluate_v2_s18/metrics.json")
 #: relief-flagged scenes: each map's elevation fit removed instead of the relief noise terms
 PROJECT_RELIEF = False
 #: a second pass at this threshold (Gaussians of >= 4 px), kept where it touches a first-pass
