@@ -111,3 +111,17 @@ def test_smoothing_keeps_a_sharp_step_the_noise_cannot_make():
     assert np.abs(bls.smooth_within(step, area)[:, 39:41] - step[:, 39:41]).mean() > 2.0
     # away from it the noise is averaged down as by the plain smoothing
     assert np.std(out[:, 5:30] - step[:, 5:30]) < 0.5 * 0.3
+
+
+def test_supports_covering_most_of_the_scene_are_not_filled():
+    rng = np.random.default_rng(4)
+    size = 96
+    fields = 0.2 * _power_law(rng, 17, size)
+    gate = np.zeros((size, size), np.float32)
+    gate[:, : int(0.8 * size)] = 1.0  # the gate alone leaves a fifth of the scene outside
+    stat = fields[0] + 8.0 * _bump(size, 5.0)
+    new, estimate, zmax = bls.new_supports(gate, _maps(stat, fields[1:]), (size, size))
+    assert max(zmax.values()) > bls.THRESHOLD  # detected, but nothing to predict the noise from
+    assert new is None and estimate is None
+    gate[:, : int(0.5 * size)] = 0.0
+    assert bls.new_supports(gate, _maps(stat, fields[1:]), (size, size))[0] is not None
