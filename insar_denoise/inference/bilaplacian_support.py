@@ -16,7 +16,8 @@ of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a st
 line in time.
 
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
-(``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 (``shifted``), false-positive p99 0.0 mm.
+(``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
+0.0 mm.
 """
 
 from __future__ import annotations
