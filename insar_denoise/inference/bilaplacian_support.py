@@ -60,6 +60,11 @@ EDGE_Z = 4.0
 SECOND_DETECTOR_ATTR = "insar_denoise_second_detector_z"
 
 
+def mad_std(values: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation of ``values`` (the robust std of a normal)."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
 def bilaplacian(image: np.ndarray, scale: float) -> np.ndarray:
     """``s⁴ Δ² G_s * image`` (reflected at the edges)."""
     f = lambda order: ndimage.gaussian_filter(image, scale, order=order, mode="reflect")  # noqa: E731
@@ -80,8 +85,7 @@ def zmaps(stat: np.ndarray, noise: np.ndarray, ok: np.ndarray) -> dict[float, np
         if inner.sum() < MIN_INTERIOR:
             continue
         fn = np.stack([bilaplacian(x.astype(np.float32), s) for x in nn])
-        v = fn[:, inner]
-        sd = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+        sd = mad_std(fn[:, inner])
         loc = np.sqrt(ndimage.gaussian_filter(np.mean(fn**2, axis=0), max(s / 2.0, 2.0)))
         loc = np.maximum(loc / np.median(loc[inner]), 1.0)
         out[s] = np.where(inner, np.abs(bilaplacian(mm, s)) / (sd * loc), 0.0)
@@ -132,10 +136,14 @@ def harmonic_fill(values: np.ndarray, unknown: np.ndarray, margin: int = 16) -> 
     return out
 
 
-def smooth_within(values: np.ndarray, area: np.ndarray, sigma: float = SMOOTH_PX) -> np.ndarray:
+def smooth_within(
+    values: np.ndarray, area: np.ndarray, sigma: float = SMOOTH_PX, weight: np.ndarray | None = None
+) -> np.ndarray:
     """``values`` Gaussian-smoothed inside ``area`` from ``area`` alone (normalised
-    convolution, Knutsson & Westin 1993), 0 outside."""
-    weight = ndimage.gaussian_filter(area.astype(np.float64), sigma)
+    convolution, Knutsson & Westin 1993), 0 outside; ``weight``: the area's own smoothing,
+    when several maps share the area."""
+    if weight is None:
+        weight = ndimage.gaussian_filter(area.astype(np.float64), sigma)
     total = ndimage.gaussian_filter(np.where(area, values, 0.0), sigma)
     return np.where(area, total / np.maximum(weight, 1e-9), 0.0)
 
@@ -144,10 +152,10 @@ def edge_kept_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray)
     """:func:`smooth_within` of ``values`` except where it moves them by more than
     :data:`EDGE_Z` robust std of the same residual of the noise maps ``(n, H, W)``, each
     read in turn (a sigma filter, Lee 1983: edges the noise cannot make are kept)."""
-    smooth = smooth_within(values, area)
-    residual = np.concatenate([(m - smooth_within(m, area))[area] for m in noise])
-    sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    keep = np.abs(values - smooth) > EDGE_Z * sd
+    weight = ndimage.gaussian_filter(area.astype(np.float64), SMOOTH_PX)
+    smooth = smooth_within(values, area, weight=weight)
+    residual = np.concatenate([(m - smooth_within(m, area, weight=weight))[area] for m in noise])
+    keep = np.abs(values - smooth) > EDGE_Z * mad_std(residual)
     return np.where(area, np.where(keep, values, smooth), 0.0)
 
 
