@@ -125,3 +125,23 @@ def test_supports_covering_most_of_the_scene_are_not_filled():
     assert new is None and estimate is None
     gate[:, : int(0.5 * size)] = 0.0
     assert bls.new_supports(gate, _maps(stat, fields[1:]), (size, size))[0] is not None
+
+
+def test_short_stacks_detect_on_the_straight_line():
+    # at T = 9 the model weighting's map rests on 4 residual degrees of freedom per pixel: a
+    # bump there alone passes on a long stack but not on a short one, where that map only
+    # widens what the straight line's map detects
+    rng = np.random.default_rng(3)
+    size = 192
+    fields = 2.0 * _power_law(rng, 17, size)
+    gate = np.zeros((size, size), np.float32)
+    bump = 10.0 * _bump(size, 14.0)
+    alone = (fields[1:], fields[0] + bump, fields[1:], fields[0])
+    long_stack = bls.new_supports(gate, alone, (size, size), n_dates=36)
+    short_stack = bls.new_supports(gate, alone, (size, size), n_dates=9)
+    assert long_stack[2]["projection:16"] > bls.THRESHOLD > long_stack[2]["line:16"]
+    assert long_stack[0] is not None and long_stack[0][size // 2, size // 2]
+    assert short_stack[0] is None and short_stack[2] == long_stack[2]
+    both = (fields[1:], fields[0] + bump, fields[1:], fields[0] + bump)
+    with_line = bls.new_supports(gate, both, (size, size), n_dates=9)
+    assert with_line[0] is not None and with_line[0][size // 2, size // 2]

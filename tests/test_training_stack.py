@@ -108,3 +108,27 @@ def test_release_writes_a_loadable_calibrated_model(tmp_path):
     loaded = load_model(tmp_path / "m.pt")
     assert loaded.metadata["kind"] == "stack"
     assert loaded.metadata["sigma_calibration"]["k95"] == cal["k95"]
+
+
+def test_gpu_continuation_resumes_and_feeds_the_release(tmp_path):
+    # scripts/train_stack_device.py on the CPU: it continues a CPU run's state, counts its
+    # own (larger) batches, and its state is what the release reads
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_stack_device.py"
+    spec = importlib.util.spec_from_file_location("train_stack_device", path)
+    device_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(device_script)
+    resume = train(TINY, tmp_path / "cpu")  # 4 steps of 2 examples
+    before = torch.load(resume, weights_only=False)
+    out = tmp_path / "gpu"
+    argv = ["--out", str(out), "--resume", str(resume), "--seconds", "2", "--batch", "3"]
+    assert device_script.main([*argv, "--workers", "0", "--device", "cpu"]) == 0
+    state = torch.load(out / "resume.pt", weights_only=False)
+    steps = state["step"] - before["step"]
+    assert steps >= 1 and state["examples"] == 4 * 2 + 3 * steps
+    assert any(not torch.equal(state["model"][k], before["model"][k]) for k in state["model"])
+    assert (out / "best.pt").is_file() and (out / "device_log.csv").read_text().count("val") >= 2
+    meta = release(out / "resume.pt", tmp_path / "m.pt", out / "best.pt", n_scenes=2)
+    assert meta["examples_seen"] == state["examples"]

@@ -15,6 +15,9 @@ with the generalised covariance of a ``k⁻²`` field; Matheron 1973), smoothed 
 of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a straight
 line in time.
 
+On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
+weighting's map only widens what the straight line's map detects.
+
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
 (``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
 0.0 mm.
@@ -26,7 +29,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
-from insar_denoise.inference.significance import date_level
+from insar_denoise.inference.significance import date_level, fit_segments
 from insar_denoise.inference.strips import row_strips
 
 #: scales (px) of the bi-Laplacian-of-Gaussian detector
@@ -55,6 +58,13 @@ SMOOTH_PX = 2.0
 #: maps' own smoothing residual keep their value: a sharp fault's step (`in` 78, gain 0.82
 #: smoothed everywhere 0.69, with this 0.81)
 EDGE_Z = 4.0
+#: below this many residual degrees of freedom per pixel behind the noise maps of the model
+#: weighting's least-squares map (``T - fit_segments(T) - 1``; 4 at T = 9), that map only
+#: widens what the straight line's map detects and detects nothing alone: on Benchmark v2
+#: the two fills that raised a scene's error (`in` 4 and `shifted` 4, bowls under 7 sigma at
+#: T = 9) passed on it alone (z 6.2, 6.4, the line 4.2, 3.7), and every fill that helped at
+#: T = 9 passed the line's test too (z >= 8; session 19)
+PROJECTION_MIN_DOF = 8
 #: output attribute: the second detector's largest z per map and scale and the pixels it
 #: filled (JSON)
 SECOND_DETECTOR_ATTR = "insar_denoise_second_detector_z"
@@ -173,7 +183,9 @@ def elevation_free(maps: np.ndarray, ok: np.ndarray, dem, fit_on: np.ndarray) ->
     return np.where(ok, out, 0.0)
 
 
-def new_supports(gate_map, maps: tuple, shape: tuple[int, int], dem=None) -> tuple:
+def new_supports(
+    gate_map, maps: tuple, shape: tuple[int, int], dem=None, n_dates: int | None = None
+) -> tuple:
     """``(filled, estimate, zmax)``: the pixels to fill ``(H, W)`` bool (the new supports
     and the gate's areas they reach), the cumulative there ``(H, W)`` mm (0 elsewhere) and
     the largest ``z`` per map and scale; ``filled`` is None when the scene is over
@@ -181,7 +193,10 @@ def new_supports(gate_map, maps: tuple, shape: tuple[int, int], dem=None) -> tup
     :data:`MAX_SHARE` of the scene. ``maps``: the gate's ``(noise,
     projection, line_noise, line)`` (arrays or disk stacks); each map and noise map is
     tested with its elevation fit ``c + k z + q z²`` removed (a signal that follows the
-    relief is the stratification the stack's trend terms leave, session 17: `shifted` 34)."""
+    relief is the stratification the stack's trend terms leave, session 17: `shifted` 34);
+    with ``n_dates`` under :data:`PROJECTION_MIN_DOF` residual degrees of freedom the
+    projection's supports count only when the line detects too (its noise maps are less
+    certain)."""
     h, w = shape
     if h * w > MAX_PIXELS:
         return None, None, {}
@@ -196,13 +211,16 @@ def new_supports(gate_map, maps: tuple, shape: tuple[int, int], dem=None) -> tup
         return None, None, {}
     gate_on = np.asarray(gate_map[0:h]) > GATE_ON
     zmax: dict[str, float] = {}
-    support = np.zeros((h, w), bool)
+    supports = {}
     for name, stat, st in (("projection", proj, stacks[0]), ("line", lin, stacks[1])):
         free = elevation_free(np.concatenate([stat[None], np.nan_to_num(st)]), ok, dem, ok)
         z = zmaps(free[0], free[1:], ok)
         zmax.update({f"{name}:{s:g}": float(v.max()) for s, v in z.items()})
-        if z:
-            support |= grown_support(z)
+        supports[name] = grown_support(z) if z else np.zeros((h, w), bool)
+    few = n_dates is not None and n_dates - fit_segments(n_dates) - 1 < PROJECTION_MIN_DOF
+    if few and not supports["line"].any():
+        supports["projection"][:] = False
+    support = supports["projection"] | supports["line"]
     support &= ok
     # every area of the gate or of the supports that a support reaches is filled whole
     # (session 17: filling only the new pixels beside a gate area, or leaving those areas
@@ -224,7 +242,7 @@ def support_step(series, gate_map, maps: tuple, times_days: np.ndarray, dem=None
     gate to 1 there (in place where they are writable); ``(series, gate, note)``, the note
     ``{"largest_z": {map:scale: z}, "filled_pixels": n}`` (empty when skipped)."""
     n, h, w = series.shape
-    new, estimate, zmax = new_supports(gate_map, maps, (h, w), dem)
+    new, estimate, zmax = new_supports(gate_map, maps, (h, w), dem, n)
     note = {"largest_z": {k: round(v, 2) for k, v in zmax.items()}} if zmax else {}
     if new is None:
         return series, gate_map, {**note, "filled_pixels": 0} if note else note

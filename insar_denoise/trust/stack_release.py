@@ -28,14 +28,15 @@ CALIBRATION_SEED = 7_000_000
 
 
 def load_trained(resume: str | Path, weights: str | Path | None = None) -> tuple:
-    """Model (with ``weights`` or the resume state's) and its training config and step."""
+    """Model (with ``weights`` or the resume state's), its training config and examples seen."""
     state = torch.load(resume, map_location="cpu", weights_only=False)
     cfg = StackTrainConfig(**{**state["config"], "sim": state["config"]["sim"]})
     cfg = dataclasses.replace(cfg, dates=tuple(cfg.dates), widths=tuple(cfg.widths))
     model = StackDenoiser(cfg.segments, cfg.widths, cfg.detect_mm)
     sd = torch.load(weights, map_location="cpu") if weights else state["model"]
     model.load_state_dict(sd)
-    return model.eval(), cfg, int(state["step"])
+    # a GPU continuation (scripts/train_stack_device.py) records its own count: batches differ
+    return model.eval(), cfg, int(state.get("examples", int(state["step"]) * cfg.batch_size))
 
 
 def calibration_errors(
@@ -72,12 +73,12 @@ def release(
     """Export the model to ``output`` with calibrated bands; return its metadata."""
     from insar_denoise.models.registry import LoadedModel
 
-    model, cfg, step = load_trained(resume, weights)
+    model, cfg, examples = load_trained(resume, weights)
     meta = stack_metadata(model, cfg.crop)
     meta.update(
         train_config={k: v for k, v in dataclasses.asdict(cfg).items() if k != "sim"},
         sim_config=cfg.sim,
-        examples_seen=step * cfg.batch_size,
+        examples_seen=examples,
         sigma_calibration={"k68": 1.0, "k95": 1.0},
         **(extra or {}),
     )
