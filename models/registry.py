@@ -143,6 +143,9 @@ class LoadedModel:
             return self.module(displacement.to(self.device), dem.to(self.device))
 
 
+#: the torch the shipped TorchScript files were saved and tested with: torch 2.11 cannot read
+#: them (session 19, on the lent GPU machine: unknown operator aten::_upsample_lanczos2d_aa)
+MIN_TORCH = "2.13"
 #: what the public entry points accept as a model (see :func:`as_model`)
 ModelLike = LoadedModel | str | os.PathLike | nn.Module | None
 
@@ -228,6 +231,11 @@ def load_model(name_or_path: str | Path = "default", device: str = "cpu") -> Loa
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:  # torch raises RuntimeError/ValueError for corrupt archives
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Unknown builtin op" in first:  # saved by a newer torch (session 19: 2.11 fails)
+            raise ModelError(
+                f"{path}: needs a newer torch than this {torch.__version__} ({first}); "
+                f"the shipped models load with torch >= {MIN_TORCH}"
+            ) from None
         raise ModelError(
             f"{path}: not a readable TorchScript model (truncated or corrupt?): {first}"
         ) from None

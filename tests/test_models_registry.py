@@ -17,7 +17,12 @@ from insar_denoise.models import (
     load_model,
     weights_sha256,
 )
-from insar_denoise.models.registry import default_overlap, resolve, tiling_for_crop
+from insar_denoise.models.registry import (
+    MIN_TORCH,
+    default_overlap,
+    resolve,
+    tiling_for_crop,
+)
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +144,16 @@ def test_default_resolves_to_the_packaged_file() -> None:
     if path.is_file():
         meta = load_model("default").metadata
         assert meta["window"] >= 1 and meta["examples_seen"] > 0
+
+
+def test_model_from_a_newer_torch_names_the_version(exported, monkeypatch) -> None:
+    # what torch 2.11 says on the shipped files (session 19, the lent GPU machine)
+    def old_torch_load(*args, **kwargs):
+        raise RuntimeError("Unknown builtin op: aten::_upsample_lanczos2d_aa.\nHere are some")
+
+    monkeypatch.setattr(torch.jit, "load", old_torch_load)
+    with pytest.raises(ModelError) as err:
+        load_model(exported[1])
+    message = str(err.value)
+    assert "needs a newer torch" in message and torch.__version__ in message
+    assert f">= {MIN_TORCH}" in message and "\n" not in message
