@@ -24,16 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def use_source_tree() -> None:
-    """Import the package from this source tree without installing it (``models/`` and
-    ``cli/`` sit beside ``insar_denoise/`` and are its subpackages once installed)."""
-    sys.path.insert(0, str(ROOT))
-    import insar_denoise
-
-    if str(ROOT) not in insar_denoise.__path__:
-        insar_denoise.__path__.append(str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from train_device import use_source_tree  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     use_source_tree()
     import torch
 
+    from insar_denoise.atomic import write_atomic
     from insar_denoise.models.stack_denoiser import StackDenoiser
-    from insar_denoise.training.stack import StackTrainConfig, draw, losses, validation_set
+    from insar_denoise.training.stack import (
+        StackTrainConfig,
+        draw,
+        losses,
+        save_state,
+        validate,
+        validation_set,
+    )
 
     start = time.monotonic()
     out = Path(args.out)
@@ -87,44 +87,32 @@ def main(argv: list[str] | None = None) -> int:
         Batches(), batch_size=None, num_workers=args.workers, **extra
     )
 
-    def validate() -> dict:
-        model.eval()
-        acc: dict = {}
-        with torch.no_grad():
-            for b in val:
-                for k, v in losses(model, b, cfg).items():
-                    acc[k] = acc.get(k, 0.0) + float(v) / len(val)
-        model.train()
-        return acc
-
     keys = ("total", "series", "cum", "det", "sig", "rmse_mm")
     log_path = out / "device_log.csv"
     fh = open(log_path, "w", newline="")
     writer = csv.writer(fh)
     writer.writerow(["step", "examples", "lr", "split", *keys, "wall_s"])
-    v = validate()
+    v = validate(model, val, cfg)
     best = v["total"]
     writer.writerow([step0, examples0, 0, "val", *(f"{v[k]:.5f}" for k in keys), 0])
     print(f"resumed step {step0}: val rmse {v['rmse_mm']:.3f} mm, total {v['total']:.4f}")
-    torch.save({k: t.cpu() for k, t in model.state_dict().items()}, out / "best.pt")
+
+    def save_best() -> None:
+        weights = {k: t.cpu() for k, t in model.state_dict().items()}
+        write_atomic(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+
+    save_best()
     examples = examples0
     step = step0
     t_train = time.monotonic()
     last_val = last_save = t_train
     model.train()
 
+    gen = torch.Generator()
+    gen.set_state(state["gen"])  # kept for the CPU trainer (the workers draw their own)
+
     def save() -> None:
-        st = {
-            "model": {k: t.cpu() for k, t in model.state_dict().items()},
-            "opt": opt.state_dict(),
-            "gen": state["gen"],
-            "step": step,
-            "best": best,
-            "examples": examples,
-            "config": dataclasses.asdict(cfg),
-        }
-        torch.save(st, out / "resume.pt.part")
-        os.replace(out / "resume.pt.part", out / "resume.pt")
+        save_state(out / "resume.pt", model, opt, gen, step, best, cfg, examples)
         fh.flush()
 
     for batch in loader:
@@ -148,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             writer.writerow([step, examples, f"{lr:.2e}", "train", *row, f"{wall:.0f}"])
         done = frac >= 1.0
         if now - last_val > args.val_every or done:
-            v = validate()
+            v = validate(model, val, cfg)
             writer.writerow(
                 [step, examples, f"{lr:.2e}", "val", *(f"{v[k]:.5f}" for k in keys), f"{wall:.0f}"]
             )
@@ -159,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if v["total"] < best:
                 best = v["total"]
-                cpu = {k: t.cpu() for k, t in model.state_dict().items()}
-                torch.save(cpu, out / "best.pt.part")
-                os.replace(out / "best.pt.part", out / "best.pt")
+                save_best()
             last_val = now
         if now - last_save > args.save_every or done:
             save()

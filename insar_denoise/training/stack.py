@@ -314,20 +314,34 @@ def train(cfg: StackTrainConfig, out_dir: str | Path, max_seconds: float | None 
                     best = v["total"]
                     torch.save(model.state_dict(), out / "best.pt")
             if time.time() - last_ckpt > cfg.checkpoint_every_s or done or step == cfg.total_steps:
-                _save(resume, model, opt, gen, step, best, cfg)
+                save_state(resume, model, opt, gen, step, best, cfg)
                 last_ckpt = time.time()
             if done:
                 break
     return resume
 
 
-def _save(path: Path, model, opt, gen, step: int, best: float, cfg: StackTrainConfig) -> None:
+def save_state(
+    path: Path,
+    model,
+    opt,
+    gen,
+    step: int,
+    best: float,
+    cfg: StackTrainConfig,
+    examples: int | None = None,
+) -> None:
+    """Write the resume state (weights on the CPU, optimiser, generator, step, best
+    validation loss, config) atomically; ``examples``: the count when batches differed (a
+    GPU continuation, ``scripts/train_stack_device.py``)."""
     state = {
-        "model": model.state_dict(),
+        "model": {k: t.cpu() for k, t in model.state_dict().items()},
         "opt": opt.state_dict(),
         "gen": gen.get_state(),
         "step": step,
         "best": best,
         "config": dataclasses.asdict(cfg),
     }
+    if examples is not None:
+        state["examples"] = examples
     write_atomic(path, lambda tmp: torch.save(state, tmp))
