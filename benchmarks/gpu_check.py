@@ -28,10 +28,10 @@ def main() -> None:
     p.add_argument("--dates", type=int, default=36)
     p.add_argument("--device", default="cuda", help="the device compared with the CPU")
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT))
-    import insar_denoise  # the source tree: models/ is insar_denoise.models once installed
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_device import use_source_tree
 
-    insar_denoise.__path__.append(str(ROOT))
+    use_source_tree()  # the source tree: models/ is insar_denoise.models once installed
     import torch
 
     from insar_denoise.errors import ModelError
