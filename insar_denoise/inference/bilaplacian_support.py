@@ -11,24 +11,28 @@ filter of their noise maps (``z``, as the gate does), and where ``z`` exceeds
 by a Gaussian of ``s``). In every area of the gate or of the supports that a support
 reaches, the output is the straight line's cumulative minus the noise predicted from around
 it: the harmonic interpolation of the map from the pixels outside every support (kriging
-with the generalised covariance of a ``k⁻²`` field; Matheron 1973), smoothed by a Gaussian
-of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a straight
-line in time.
+with the generalised covariance of a ``k⁻²`` field; Matheron 1973;
+:mod:`.noise_prediction`), smoothed by a Gaussian of :data:`SMOOTH_PX` inside the area
+except at edges the noise cannot make, a straight line in time, or the ramp in time that
+the area's own data prefer (a step, a transient; :mod:`.area_history`, session 20).
 
 On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
 weighting's map only widens what the straight line's map detects.
 
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
 (``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
-0.0 mm.
+0.0 mm; the areas' ramps (session 20): RMSE at SNR 20-50 1.76 -> 1.36 mm (``in``) and 3.10
+-> 2.83 mm (``shifted``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage, sparse
-from scipy.sparse.linalg import spsolve
+from dataclasses import dataclass
 
+import numpy as np
+from scipy import ndimage
+
+from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
 from insar_denoise.inference.significance import date_level, fit_segments
 from insar_denoise.inference.strips import row_strips
 
@@ -117,35 +121,6 @@ def grown_support(z: dict[float, np.ndarray], threshold: float = THRESHOLD) -> n
     return support
 
 
-def _gradient(h: int, w: int) -> sparse.csr_matrix:
-    """Forward differences along x and y of an ``h x w`` grid."""
-    idx = np.arange(h * w).reshape(h, w)
-    a = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    b = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    r = np.arange(a.size)
-    vals = np.r_[np.ones(a.size), -np.ones(a.size)]
-    return sparse.csr_matrix((vals, (np.r_[r, r], np.r_[a, b])), shape=(a.size, h * w))
-
-
-def harmonic_fill(values: np.ndarray, unknown: np.ndarray, margin: int = 16) -> np.ndarray:
-    """``values`` with the pixels ``unknown`` replaced by the harmonic interpolation of the
-    rest (least ``sum |∇u|²``), solved in each unknown area's box widened by ``margin``."""
-    out = np.array(values, np.float64)
-    labels, _ = ndimage.label(ndimage.binary_dilation(unknown, iterations=margin))
-    for box in ndimage.find_objects(labels):
-        sub = out[box]
-        u = unknown[box].ravel()
-        if not u.any() or u.all():
-            continue
-        d = _gradient(*sub.shape)
-        du, dk = d[:, u], d[:, ~u]
-        rhs = -(du.T @ (dk @ sub.ravel()[~u]))
-        flat = sub.ravel().copy()
-        flat[u] = spsolve((du.T @ du).tocsc(), rhs)
-        out[box] = flat.reshape(sub.shape)
-    return out
-
-
 def smooth_within(
     values: np.ndarray, area: np.ndarray, sigma: float = SMOOTH_PX, weight: np.ndarray | None = None
 ) -> np.ndarray:
@@ -169,26 +144,34 @@ def edge_kept_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray)
     return np.where(area, np.where(keep, values, smooth), 0.0)
 
 
-def elevation_free(maps: np.ndarray, ok: np.ndarray, dem, fit_on: np.ndarray) -> np.ndarray:
-    """``maps (n, H, W)`` less their least-squares ``c + k z + q z²`` fitted on ``fit_on``
-    (``z`` the DEM in km; without a DEM only ``c``); 0 off ``ok``."""
-    cols = [np.ones(ok.shape)]
-    if dem is not None:
-        z = np.asarray(dem, np.float64)
-        z = (np.where(np.isfinite(z), z, np.nanmedian(z)) - np.nanmedian(z)) / 1e3
-        cols += [z, z * z]
-    basis = np.stack(cols, axis=-1)
-    coef = np.linalg.lstsq(basis[fit_on], maps[:, fit_on].T, rcond=None)[0]
-    out = maps - np.moveaxis(basis @ coef, -1, 0)
-    return np.where(ok, out, 0.0)
+@dataclass
+class Detection:
+    """What :func:`detect` found: the pixels to fill (None: nothing), the straight line's
+    cumulative there, the largest ``z`` per map and scale, the pixels the noise prediction
+    leaves out and those it is made from, and the line's noise maps ``(n, H, W)``."""
+
+    new: np.ndarray | None
+    estimate: np.ndarray | None
+    zmax: dict
+    unknown: np.ndarray | None = None
+    outside: np.ndarray | None = None
+    line_noise: np.ndarray | None = None
 
 
 def new_supports(
     gate_map, maps: tuple, shape: tuple[int, int], dem=None, n_dates: int | None = None
 ) -> tuple:
-    """``(filled, estimate, zmax)``: the pixels to fill ``(H, W)`` bool (the new supports
-    and the gate's areas they reach), the cumulative there ``(H, W)`` mm (0 elsewhere) and
-    the largest ``z`` per map and scale; ``filled`` is None when the scene is over
+    """``(filled, estimate, zmax)`` of :func:`detect`."""
+    d = detect(gate_map, maps, shape, dem, n_dates)
+    return d.new, d.estimate, d.zmax
+
+
+def detect(
+    gate_map, maps: tuple, shape: tuple[int, int], dem=None, n_dates: int | None = None
+) -> Detection:
+    """The pixels to fill ``(H, W)`` bool (the new supports and the gate's areas they
+    reach), the straight line's cumulative there ``(H, W)`` mm (0 elsewhere) and the largest
+    ``z`` per map and scale (:class:`Detection`); the pixels are None when the scene is over
     :data:`MAX_PIXELS`, nothing is detected or the supports and the gate's cover more than
     :data:`MAX_SHARE` of the scene. ``maps``: the gate's ``(noise,
     projection, line_noise, line)`` (arrays or disk stacks); each map and noise map is
@@ -199,7 +182,7 @@ def new_supports(
     certain)."""
     h, w = shape
     if h * w > MAX_PIXELS:
-        return None, None, {}
+        return Detection(None, None, {})
     noise, projection, line_noise, line = maps
     proj = np.asarray(projection[0:h], np.float64)
     lin = np.asarray(line[0:h], np.float64)
@@ -208,7 +191,7 @@ def new_supports(
     for st in stacks:
         ok &= np.all(np.isfinite(st), axis=0)
     if ok.sum() < MIN_INTERIOR:
-        return None, None, {}
+        return Detection(None, None, {})
     gate_on = np.asarray(gate_map[0:h]) > GATE_ON
     zmax: dict[str, float] = {}
     supports = {}
@@ -230,36 +213,66 @@ def new_supports(
     new = np.isin(labels, reached[reached > 0]) & ok
     outside = ok & ~support & ~gate_on
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
-        return None, None, zmax
+        return Detection(None, None, zmax)
     lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
-    filled = harmonic_fill(lin, support | gate_on | ~ok)
-    return new, edge_kept_smoothing(lin - filled, new, np.nan_to_num(stacks[1])), zmax
+    unknown = support | gate_on | ~ok
+    line_noise = np.nan_to_num(stacks[1])
+    estimate = edge_kept_smoothing(lin - harmonic_fill(lin, unknown), new, line_noise)
+    return Detection(new, estimate, zmax, unknown, outside, line_noise)
 
 
-def support_step(series, gate_map, maps: tuple, times_days: np.ndarray, dem=None) -> tuple:
-    """Fill the areas of :func:`new_supports` in ``series (T, H, W)`` (an array or a disk
-    stack, row strips) with a straight line in time from each date's level, and set the
-    gate to 1 there (in place where they are writable); ``(series, gate, note)``, the note
-    ``{"largest_z": {map:scale: z}, "filled_pixels": n}`` (empty when skipped)."""
+def support_step(
+    series,
+    gate_map,
+    maps: tuple,
+    times_days: np.ndarray,
+    dem=None,
+    rows=None,
+    date_var: np.ndarray | None = None,
+) -> tuple:
+    """Fill the areas of :func:`detect` in ``series (T, H, W)`` (an array or a disk stack,
+    row strips) from each date's level, a straight line in time or, with ``rows(t, lo, hi)``
+    (the input relative to the first date) and ``date_var``, the ramp of
+    :mod:`.area_history` where an area's data prefer one, and set the gate to 1 there (in
+    place where they are writable); ``(series, gate, note)``, the note ``{"largest_z":
+    {map:scale: z}, "filled_pixels": n, "ramps": [...]}`` (empty when skipped)."""
     n, h, w = series.shape
-    new, estimate, zmax = new_supports(gate_map, maps, (h, w), dem, n)
-    note = {"largest_z": {k: round(v, 2) for k, v in zmax.items()}} if zmax else {}
-    if new is None:
+    found = detect(gate_map, maps, (h, w), dem, n)
+    note = {"largest_z": {k: round(v, 2) for k, v in found.zmax.items()}} if found.zmax else {}
+    if found.new is None:
         return series, gate_map, {**note, "filled_pixels": 0} if note else note
     days = np.asarray(times_days, np.float64)
-    frac = (days - days[0]) / float(days[-1] - days[0])
+    shapes = [(days - days[0]) / float(days[-1] - days[0])]
+    which = np.zeros((h, w), np.int16)
+    estimate = found.estimate
+    ramps = []
+    if rows is not None and date_var is not None:
+        from insar_denoise.inference.area_history import area_ramps
+
+        for area, ramp, cumulative, scale in area_ramps(
+            rows, found.new, found.unknown, found.outside, dem, days, date_var
+        ):
+            values = np.zeros((h, w))
+            values[area] = cumulative
+            smooth = edge_kept_smoothing(values, area, found.line_noise * np.float32(scale))
+            estimate = np.where(area, smooth, estimate)
+            shapes.append(ramp.shape)
+            which[area] = len(shapes) - 1
+            ramps.append(ramp.note(int(area.sum())))
+    shape_of = np.stack(shapes)
+    new = found.new
     for t in range(n):
         level = date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
-            rows = np.asarray(series[t, a:b])
-            line = (level + frac[t] * estimate[a:b]).astype(rows.dtype)
-            series[t, a:b] = np.where(new[a:b], line, rows)
+            rows_ = np.asarray(series[t, a:b])
+            line = (level + shape_of[:, t][which[a:b]] * estimate[a:b]).astype(rows_.dtype)
+            series[t, a:b] = np.where(new[a:b], line, rows_)
     if isinstance(gate_map, np.ndarray):
         gate_map = np.where(new, np.float32(1.0), gate_map).astype(np.float32)
     else:
         for a, b in row_strips(h, w):
             gate_map[a:b] = np.where(new[a:b], np.float32(1.0), np.asarray(gate_map[a:b]))
-    return series, gate_map, {**note, "filled_pixels": int(new.sum())}
+    return series, gate_map, {**note, "filled_pixels": int(new.sum()), "ramps": ramps}
 
 
 def noise_stack(maps, h: int, dtype=np.float32) -> np.ndarray:

@@ -233,7 +233,7 @@ def gated_finish(
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     trace = trace_step(series, rows, maps[1], dem, hat, days)
-    series, g, second = support_step(series, g, maps, days, dem)
+    series, g, second = support_step(series, g, maps, days, dem, rows, date_var)
     return series, g, gain, noise_sd, trace, second
 
 

@@ -167,7 +167,9 @@ def denoise_streamed(
     rows = lambda t, a, b: np.asarray(referenced[t, a:b])  # noqa: E731
     trace = trace_step(series, rows, projection, dem, hat, times_days)
     maps_ = (residual_maps, projection, line_maps, line)
-    series, gate_map, second = support_step(series, gate_map, maps_, times_days, dem)
+    series, gate_map, second = support_step(
+        series, gate_map, maps_, times_days, dem, rows, date_var
+    )
     del noise, noise_rows, projection, line_rows, line, cumulative, residual_maps, line_maps
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]

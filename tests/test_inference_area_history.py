@@ -1,0 +1,99 @@
+"""Each filled area's history in time (:mod:`insar_denoise.inference.area_history`)."""
+
+import numpy as np
+import pytest
+
+from insar_denoise.inference import area_history as ah
+from insar_denoise.inference import bilaplacian_support as bls
+from insar_denoise.inference.noise_prediction import HarmonicPredictor, harmonic_fill
+
+
+def _power_law(rng, n: int, size: int, beta: float = 3.5) -> np.ndarray:
+    """``n`` fields of ``size²`` px with spectrum ``k^-beta``, unit std."""
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
+    amp = np.where(k > 0, np.maximum(k, 1.0 / size) ** (-beta / 2.0), 0.0)
+    f = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, size, size)))).real
+    return f / f.std(axis=(1, 2), keepdims=True)
+
+
+def _bump(size: int, width: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size] - size / 2.0
+    return np.exp(-(xx**2 + yy**2) / (2.0 * width**2))
+
+
+def test_ramp_fit_finds_a_step_and_leaves_a_steady_history_alone():
+    rng = np.random.default_rng(0)
+    frac = np.linspace(0.0, 1.0, 36)
+    w = np.ones(36)
+    step = (frac > 0.6).astype(float) + 0.05 * rng.standard_normal(36)
+    ramp = ah.fit_ramp(step, frac, w)
+    assert ramp is not None and ramp.bic_gain > ah.MIN_BIC_GAIN
+    assert 0.55 < ramp.start_days <= ramp.end_days < 0.66
+    assert ramp.shape[0] == 0.0 and ramp.shape[-1] == 1.0
+    kept = 0
+    for _ in range(20):
+        steady = frac + 0.05 * rng.standard_normal(36)
+        found = ah.fit_ramp(steady, frac, w)
+        kept += found is None or found.bic_gain <= ah.MIN_BIC_GAIN
+    assert kept >= 18
+
+
+def test_shared_factorisation_is_the_single_fill():
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((40, 50))
+    hole = np.zeros(values.shape, bool)
+    hole[10:25, 12:30] = True
+    hole[30:35, 40:45] = True
+    predictor = HarmonicPredictor(hole)
+    assert predictor(values) == pytest.approx(harmonic_fill(values, hole), abs=1e-10)
+
+
+def _stack(history: np.ndarray, amplitude: float, seed: int):
+    """A bump with ``history`` under turbulence: ``(series input, noise maps, line map)``."""
+    rng = np.random.default_rng(seed)
+    size, n = 128, len(history)
+    bump = amplitude * _bump(size, 12.0)
+    delays = 1.5 * _power_law(rng, n, size)
+    referenced = history[:, None, None] * bump + delays - delays[0]
+    frac = np.linspace(0.0, 1.0, n)
+    coef = (frac - frac.mean()) / ((frac - frac.mean()) ** 2).sum()
+    line = np.tensordot(coef, referenced, axes=1)
+    signs = rng.choice([-1.0, 1.0], (16, n))
+    noise = np.stack([np.tensordot(coef * s, referenced - referenced.mean(0), 1) for s in signs])
+    return referenced, noise, line, bump
+
+
+@pytest.mark.parametrize("onset", [0.3, 0.5])
+def test_a_step_comes_back_at_its_size_where_the_line_overstates_it(onset):
+    n = 36
+    frac = np.linspace(0.0, 1.0, n)
+    history = (frac > onset).astype(float)
+    referenced, noise, line, bump = _stack(history, 16.0, seed=2)
+    maps = (noise, line, noise, line)
+    days = frac * 700.0
+    series = np.zeros_like(referenced, dtype=np.float32)
+    gate = np.zeros(bump.shape, np.float32)
+    plain, _, _ = bls.support_step(series.copy(), gate.copy(), maps, days)
+    rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
+    out, g, note = bls.support_step(series.copy(), gate, maps, days, None, rows, np.ones(n))
+    c = bump.shape[0] // 2
+    assert note["ramps"] and abs(note["ramps"][0]["ramp_start_days"] - onset * 700) < 60
+    # the straight line overstates a step at f by 6 f (1 - f): 1.26 at 0.3, 1.5 at 0.5
+    assert plain[-1, c, c] - plain[0, c, c] > 1.15 * 16.0
+    assert out[-1, c, c] - out[0, c, c] == pytest.approx(16.0, rel=0.1)
+    before = frac < onset - 0.1
+    assert np.abs(out[before, c, c] - out[0, c, c]).max() < 1.5
+
+
+def test_steady_motion_keeps_the_straight_line():
+    n = 36
+    frac = np.linspace(0.0, 1.0, n)
+    referenced, noise, line, bump = _stack(frac, 16.0, seed=4)
+    maps = (noise, line, noise, line)
+    series = np.zeros_like(referenced, dtype=np.float32)
+    gate = np.zeros(bump.shape, np.float32)
+    rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
+    out, _, note = bls.support_step(series, gate, maps, frac * 700.0, None, rows, np.ones(n))
+    assert note["filled_pixels"] > 0 and note["ramps"] == []
+    c = bump.shape[0] // 2
+    assert out[:, c, c] - out[0, c, c] == pytest.approx(frac * (out[-1, c, c] - out[0, c, c]))
