@@ -97,3 +97,30 @@ def test_steady_motion_keeps_the_straight_line():
     assert note["filled_pixels"] > 0 and note["ramps"] == []
     c = bump.shape[0] // 2
     assert out[:, c, c] - out[0, c, c] == pytest.approx(frac * (out[-1, c, c] - out[0, c, c]))
+
+
+def test_pixels_missing_dates_use_their_own_dates():
+    n = 36
+    frac = np.linspace(0.0, 1.0, n)
+    history = (frac > 0.5).astype(float)
+    referenced, noise, line, bump = _stack(history, 16.0, seed=2)
+    c = bump.shape[0] // 2
+    gappy = referenced.copy()
+    gappy[22:, c - 6 : c + 6, c - 6 : c + 6] = np.nan  # a patch missing its last 14 dates
+    maps = (noise, line, noise, line)
+    series = np.zeros_like(referenced, dtype=np.float32)
+    gate = np.zeros(bump.shape, np.float32)
+    rows = lambda t, a, b: gappy[t, a:b]  # noqa: E731
+    out, _, note = bls.support_step(series, gate, maps, frac * 700.0, None, rows, np.ones(n))
+    assert note["ramps"] and np.isfinite(out).all()
+    assert out[-1, c, c] - out[0, c, c] == pytest.approx(16.0, rel=0.1)
+
+
+def test_pixel_coefficients_skip_missing_dates():
+    shape = np.r_[np.zeros(5), np.ones(5)]
+    px = np.outer(shape, [2.0, 3.0]) + 7.0
+    px[1, 0] = px[8, 1] = np.nan
+    got = ah.pixel_coefficients(px, shape, np.ones(10))
+    assert got == pytest.approx([2.0, 3.0])
+    px[5:, 0] = np.nan  # only the dates before the step: no coefficient
+    assert np.isnan(ah.pixel_coefficients(px, shape, np.ones(10))[0])

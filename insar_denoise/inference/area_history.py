@@ -113,9 +113,11 @@ class _DateResidual:
         self.predict = HarmonicPredictor(unknown, near=keep)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        x = np.where(self.keep | self.outside, np.nan_to_num(np.asarray(image, np.float64)), 0.0)
+        """The pixels ``keep`` (NaN where the date is missing)."""
+        raw = np.asarray(image, np.float64)
+        x = np.where(self.keep | self.outside, np.nan_to_num(raw), 0.0)
         x = x - self.basis @ (self.fit @ x[self.outside])
-        return (x - self.predict(x))[self.keep]
+        return np.where(np.isfinite(raw), x - self.predict(x), np.nan)[self.keep]
 
 
 def area_ramps(
@@ -132,33 +134,49 @@ def area_ramps(
     to the first date; ``unknown``: the pixels the noise prediction leaves out (``outside``:
     the pixels it is made from); ``noise scale``: the ramp coefficient's noise std over
     the line's (white date noise)."""
+    h, w = new.shape
+    n = len(times_days)
+    # pixels missing on some dates are predicted, not used, and read on their own dates only
+    complete = np.ones((h, w), bool)
+    for t in range(n):
+        complete &= np.isfinite(np.asarray(rows(t, 0, h)))
     labels, n_areas = ndimage.label(new)
-    sizes = ndimage.sum_labels(new, labels, np.arange(1, n_areas + 1))
+    sizes = ndimage.sum_labels(new & complete, labels, np.arange(1, n_areas + 1))
     big = [k + 1 for k in range(n_areas) if sizes[k] >= MIN_AREA_PX]
     if not big:
         return []
     keep = np.isin(labels, big)
-    residual = _DateResidual(unknown, outside, keep, dem)
-    h, w = new.shape
-    n = len(times_days)
+    residual = _DateResidual(unknown | ~complete, outside & complete, keep, dem)
     days = np.asarray(times_days, np.float64)
     frac = (days - days[0]) / float(days[-1] - days[0])
     weights = 1.0 / np.asarray(date_var, np.float64)
     dates = np.stack([residual(rows(t, 0, h)) for t in range(n)]).astype(np.float32)
-    lab = labels[keep]
+    lab, whole = labels[keep], complete[keep]
     out = []
     for k in big:
         px = dates[:, lab == k].astype(np.float64)
-        history = _split_half_history(px, frac, weights)
+        history = _split_half_history(px[:, whole[lab == k]], frac, weights)
         ramp = fit_ramp(history, frac, weights, float(days[-1] - days[0]))
         if ramp is None or ramp.bic_gain <= MIN_BIC_GAIN:
             continue
-        coef_ramp = _coefficients(ramp.shape, weights)
-        cumulative = coef_ramp @ px
         var = 1.0 / weights
-        scale = np.sqrt((coef_ramp**2 @ var) / (_coefficients(frac, weights) ** 2 @ var))
-        out.append((labels == k, ramp, cumulative, float(scale)))
+        line_var = _coefficients(frac, weights) ** 2 @ var
+        scale = np.sqrt((_coefficients(ramp.shape, weights) ** 2 @ var) / line_var)
+        out.append((labels == k, ramp, pixel_coefficients(px, ramp.shape, weights), float(scale)))
     return out
+
+
+def pixel_coefficients(px: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each pixel's weighted least-squares coefficient on ``shape`` with an offset, from its
+    finite dates only (``px (T, N)``, NaN where a date is missing); NaN where its dates do
+    not span the shape."""
+    ok = np.isfinite(px)
+    w = np.where(ok, weights[:, None], 0.0)
+    total = np.maximum(w.sum(axis=0), 1e-30)
+    centred = shape[:, None] - (w * shape[:, None]).sum(axis=0) / total
+    denom = (w * centred**2).sum(axis=0)
+    num = (w * centred * np.where(ok, px, 0.0)).sum(axis=0)
+    return np.where(denom > 1e-12, num / np.where(denom > 1e-12, denom, 1.0), np.nan)
 
 
 def _coefficients(shape: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -253,7 +253,7 @@ def support_step(
             rows, found.new, found.unknown, found.outside, dem, days, date_var
         ):
             values = np.zeros((h, w))
-            values[area] = cumulative
+            values[area] = np.where(np.isfinite(cumulative), cumulative, estimate[area])
             smooth = edge_kept_smoothing(values, area, found.line_noise * np.float32(scale))
             estimate = np.where(area, smooth, estimate)
             shapes.append(ramp.shape)
