@@ -2,23 +2,11 @@
 
 import numpy as np
 import pytest
+from random_fields import gaussian_bump, power_law
 
 from insar_denoise.inference import area_history as ah
 from insar_denoise.inference import bilaplacian_support as bls
 from insar_denoise.inference.noise_prediction import HarmonicPredictor, harmonic_fill
-
-
-def _power_law(rng, n: int, size: int, beta: float = 3.5) -> np.ndarray:
-    """``n`` fields of ``size²`` px with spectrum ``k^-beta``, unit std."""
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
-    amp = np.where(k > 0, np.maximum(k, 1.0 / size) ** (-beta / 2.0), 0.0)
-    f = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, size, size)))).real
-    return f / f.std(axis=(1, 2), keepdims=True)
-
-
-def _bump(size: int, width: float) -> np.ndarray:
-    yy, xx = np.mgrid[:size, :size] - size / 2.0
-    return np.exp(-(xx**2 + yy**2) / (2.0 * width**2))
 
 
 def test_ramp_fit_finds_a_step_and_leaves_a_steady_history_alone():
@@ -52,8 +40,8 @@ def _stack(history: np.ndarray, amplitude: float, seed: int):
     """A bump with ``history`` under turbulence: ``(series input, noise maps, line map)``."""
     rng = np.random.default_rng(seed)
     size, n = 128, len(history)
-    bump = amplitude * _bump(size, 12.0)
-    delays = 1.5 * _power_law(rng, n, size)
+    bump = amplitude * gaussian_bump(size, 12.0)
+    delays = 1.5 * power_law(rng, n, size)
     referenced = history[:, None, None] * bump + delays - delays[0]
     frac = np.linspace(0.0, 1.0, n)
     coef = (frac - frac.mean()) / ((frac - frac.mean()) ** 2).sum()

@@ -2,21 +2,9 @@
 
 import numpy as np
 import pytest
+from random_fields import gaussian_bump, power_law
 
 from insar_denoise.inference import bilaplacian_support as bls
-
-
-def _power_law(rng, n: int, size: int, beta: float = 3.5) -> np.ndarray:
-    """``n`` fields of ``size²`` px with spectrum ``k^-beta``, unit std."""
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
-    amp = np.where(k > 0, np.maximum(k, 1.0 / size) ** (-beta / 2.0), 0.0)
-    f = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, size, size)))).real
-    return f / f.std(axis=(1, 2), keepdims=True)
-
-
-def _bump(size: int, width: float) -> np.ndarray:
-    yy, xx = np.mgrid[:size, :size] - size / 2.0
-    return np.exp(-(xx**2 + yy**2) / (2.0 * width**2))
 
 
 def _maps(stat: np.ndarray, noise: np.ndarray) -> tuple:
@@ -35,8 +23,8 @@ def test_harmonic_fill_reproduces_a_plane():
 def test_broad_bump_under_steep_turbulence_comes_back_whole():
     rng = np.random.default_rng(3)
     size = 192
-    fields = 2.0 * _power_law(rng, 17, size)
-    truth = 6.0 * _bump(size, 14.0)
+    fields = 2.0 * power_law(rng, 17, size)
+    truth = 6.0 * gaussian_bump(size, 14.0)
     stat = fields[0] + truth
     gate = np.zeros((size, size), np.float32)
     new, estimate, zmax = bls.new_supports(gate, _maps(stat, fields[1:]), (size, size))
@@ -55,7 +43,7 @@ def test_turbulence_alone_adds_nothing():
     size = 192
     hits = 0
     for _ in range(4):
-        fields = 2.0 * _power_law(rng, 17, size)
+        fields = 2.0 * power_law(rng, 17, size)
         gate = np.zeros((size, size), np.float32)
         new, _, zmax = bls.new_supports(gate, _maps(fields[0], fields[1:]), (size, size))
         hits += new is not None
@@ -66,8 +54,8 @@ def test_turbulence_alone_adds_nothing():
 def test_step_fills_a_straight_line_and_opens_the_gate():
     rng = np.random.default_rng(3)
     size, n_dates = 192, 6
-    fields = 2.0 * _power_law(rng, 17, size)
-    stat = fields[0] + 6.0 * _bump(size, 14.0)
+    fields = 2.0 * power_law(rng, 17, size)
+    stat = fields[0] + 6.0 * gaussian_bump(size, 14.0)
     series = np.zeros((n_dates, size, size), np.float32)
     gate = np.zeros((size, size), np.float32)
     days = np.array([0.0, 12, 24, 36, 48, 60])
@@ -116,10 +104,10 @@ def test_smoothing_keeps_a_sharp_step_the_noise_cannot_make():
 def test_supports_covering_most_of_the_scene_are_not_filled():
     rng = np.random.default_rng(4)
     size = 96
-    fields = 0.2 * _power_law(rng, 17, size)
+    fields = 0.2 * power_law(rng, 17, size)
     gate = np.zeros((size, size), np.float32)
     gate[:, : int(0.8 * size)] = 1.0  # the gate alone leaves a fifth of the scene outside
-    stat = fields[0] + 8.0 * _bump(size, 5.0)
+    stat = fields[0] + 8.0 * gaussian_bump(size, 5.0)
     new, estimate, zmax = bls.new_supports(gate, _maps(stat, fields[1:]), (size, size))
     assert max(zmax.values()) > bls.THRESHOLD  # detected, but nothing to predict the noise from
     assert new is None and estimate is None
@@ -133,9 +121,9 @@ def test_short_stacks_detect_on_the_straight_line():
     # widens what the straight line's map detects
     rng = np.random.default_rng(3)
     size = 192
-    fields = 2.0 * _power_law(rng, 17, size)
+    fields = 2.0 * power_law(rng, 17, size)
     gate = np.zeros((size, size), np.float32)
-    bump = 10.0 * _bump(size, 14.0)
+    bump = 10.0 * gaussian_bump(size, 14.0)
     alone = (fields[1:], fields[0] + bump, fields[1:], fields[0])
     long_stack = bls.new_supports(gate, alone, (size, size), n_dates=36)
     short_stack = bls.new_supports(gate, alone, (size, size), n_dates=9)
