@@ -112,3 +112,14 @@ def test_pixel_coefficients_skip_missing_dates():
     assert got == pytest.approx([2.0, 3.0])
     px[5:, 0] = np.nan  # only the dates before the step: no coefficient
     assert np.isnan(ah.pixel_coefficients(px, shape, np.ones(10))[0])
+
+
+def test_short_stacks_and_repeated_days_keep_the_line_or_a_finite_ramp():
+    w4 = np.ones(ah.MIN_DATES - 1)
+    assert (
+        ah.fit_ramp(np.r_[0.0, 0.0, 1.0, 1.0, 1.0][: len(w4)], np.linspace(0, 1, len(w4)), w4)
+        is None
+    )
+    frac = np.r_[0.0, 0.1, 0.2, 0.5, 0.5, 0.8, 0.9, 1.0]  # two acquisitions on one day
+    ramp = ah.fit_ramp((frac >= 0.5).astype(float), frac, np.ones(8))
+    assert ramp is not None and np.isfinite(ramp.shape).all()

@@ -39,6 +39,8 @@ MIN_AREA_PX = 200
 MIN_BIC_GAIN = 6.0
 #: ramp knots are searched over at most this many dates (evenly spread over the stack)
 MAX_KNOTS = 64
+#: shorter stacks keep the straight line (a ramp and two offsets would leave too few dates)
+MIN_DATES = 6
 
 
 @dataclass
@@ -62,8 +64,10 @@ class Ramp:
 
 
 def ramp_basis(frac: np.ndarray, start: int, end: int) -> np.ndarray:
-    """``ramp(t)``: 0 up to date ``start``, 1 from date ``end``, linear in time between."""
-    return np.clip((frac - frac[start]) / (frac[end] - frac[start]), 0.0, 1.0)
+    """``ramp(t)``: 0 up to date ``start``, 1 from date ``end``, linear in time between (a
+    step when both fall on the same day)."""
+    width = max(float(frac[end] - frac[start]), 1e-12)
+    return np.clip((frac - frac[start]) / width, 0.0, 1.0)
 
 
 def _residual(columns: np.ndarray, offsets: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -80,6 +84,8 @@ def fit_ramp(
     ``span_days``; one offset per half, odd and even dates) with its BIC gain over the
     straight line; None when no ramp is better than the line."""
     n = len(history)
+    if n < MIN_DATES:
+        return None
     even = (np.arange(n) % 2 == 0).astype(np.float64)
     offsets = np.c_[even, 1.0 - even]
     knots = np.unique(np.linspace(0, n - 1, min(n, MAX_KNOTS)).round().astype(int))
