@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from insar_denoise.inference.area_history import area_ramps
 from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
 from insar_denoise.inference.significance import date_level, fit_segments
 from insar_denoise.inference.strips import row_strips
@@ -247,8 +248,6 @@ def support_step(
     estimate = found.estimate
     ramps = []
     if rows is not None and date_var is not None:
-        from insar_denoise.inference.area_history import area_ramps
-
         for area, ramp, cumulative, scale in area_ramps(
             rows, found.new, found.unknown, found.outside, dem, days, date_var
         ):
@@ -264,9 +263,9 @@ def support_step(
     for t in range(n):
         level = date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
-            rows_ = np.asarray(series[t, a:b])
-            line = (level + shape_of[:, t][which[a:b]] * estimate[a:b]).astype(rows_.dtype)
-            series[t, a:b] = np.where(new[a:b], line, rows_)
+            current = np.asarray(series[t, a:b])
+            filled = level + shape_of[:, t][which[a:b]] * estimate[a:b]
+            series[t, a:b] = np.where(new[a:b], filled.astype(current.dtype), current)
     if isinstance(gate_map, np.ndarray):
         gate_map = np.where(new, np.float32(1.0), gate_map).astype(np.float32)
     else:
