@@ -238,3 +238,18 @@ def test_gate_is_the_same_on_one_thread_or_two(monkeypatch):
         assert np.array_equal(a, b, equal_nan=True)
     for a, b in zip(one_group, two_serial, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_signal_broader_than_the_scene_opens_the_gate_everywhere():
+    rng = np.random.default_rng(4)
+    n = 128
+    noise = rng.normal(0.0, 1.0, (16, n, n)).astype(np.float32)
+    yy, xx = np.mgrid[:n, :n]
+    cum = rng.normal(0.0, 1.0, (n, n)).astype(np.float32)
+    broad = 1.0 * np.exp(-((yy - 64.0) ** 2 + (xx - 64.0) ** 2) / (2 * 40.0**2))
+    narrow = 3.0 * np.exp(-((yy - 64.0) ** 2 + (xx - 64.0) ** 2) / (2 * 8.0**2))
+    g_broad = gate((cum + broad).astype(np.float32), noise)[0]
+    g_narrow = gate((cum + narrow).astype(np.float32), noise)[0]
+    assert g_broad.min() == 1.0  # 0.87 of the scene detected: no pixel set to its level
+    assert 0.0 < (g_narrow > 0.5).mean() < significance.WHOLE_SCENE_SHARE
+    assert g_narrow.min() == 0.0
