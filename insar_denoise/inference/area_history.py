@@ -142,12 +142,15 @@ def area_ramps(
     the line's (white date noise)."""
     h, w = new.shape
     n = len(times_days)
+    labels, n_areas = ndimage.label(new)
+    index = np.arange(1, n_areas + 1)
+    if not (ndimage.sum_labels(new, labels, index) >= MIN_AREA_PX).any():
+        return []  # no area large enough: the stack is not read
     # pixels missing on some dates are predicted, not used, and read on their own dates only
     complete = np.ones((h, w), bool)
     for t in range(n):
         complete &= np.isfinite(np.asarray(rows(t, 0, h)))
-    labels, n_areas = ndimage.label(new)
-    sizes = ndimage.sum_labels(new & complete, labels, np.arange(1, n_areas + 1))
+    sizes = ndimage.sum_labels(new & complete, labels, index)
     big = [k + 1 for k in range(n_areas) if sizes[k] >= MIN_AREA_PX]
     if not big:
         return []
@@ -156,6 +159,8 @@ def area_ramps(
     days = np.asarray(times_days, np.float64)
     frac = (days - days[0]) / float(days[-1] - days[0])
     weights = 1.0 / np.asarray(date_var, np.float64)
+    var = np.asarray(date_var, np.float64)
+    line_var = _coefficients(frac, weights) ** 2 @ var
     dates = np.stack([residual(rows(t, 0, h)) for t in range(n)]).astype(np.float32)
     lab, whole = labels[keep], complete[keep]
     out = []
@@ -165,8 +170,6 @@ def area_ramps(
         ramp = fit_ramp(history, frac, weights, float(days[-1] - days[0]))
         if ramp is None or ramp.bic_gain <= MIN_BIC_GAIN:
             continue
-        var = 1.0 / weights
-        line_var = _coefficients(frac, weights) ** 2 @ var
         scale = np.sqrt((_coefficients(ramp.shape, weights) ** 2 @ var) / line_var)
         out.append((labels == k, ramp, pixel_coefficients(px, ramp.shape, weights), float(scale)))
     return out
