@@ -61,9 +61,10 @@ RELIEF_SCALE = 1.0
 LINE_WHERE_LINEAR: float | None = None
 
 
-def capture(split: str, store: Path, n: int = 84) -> None:
-    """Run the engine on scenes ``0..n-1`` of ``split`` and store the inputs of its gated
-    finish (:func:`insar_denoise.inference.stack_path.gated_finish`)."""
+def capture(split: str, store: Path, n: int = 84, model_name: str = "default") -> None:
+    """Run the engine (``model_name``: a packaged model or a file) on scenes ``0..n-1`` of
+    ``split`` and store the inputs of its gated finish
+    (:func:`insar_denoise.inference.stack_path.gated_finish`)."""
     store.mkdir(parents=True, exist_ok=True)
     got: dict = {}
     finish_orig = sp.gated_finish
@@ -75,7 +76,7 @@ def capture(split: str, store: Path, n: int = 84) -> None:
         return finish_orig(series, referenced, dem, days, date_var, segments, maps)
 
     sp.gated_finish = keep
-    model = load_model("default")
+    model = load_model(model_name)
     try:
         for spec in design(n, 0, split):
             got.clear()
@@ -298,11 +299,12 @@ def main() -> None:
     ap.add_argument("--seeded", type=float, help="second-pass threshold, broad Gaussians")
     ap.add_argument("--relief-scale", type=float, default=1.0, help="relief terms x this")
     ap.add_argument("--project-relief", action="store_true", help="flagged scenes: terms out")
+    ap.add_argument("--model", default="default", help="capture: a packaged model or a file")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.what == "capture":
-        capture(args.split, args.store, args.n)
+        capture(args.split, args.store, args.n, args.model)
         return
     sig.FILTER_THRESHOLDS = parse_thresholds(args.thresholds)
     global PROJECT_RELIEF, SEEDED, LINE_WHERE_LINEAR, RELIEF_SCALE

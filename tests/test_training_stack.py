@@ -79,6 +79,25 @@ def test_difference_loss_is_the_mean_squared_neighbour_step():
     assert float(_difference_loss(step, m)) == 0.0
 
 
+def test_gain_loss_is_the_squared_shortfall_of_strong_examples_only():
+    from insar_denoise.training.stack import _gain_loss
+
+    y, x = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    bump = torch.exp(-((x - 3.5) ** 2 + (y - 3.5) ** 2) / 6.0) * 10.0  # RMS about 3.3 mm
+    truth = torch.stack([bump, bump * 0.01])  # the second stands out of no noise
+    m = torch.ones(2, 8, 8)
+    scale = torch.tensor([1.0, 1.0])
+    # gain 0.6 on the strong example, any offset: (1 - 0.6)^2; the weak one is not counted
+    out = torch.stack([0.6 * bump + 5.0, torch.zeros(8, 8)])
+    assert float(_gain_loss(out, truth, m, scale, 0.5)) == pytest.approx(0.16, rel=1e-5)
+    assert float(_gain_loss(truth + 3.0, truth, m, scale, 0.5)) == pytest.approx(0.0, abs=1e-9)
+    # noise on the output that is orthogonal to the truth leaves the gain at 1
+    noise = torch.stack([torch.sign(x - 3.5) * torch.sign(y - 3.5), torch.zeros(8, 8)])
+    assert float(_gain_loss(truth + noise, truth, m, scale, 0.5)) == pytest.approx(0.0, abs=1e-9)
+    # with a larger noise scale no example is strong enough: no term
+    assert float(_gain_loss(out, truth, m, scale * 100.0, 0.5)) == 0.0
+
+
 def test_losses_are_finite_and_zero_head_gives_the_projection_error():
     batch = draw(TINY, torch.Generator().manual_seed(2), 2)
     from insar_denoise.models.stack_denoiser import StackDenoiser
