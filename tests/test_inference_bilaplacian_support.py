@@ -51,6 +51,19 @@ def test_turbulence_alone_adds_nothing():
     assert hits == 0
 
 
+def test_a_gate_area_no_support_reaches_loses_the_atmosphere_around_it():
+    rng = np.random.default_rng(5)
+    size = 192
+    fields = 2.0 * power_law(rng, 17, size)  # no support here (the test above)
+    gate = np.zeros((size, size), np.float32)
+    gate[80:100, 60:84] = 1.0  # a patch of atmosphere the gate let through
+    new, estimate, _ = bls.new_supports(gate, _maps(fields[0], fields[1:]), (size, size))
+    assert new is not None and new[80:100, 60:84].all() and new.sum() == 20 * 24
+    raw = fields[0] - np.median(fields[0])
+    # the atmosphere predicted from around the patch is removed: a third of it is left
+    assert np.abs(estimate[new]).mean() < np.abs(raw[new]).mean() / 3.0
+
+
 def test_step_fills_a_straight_line_and_opens_the_gate():
     rng = np.random.default_rng(3)
     size, n_dates = 192, 6
