@@ -133,6 +133,26 @@ def test_noise_sd_is_the_cumulative_noise_and_sets_the_band_floors():
             np.testing.assert_allclose(f95[passed], BAND_IN_95 * noise_sd[passed], rtol=1e-5)
 
 
+def test_an_opened_gate_takes_the_wider_open_factors_everywhere():
+    import dask.array as da
+
+    from insar_denoise.inference.significance import BAND_OPEN_68, BAND_OPEN_95, gate_opened
+
+    noise_sd = np.random.default_rng(0).uniform(1.0, 3.0, (20, 30)).astype(np.float32)
+    opened = np.ones((20, 30), np.float32)
+    partial = opened.copy()
+    partial[:, :3] = 0.5
+    assert gate_opened(opened) and gate_opened(da.from_array(opened, chunks=10))
+    assert not gate_opened(partial) and not gate_opened(da.from_array(partial, chunks=10))
+    f68, f95 = band_floors(opened, noise_sd, opened=True)
+    np.testing.assert_allclose(f68, BAND_OPEN_68 * noise_sd)
+    np.testing.assert_allclose(f95, BAND_OPEN_95 * noise_sd)
+    # wider than where a gate passes in part: the map there is the network's, whole
+    assert BAND_OPEN_68 > BAND_IN_68 and BAND_OPEN_95 > BAND_IN_95
+    in_gate = band_floors(opened, noise_sd)[0]
+    np.testing.assert_allclose(in_gate, BAND_IN_68 * noise_sd)
+
+
 def test_a_creep_step_under_correlated_atmosphere_passes_through_the_band_passes(monkeypatch):
     """Atmosphere correlated over ~10 px hides a 14 mm step from every Gaussian; across the
     step it cancels, so the band-passes find it (and nothing when their per-filter

@@ -43,6 +43,7 @@ from insar_denoise.inference.significance import (
     band_floors,
     extent,
     gate_noise_maps,
+    gate_opened,
     gate_series,
     hat_matrix,
 )
@@ -262,7 +263,8 @@ def _add_maps(
     the valid area, the default reference; ``detection``: that median when streamed). With
     the significance gate (``gate_maps``: the gate and the cumulative's noise std), the bands
     are at least :func:`.significance.band_floors`: multiples of that noise std, larger where
-    the gate is off (the output is zero there; a signal under the detection limit may be)."""
+    the gate is off (the output is zero there; a signal under the detection limit may be)
+    and where it opened everywhere (the network's map is returned whole)."""
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     detect_mm = float(meta.get("detect_mm", 1.0))
     coords = out["cumulative_deformation"].coords
@@ -270,7 +272,7 @@ def _add_maps(
     long68 = "1-sigma uncertainty of the cumulative deformation (68 % half-width)"
     u68, u95 = sigma * float(cal["k68"]), sigma * float(cal["k95"])
     if gate_maps is not None:
-        f68, f95 = band_floors(*gate_maps)
+        f68, f95 = band_floors(*gate_maps, opened=gate_opened(gate_maps[0]))
         u68, u95 = np.fmax(u68, f68), np.fmax(u95, f95)
     out["uncertainty"] = xr.DataArray(
         u68, coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
