@@ -108,15 +108,15 @@ def fit_ramp(
 
 
 class _DateResidual:
-    """A date less its elevation fit (on ``outside``) and the noise predicted into the areas
+    """A date less its elevation fit (on ``outside``) and the noise predicted into the rest
     from ``outside`` (:class:`.noise_prediction.HarmonicPredictor`), read on the pixels
     ``keep``."""
 
-    def __init__(self, unknown: np.ndarray, outside: np.ndarray, keep: np.ndarray, dem) -> None:
+    def __init__(self, outside: np.ndarray, keep: np.ndarray, dem) -> None:
         self.keep, self.outside = keep, outside
         self.basis = elevation_basis(outside.shape, dem)
         self.fit = np.linalg.pinv(self.basis[outside])
-        self.predict = HarmonicPredictor(unknown, near=keep)
+        self.predict = HarmonicPredictor(~outside, near=keep)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """The pixels ``keep`` (NaN where the date is missing)."""
@@ -129,7 +129,6 @@ class _DateResidual:
 def area_ramps(
     rows,
     new: np.ndarray,
-    unknown: np.ndarray,
     outside: np.ndarray,
     dem,
     times_days: np.ndarray,
@@ -137,8 +136,8 @@ def area_ramps(
 ) -> list[tuple[np.ndarray, Ramp, np.ndarray, float]]:
     """``[(area, ramp, cumulative on the area, noise scale)]`` for each area of ``new`` whose
     history is a ramp rather than the straight line; ``rows(t, lo, hi)``: the input relative
-    to the first date; ``unknown``: the pixels the noise prediction leaves out (``outside``:
-    the pixels it is made from); ``noise scale``: the ramp coefficient's noise std over
+    to the first date; ``outside``: the pixels the noise prediction is made from (the rest
+    is predicted); ``noise scale``: the ramp coefficient's noise std over
     the line's (white date noise)."""
     h, w = new.shape
     n = len(times_days)
@@ -155,7 +154,7 @@ def area_ramps(
     if not big:
         return []
     keep = np.isin(labels, big)
-    residual = _DateResidual(unknown | ~complete, outside & complete, keep, dem)
+    residual = _DateResidual(outside & complete, keep, dem)
     days = np.asarray(times_days, np.float64)
     frac = (days - days[0]) / float(days[-1] - days[0])
     weights = 1.0 / np.asarray(date_var, np.float64)

@@ -149,13 +149,12 @@ def edge_kept_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray)
 @dataclass
 class Detection:
     """What :func:`detect` found: the pixels to fill (None: nothing), the straight line's
-    cumulative there, the largest ``z`` per map and scale, the pixels the noise prediction
-    leaves out and those it is made from, and the line's noise maps ``(n, H, W)``."""
+    cumulative there, the largest ``z`` per map and scale, the pixels the noise prediction is
+    made from (the rest is predicted), and the line's noise maps ``(n, H, W)``."""
 
     new: np.ndarray | None
     estimate: np.ndarray | None
     zmax: dict
-    unknown: np.ndarray | None = None
     outside: np.ndarray | None = None
     line_noise: np.ndarray | None = None
 
@@ -217,10 +216,9 @@ def detect(
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
         return Detection(None, None, zmax)
     lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
-    unknown = support | gate_on | ~ok
     line_noise = np.nan_to_num(stacks[1])
-    estimate = edge_kept_smoothing(lin - harmonic_fill(lin, unknown), new, line_noise)
-    return Detection(new, estimate, zmax, unknown, outside, line_noise)
+    estimate = edge_kept_smoothing(lin - harmonic_fill(lin, ~outside), new, line_noise)
+    return Detection(new, estimate, zmax, outside, line_noise)
 
 
 def support_step(
@@ -250,7 +248,7 @@ def support_step(
     ramps = []
     if rows is not None and date_var is not None:
         for area, ramp, cumulative, scale in area_ramps(
-            rows, found.new, found.unknown, found.outside, dem, days, date_var
+            rows, found.new, found.outside, dem, days, date_var
         ):
             values = np.zeros((h, w))
             values[area] = np.where(np.isfinite(cumulative), cumulative, estimate[area])
