@@ -14,7 +14,7 @@ T = 9 and T = 72, and their ratio. The ideal-observer SNR of both stacks comes f
 of the ratios over scenes whose 72-date SNR is >= 10 (``benchmarks/oracle_targets.py``: what
 the oracle scores on the target as binned).
 
-    python benchmarks/dates_paired.py   # ~10 min -> experiments/benchmarks/dates_paired.json
+    python benchmarks/dates_paired.py   # ~25 min -> experiments/benchmarks/dates_paired.json
 """
 
 from __future__ import annotations
