@@ -121,6 +121,46 @@ def test_engine_corrects_a_high_relief_stack_and_keeps_noise_plus_signal_equal_t
     total = out["noise"].values + out["deformation"].values
     fin = np.isfinite(referenced)
     np.testing.assert_allclose(total[fin], referenced[fin], atol=1e-3)
+    # the bands hold the kept trend's variance: ~8 mm of 1-sigma on the highest peaks (2.6
+    # km of relief), twice the scene's median band
+    from insar_denoise.inference.engine import times_in_days
+    from insar_denoise.inference.stack_runner import scene_date_variances
+
+    disp = ds["displacement"].transpose("time", "y", "x").values
+    dem = ds["dem"].values
+    var = scene_date_variances(disp.astype(np.float32), 64)
+    fix = stratification.plan(disp, dem, times_in_days(ds["time"].values), var, 4, 16)[0]
+    trend_var = np.asarray(fix.trend_variance(dem))
+    u68, u95 = out["uncertainty"].values, out["uncertainty_95"].values
+    band = np.isfinite(u68)
+    high = band & (trend_var > np.percentile(trend_var[band], 95))
+    assert np.sqrt(trend_var[high]).min() > 1.5 * np.nanmedian(u68)  # it matters there
+    assert np.all(u68[band] ** 2 >= trend_var[band] * (1 - 1e-4))
+    assert np.all(u95[band] ** 2 >= 1.96**2 * trend_var[band] * (1 - 1e-4))
+
+
+def test_trend_variance_is_that_of_the_kept_line_at_each_elevation(flag_all):
+    from insar_denoise.inference.relief_noise import realisation_terms
+
+    disp, dem, days = _stack(24, strat_mm_per_km=20.0, steady_mm_per_km=0.0)
+    fix = stratification.plan(disp, dem, days, np.ones(24, np.float32), 4, 16)[0]
+    # an independent estimate: many random-sign realisations of the line's span
+    # (the gate's own construction, relief_noise.realisation_terms) at each elevation
+    spread = fix.removed * np.sqrt(24 / 22)
+    terms = realisation_terms(spread, stratification.trend_weights(days), 40_000, seed=7)
+    z = (dem - fix.base_m) / 1000.0
+    z_ref = (np.median(dem) - fix.base_m) / 1000.0
+    var = np.asarray(fix.trend_variance(dem))
+    for pixel in np.argsort(dem.ravel())[:: dem.size // 7]:
+        zi = z.ravel()[pixel]
+        draws = terms[:, 0] * (zi - z_ref) + terms[:, 1] * (zi**2 - z_ref**2)
+        assert var.ravel()[pixel] == pytest.approx(np.mean(draws**2), rel=0.03, abs=1e-3)
+    assert var.ravel()[np.argmin(np.abs(dem - np.median(dem)))] < 1e-2 * var.max()
+    # the streamed path hands a dask DEM: the same map
+    import dask.array as da
+
+    lazy = fix.trend_variance(da.from_array(dem, chunks=32))
+    np.testing.assert_allclose(np.asarray(lazy.compute()), var, rtol=1e-6)
 
 
 def test_large_lazy_stacks_skip_the_correction_and_say_why(monkeypatch):

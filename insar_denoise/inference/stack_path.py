@@ -66,6 +66,9 @@ CORRECT_MAX_BYTES = 200_000_000
 BLOCK_MAX_PX = 512
 #: significance gate (:mod:`.significance`) instead of the Wiener step on the broad scales
 GATE = True
+#: two-sided 95 % quantile of a Gaussian: the kept stratification trend's variance enters the
+#: 95 % band scaled by its square
+Z95 = 1.96
 #: smaller scenes keep the Wiener step: the gate needs room for its largest scale
 GATE_MIN_PX = int(MIN_CELLS * max(extent(*f) for f in FILTERS))
 
@@ -101,7 +104,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     if second:
         attrs[SECOND_DETECTOR_ATTR] = json.dumps(second)
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
-    return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps)
+    trend_var = None if fix is None else fix.trend_variance(dem if lazy else np.asarray(dem))
+    return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps, trend_var)
 
 
 def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
@@ -257,14 +261,16 @@ def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noi
 
 
 def _add_maps(
-    out: xr.Dataset, meta: dict, sigma, detection, lazy: bool, gate_maps=None
+    out: xr.Dataset, meta: dict, sigma, detection, lazy: bool, gate_maps=None, trend_var=None
 ) -> xr.Dataset:
     """Add ``uncertainty``, ``uncertainty_95`` and ``detection`` (relative to the median of
     the valid area, the default reference; ``detection``: that median when streamed). With
     the significance gate (``gate_maps``: the gate and the cumulative's noise std), the bands
     are at least :func:`.significance.band_floors`: multiples of that noise std, larger where
     the gate is off (the output is zero there; a signal under the detection limit may be)
-    and where it opened everywhere (the network's map is returned whole)."""
+    and where it opened everywhere (the network's map is returned whole). ``trend_var``
+    (mm²): the variance of the stratification trend a corrected stack keeps
+    (:meth:`.stratification.Correction.trend_variance`), added to both bands in quadrature."""
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     detect_mm = float(meta.get("detect_mm", 1.0))
     coords = out["cumulative_deformation"].coords
@@ -274,6 +280,9 @@ def _add_maps(
     if gate_maps is not None:
         f68, f95 = band_floors(*gate_maps, opened=gate_opened(gate_maps[0]))
         u68, u95 = np.fmax(u68, f68), np.fmax(u95, f95)
+    if trend_var is not None:  # independent of the noise the bands hold: add the variances
+        u68 = (u68 * u68 + trend_var) ** 0.5
+        u95 = (u95 * u95 + Z95 * Z95 * trend_var) ** 0.5
     out["uncertainty"] = xr.DataArray(
         u68, coords=coords, dims=("y", "x"), attrs={**mm, "long_name": long68}
     )

@@ -51,12 +51,29 @@ STRAT_ATTR = "insar_denoise_stratification"
 class Correction:
     """A fitted correction: the removed per-date coefficients ``removed (T, 2)`` (mm/km,
     mm/km²; ``k'_t, q'_t``), the elevation ``base_m`` that ``z`` starts from, the gate's
-    terms ``terms (n, 2)`` and the relief check ``(ratio, mm)`` of the uncorrected stack."""
+    terms ``terms (n, 2)``, the relief check ``(ratio, mm)`` of the uncorrected stack and
+    ``span_cov (2, 2)``, the covariance of the kept trend's span ``(K, Q)``."""
 
     removed: np.ndarray
     base_m: float
     terms: np.ndarray
     relief: tuple[float, float]
+    span_cov: np.ndarray | None = None
+
+    def trend_variance(self, dem: Any) -> Any:
+        """Variance (mm², ``(H, W)``, numpy or dask as ``dem``) of the kept trend's
+        ``K z + Q z²`` at every pixel relative to the scene's median elevation: what the
+        cumulative may still hold of the stratification (0 where the elevation is NaN)."""
+        if self.span_cov is None:
+            return 0.0
+        step = max(1, int(np.ceil(max(dem.shape) / 512)))
+        sample = np.asarray(dem[::step, ::step], np.float64)
+        z_ref = (float(np.nanmedian(sample)) - self.base_m) / 1000.0
+        z = _zero_nan((dem - np.float32(self.base_m)) / np.float32(1000.0))
+        d1, d2 = z - np.float32(z_ref), z * z - np.float32(z_ref * z_ref)
+        (a, b), (_, c) = self.span_cov.astype(np.float32)
+        var = a * d1 * d1 + 2.0 * b * d1 * d2 + c * d2 * d2
+        return var * np.isfinite(dem)
 
     def delay(self, dem: Any) -> Any:
         """The removed delay ``k'_t z + q'_t z²`` (mm) of every date ``(T, H, W)``; ``dem``
@@ -150,8 +167,11 @@ def plan(
     coefs, base = date_coefficients(sub, sub_dem, 1)
     spread = detrended(coefs, times_days)  # k'_t, q'_t x sqrt(T / (T - 2))
     removed = spread / math.sqrt(n_dates / (n_dates - 2))
-    terms = realisation_terms(spread, trend_weights(times_days), n_realisations)
-    fix = Correction(removed, base, terms, relief)
+    weights = trend_weights(times_days)
+    terms = realisation_terms(spread, weights, n_realisations)
+    # the span of the fitted line, sum_t w_t c_t: its covariance from the dates' scatter
+    span_cov = (spread * weights[:, None] ** 2).T @ spread
+    fix = Correction(removed, base, terms, relief, span_cov)
     return fix, relief, fix.to_attr()
 
 
