@@ -169,7 +169,8 @@ def plan(
     removed = spread / math.sqrt(n_dates / (n_dates - 2))
     weights = trend_weights(times_days)
     terms = realisation_terms(spread, weights, n_realisations)
-    # the span of the fitted line, sum_t w_t c_t: its covariance from the dates' scatter
+    # the span of the fitted line, sum_t w_t c_t, has covariance sum_t w_t² Cov(c_t), each
+    # date's from its scatter about the line (Draper & Smith 1998, Applied Regression, 1.4)
     span_cov = (spread * weights[:, None] ** 2).T @ spread
     fix = Correction(removed, base, terms, relief, span_cov)
     return fix, relief, fix.to_attr()
