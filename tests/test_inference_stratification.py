@@ -137,6 +137,13 @@ def test_engine_corrects_a_high_relief_stack_and_keeps_noise_plus_signal_equal_t
     assert np.sqrt(trend_var[high]).min() > 1.5 * np.nanmedian(u68)  # it matters there
     assert np.all(u68[band] ** 2 >= trend_var[band] * (1 - 1e-4))
     assert np.all(u95[band] ** 2 >= 1.96**2 * trend_var[band] * (1 - 1e-4))
+    # and the run's relief warning says how large it gets
+    from insar_denoise.trust.qc import relief_findings
+
+    largest = json.loads(out.attrs[stratification.STRAT_ATTR])[stratification.TREND_SD_KEY]
+    assert largest == pytest.approx(np.sqrt(trend_var.max()), abs=0.01)
+    (finding,) = relief_findings(dict(out.attrs))
+    assert f"uncertain by up to {largest:.1f} mm (1 sigma)" in finding.message
 
 
 def test_trend_variance_is_that_of_the_kept_line_at_each_elevation(flag_all):

@@ -45,6 +45,8 @@ MIN_DATES = MIN_TREND_DATES
 SAMPLE_VALUES = 25_000_000
 #: result attribute: the correction (JSON), ``none`` or why it was not applied
 STRAT_ATTR = "insar_denoise_stratification"
+#: key of that note: the largest 1-sigma (mm) of the trend the correction keeps
+TREND_SD_KEY = "trend_sd_max_mm"
 
 
 @dataclass

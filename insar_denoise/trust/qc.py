@@ -165,7 +165,7 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
     """The ``relief`` finding from the relief check the engine recorded in a result's
     attributes (empty when it passed or did not run)."""
     from insar_denoise.inference import relief
-    from insar_denoise.inference.stratification import STRAT_ATTR
+    from insar_denoise.inference.stratification import STRAT_ATTR, TREND_SD_KEY
 
     try:
         ratio = float(attrs.get(relief.RELIEF_RATIO_ATTR, "nan"))
@@ -180,6 +180,12 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
             "; the date-to-date stratified delay was removed before the network (attribute "
             f"{STRAT_ATTR}), what follows the relief steadily in time was kept"
         )
+        sd = json.loads(attrs[STRAT_ATTR]).get(TREND_SD_KEY)
+        if sd is not None:
+            text += (
+                f", uncertain by up to {sd:.1f} mm (1 sigma) where the ground is highest or "
+                "lowest (included in the uncertainty bands)"
+            )
     return [QCWarning("relief", text, ratio)]
 
 
