@@ -104,20 +104,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     if second:
         attrs[SECOND_DETECTOR_ATTR] = json.dumps(second)
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
-    trend_var = None
-    if fix is not None:
-        trend_var = fix.trend_variance(dem if lazy else np.asarray(dem))
-        _note_trend(out.attrs, trend_var)
+    trend_var = None if fix is None else fix.trend_variance(dem if lazy else np.asarray(dem))
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps, trend_var)
-
-
-def _note_trend(attrs: dict, trend_var) -> None:
-    """Add the kept trend's largest 1-sigma (mm, at the highest or lowest ground) to the
-    correction's note (:data:`.stratification.STRAT_ATTR`), for the run's relief warning."""
-    largest = da.nanmax(trend_var).compute() if hasattr(trend_var, "dask") else trend_var.max()
-    note = json.loads(attrs[STRAT_ATTR])
-    note[stratification.TREND_SD_KEY] = round(float(np.sqrt(max(float(largest), 0.0))), 2)
-    attrs[STRAT_ATTR] = json.dumps(note)
 
 
 def _note_relief(attrs: dict, ratio: float, mm: float) -> None:

@@ -54,23 +54,22 @@ class Correction:
     """A fitted correction: the removed per-date coefficients ``removed (T, 2)`` (mm/km,
     mm/km²; ``k'_t, q'_t``), the elevation ``base_m`` that ``z`` starts from, the gate's
     terms ``terms (n, 2)``, the relief check ``(ratio, mm)`` of the uncorrected stack and
-    ``span_cov (2, 2)``, the covariance of the kept trend's span ``(K, Q)``."""
+    ``span_cov (2, 2)``, the covariance of the kept trend's span ``(K, Q)``, the median
+    elevation ``median_m`` (m) and that trend's largest 1-sigma over the scene (mm)."""
 
     removed: np.ndarray
     base_m: float
     terms: np.ndarray
     relief: tuple[float, float]
-    span_cov: np.ndarray | None = None
+    span_cov: np.ndarray
+    median_m: float
+    trend_sd_max_mm: float = float("nan")
 
     def trend_variance(self, dem: Any) -> Any:
         """Variance (mm², ``(H, W)``, numpy or dask as ``dem``) of the kept trend's
-        ``K z + Q z²`` at every pixel relative to the scene's median elevation: what the
-        cumulative may still hold of the stratification (0 where the elevation is NaN)."""
-        if self.span_cov is None:
-            return 0.0
-        step = max(1, int(np.ceil(max(dem.shape) / 512)))
-        sample = np.asarray(dem[::step, ::step], np.float64)
-        z_ref = (float(np.nanmedian(sample)) - self.base_m) / 1000.0
+        ``K z + Q z²`` at every pixel relative to the median elevation: what the cumulative
+        may still hold of the stratification (0 where the elevation is NaN)."""
+        z_ref = (self.median_m - self.base_m) / 1000.0
         z = _zero_nan((dem - np.float32(self.base_m)) / np.float32(1000.0))
         d1, d2 = z - np.float32(z_ref), z * z - np.float32(z_ref * z_ref)
         (a, b), (_, c) = self.span_cov.astype(np.float32)
@@ -95,7 +94,7 @@ class Correction:
 
     def to_attr(self) -> str:
         """The JSON written to :data:`STRAT_ATTR`: the std of the removed coefficients and of
-        the terms the gate's noise maps gained."""
+        the terms the gate's noise maps gained, and the kept trend's largest 1-sigma."""
         sd = self.removed.std(axis=0)
         td = np.sqrt(np.mean(self.terms**2, axis=0))
         return json.dumps(
@@ -105,6 +104,7 @@ class Correction:
                 "trend_k_sd_mm_per_km": round(float(td[0]), 3),
                 "trend_q_sd_mm_per_km2": round(float(td[1]), 3),
                 "base_m": round(self.base_m, 1),
+                TREND_SD_KEY: round(self.trend_sd_max_mm, 2),
             }
         )
 
@@ -174,7 +174,8 @@ def plan(
     # the span of the fitted line, sum_t w_t c_t, has covariance sum_t w_t² Cov(c_t), each
     # date's from its scatter about the line (Draper & Smith 1998, Applied Regression, 1.4)
     span_cov = (spread * weights[:, None] ** 2).T @ spread
-    fix = Correction(removed, base, terms, relief, span_cov)
+    fix = Correction(removed, base, terms, relief, span_cov, float(np.nanmedian(sub_dem)))
+    fix.trend_sd_max_mm = float(np.sqrt(np.max(fix.trend_variance(sub_dem))))
     return fix, relief, fix.to_attr()
 
 
