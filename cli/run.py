@@ -86,6 +86,14 @@ from insar_denoise.methods import METHODS
     "also deletes deformation broader than the scene (bowls, inflation, interseismic).",
 )
 @click.option(
+    "--fix-unwrapping/--no-fix-unwrapping",
+    default=True,
+    show_default=True,
+    help="Remove unwrapping errors of single dates first (regions offset by whole half "
+    "wavelengths on one date only; stacks of 12 dates or more, whole-stack models). The "
+    "removed jumps are listed in the output's insar_denoise_unwrapping attribute.",
+)
+@click.option(
     "--ref-yx",
     nargs=2,
     type=int,

@@ -36,6 +36,8 @@ class RunOptions:
     sigma_px, lam : Gaussian sigma (px) of ``filter``/``best``; second-difference weight of
         the window combination (None: the engine's defaults).
     deramp : remove each date's least-squares plane first.
+    fix_unwrapping : remove unwrapping errors of single dates first (whole-stack models,
+        stacks of at least 12 dates; :mod:`insar_denoise.inference.unwrapping`).
     min_valid_dates : dates a pixel must be valid on to be kept (None: engine default).
     ref_yx, ref_lalo, ref_area : the spatial reference (pixel, WGS 84 point, box rows/cols).
     reference : ``"auto"`` (a ``ref_*`` option, else the input's own, else the valid-area
@@ -61,6 +63,7 @@ class RunOptions:
     sigma_px: float | None = None
     lam: float | None = None
     deramp: bool = False
+    fix_unwrapping: bool = True
     min_valid_dates: int | None = None
     ref_yx: tuple[int, int] | None = None
     ref_lalo: tuple[float, float] | None = None
@@ -117,6 +120,7 @@ ENGINE_OPTIONS = (
     "sigma_px",
     "lam",
     "deramp",
+    "fix_unwrapping",
     "min_valid_dates",
 )
 REFERENCE_OPTIONS = ("ref_yx", "ref_lalo", "ref_area")
@@ -136,6 +140,7 @@ FILE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "chunk": (int,),
     "sigma_px": (int, float),
     "deramp": (bool,),
+    "fix_unwrapping": (bool,),
     "min_valid_dates": (int,),
     "ref_yx": (list, tuple),
     "ref_lalo": (list, tuple),

@@ -70,6 +70,7 @@ def denoise_dataset(
     lam: float = DEFAULT_LAMBDA,
     deramp: bool = False,
     min_valid_dates: int | None = None,
+    fix_unwrapping: bool = True,
 ) -> xr.Dataset:
     """Denoise a canonical Dataset: cumulative deformation and a denoised series.
 
@@ -104,6 +105,9 @@ def denoise_dataset(
         are NaN in ``deformation`` and ``noise``); default
         :func:`~insar_denoise.inference.masks.default_min_valid_dates` (half the dates, at
         least the model window).
+    fix_unwrapping : whole-stack models, stacks of at least 12 dates: remove regions offset
+        by whole half wavelengths on one date only first (:mod:`.unwrapping`; the removed
+        jumps are part of ``noise``, the attribute ``insar_denoise_unwrapping`` lists them).
 
     Returns
     -------
@@ -144,6 +148,7 @@ def denoise_dataset(
         chunk=chunk,
         lam=lam,
         min_valid_dates=min_valid_dates,
+        fix_unwrapping=fix_unwrapping,
     )
     if method != "model":
         chunk = int(chunk or 1024)

@@ -43,6 +43,7 @@ class EngineJob:
     chunk: int | None = None
     lam: float = 0.0
     min_valid_dates: int | None = None
+    fix_unwrapping: bool = True
 
 
 def block_inputs(

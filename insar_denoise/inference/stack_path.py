@@ -55,6 +55,8 @@ from insar_denoise.inference.stratification import (
     relief_and_gate_noise,
 )
 from insar_denoise.inference.tiling import count_tiles, iter_tiled_blocks
+from insar_denoise.inference.unwrapping import MIN_DATES as UNWRAP_MIN_DATES
+from insar_denoise.inference.unwrapping import UNWRAP_ATTR, unwrapping_fix
 
 #: lazy scenes whose series (float32 bytes) exceed this are streamed through disk
 IN_MEMORY_MAX_BYTES = 200_000_000
@@ -77,6 +79,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     """Denoise ``job.src`` (``(T, H, W)`` DataArray of ``job.ds``) with a whole-stack model."""
     n_dates, h, w = job.src.shape
     gated = GATE and min(h, w) >= GATE_MIN_PX
+    jumps = _unwrapping(job)  # may correct job.src
     # may correct job.src; the date variances of an unchanged stack are reused
     fix, date_var = _stratification(job, wrapped) if gated else (None, None)
     ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
@@ -95,6 +98,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     if fix is not None and noise is not None:  # the removed delay is part of the noise
         delay = fix.delay(dem if lazy else np.asarray(dem))
         noise = noise + (delay - delay[:1])
+    if jumps is not None and noise is not None:  # the removed unwrapping errors too
+        noise = noise + (da.from_array(jumps) if lazy else jumps)
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     if relief is not None:
@@ -112,6 +117,34 @@ def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
     """Record the relief check (:mod:`.relief`) in the attributes (NaN: no relief)."""
     attrs[RELIEF_RATIO_ATTR] = round(ratio, 3) if np.isfinite(ratio) else "nan"
     attrs[RELIEF_MM_ATTR] = round(mm, 3) if np.isfinite(mm) else "nan"
+
+
+def _unwrapping(job: EngineJob) -> np.ndarray | None:
+    """Remove the unwrapping errors of single dates (:mod:`.unwrapping`) from ``job.src``;
+    the note goes to :data:`.unwrapping.UNWRAP_ATTR`. Returns what was removed ``(T, H, W)``
+    mm, or None when nothing was (or the stack is too large to search)."""
+    n_dates, h, w = job.src.shape
+    if not job.fix_unwrapping:
+        job.attrs[UNWRAP_ATTR] = "off"
+        return None
+    if n_dates < UNWRAP_MIN_DATES:
+        job.attrs[UNWRAP_ATTR] = f"skipped: {n_dates} dates (at least {UNWRAP_MIN_DATES})"
+        return None
+    if job.lazy and job.src.size * 4 > CORRECT_MAX_BYTES:
+        job.attrs[UNWRAP_ATTR] = (
+            f"skipped: series over {CORRECT_MAX_BYTES // 10**6} MB; the QC still warns"
+        )
+        return None
+    dem = job.ds["dem"].transpose("y", "x").values if "dem" in job.ds else None
+    wavelength = job.ds.attrs.get("wavelength_mm")
+    disp = np.asarray(job.src.values, dtype=np.float32)
+    dates = np.datetime_as_string(np.asarray(job.src["time"].values), unit="D")
+    removed_mm, note = unwrapping_fix(disp, dem, wavelength, dates)
+    job.attrs[UNWRAP_ATTR] = note
+    if removed_mm is None:
+        return None
+    job.src = job.src.copy(data=disp - removed_mm)
+    return removed_mm
 
 
 def _stratification(job: EngineJob, wrapped: Any) -> tuple[Correction | None, Any]:

@@ -19,6 +19,8 @@ Checks (codes), with generous factors so that they flag clear departures only:
 - ``few_dates``: window models: fewer dates than the window, or barely more (< window + 2);
   whole-stack models (``kind: stack``): fewer than ``min_valid_dates``, or fewer than the
   shortest stacks of training (``train_config["dates"][0]``; else ``min_valid_dates + 2``);
+- ``unwrapping_removed`` (from the result, :func:`unwrapping_findings`): the engine removed
+  unwrapping errors of single dates; which, and where to check them.
 - ``relief`` (from the result, :func:`relief_findings`): the least-squares cumulative follows
   the elevation more than its noise maps do (:mod:`insar_denoise.inference.relief`);
 - ``fault_trace`` (from the result, :func:`fault_trace_findings`): the engine restored a
@@ -154,7 +156,9 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
                 QCWarning(
                     "unwrapping",
                     f"{len(bad)} date(s) show coherent jumps of multiples of {half:g} mm "
-                    f"(unwrapping errors?), first at {dates[0]}: fix them before denoising",
+                    f"(unwrapping errors?), first at {dates[0]}: the model path removes those of "
+                    "single dates (attribute insar_denoise_unwrapping); fix the others "
+                    "before denoising",
                     float(max(counts)),
                 )
             )
@@ -217,6 +221,27 @@ def fault_trace_findings(result: xr.Dataset) -> list[QCWarning]:
         "check it against mapped faults (on high relief a ridge can look like a trace)"
     )
     return [QCWarning("fault_trace", text, float(trace["z"]))]
+
+
+def unwrapping_findings(attrs: dict[str, Any]) -> list[QCWarning]:
+    """The ``unwrapping_removed`` finding when the engine removed unwrapping errors of single
+    dates (:mod:`insar_denoise.inference.unwrapping`): on which dates, how large, how many
+    pixels, and where to look at them."""
+    from insar_denoise.inference.unwrapping import UNWRAP_ATTR
+
+    try:
+        removed = json.loads(attrs.get(UNWRAP_ATTR, "none"))
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(removed, list) or not removed:
+        return []
+    each = ", ".join(f"{r['jump_mm']:+g} mm on {r['pixels']} px of {r['date']}" for r in removed)
+    text = (
+        f"{len(removed)} region(s) offset by whole half wavelengths on one date only were "
+        f"taken for unwrapping errors and removed before denoising ({each}); they are in the "
+        "noise output: check them there"
+    )
+    return [QCWarning("unwrapping_removed", text, float(sum(r["pixels"] for r in removed)))]
 
 
 def date_needs(metadata: dict[str, Any] | None) -> tuple[int, int, str] | None:

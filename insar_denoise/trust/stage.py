@@ -1,8 +1,9 @@
 """The trust stage of a product: the one entry the products call (:func:`assess`).
 
 It runs the out-of-distribution checks (:func:`.qc.qc_checks`, and
-:func:`.qc.relief_findings` on the engine's relief check, :func:`.qc.fault_trace_findings`
-on its fault-trace step), raises their findings as
+:func:`.qc.unwrapping_findings` on the unwrapping errors the engine removed,
+:func:`.qc.relief_findings` on its relief check, :func:`.qc.fault_trace_findings` on its
+fault-trace step), raises their findings as
 ``OutOfDistributionWarning`` and records them in the ``insar_denoise_qc_warnings`` attribute,
 and adds the calibrated uncertainty of a window model when asked (whole-stack models predict
 their own, :func:`.uncertainty.predict_with_uncertainty` otherwise).
@@ -24,6 +25,7 @@ from insar_denoise.trust.qc import (
     fault_trace_findings,
     qc_checks,
     relief_findings,
+    unwrapping_findings,
 )
 
 #: result attribute holding the QC findings (a JSON list of ``code``/``message``/``value``)
@@ -46,6 +48,7 @@ def assess(
     ``result`` with the QC attribute (when anything was found) and the uncertainty.
     """
     found = qc_checks(ds, None if model is None else model.metadata)
+    found += unwrapping_findings(result.attrs)
     found += relief_findings(result.attrs) + fault_trace_findings(result)
     emit_warnings(found, stacklevel=3)
     if found:

@@ -1,0 +1,121 @@
+"""Unwrapping errors of single dates (``inference/unwrapping.py``), against the simulator's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import insar_denoise.evaluation.referee_scenes as rsc
+from insar_denoise.inference import denoise_dataset, unwrapping
+from insar_denoise.models import load_model
+from insar_denoise.synth.config import S1_HALF_WAVELENGTH_MM
+from tests.random_fields import power_law
+
+HALF = S1_HALF_WAVELENGTH_MM
+
+
+def scene_with_and_without_error(index: int, split: str = "shifted"):
+    """A Benchmark v2 scene as simulated, and the same draws without its unwrapping error
+    (the simulator draws the error's numbers either way: only the jump differs)."""
+    spec = rsc.design(84, 0, split)[index]
+    batch, ds = rsc.simulate(spec, split, 192)
+    orig = rsc.SceneSpec.config
+    try:
+        rsc.SceneSpec.config = lambda self, s, n: dataclasses.replace(
+            orig(self, s, n), unwrap_prob=0.0
+        )
+        _, clean = rsc.simulate(spec, split, 192)
+    finally:
+        rsc.SceneSpec.config = orig
+    return batch, ds, clean
+
+
+@pytest.mark.parametrize("index", [1, 22, 58])  # 18, 36, 36 dates; +1, +1, -2 half wavelengths
+def test_finds_the_simulators_errors_to_the_pixel(index):
+    _, ds, clean = scene_with_and_without_error(index)
+    disp = ds["displacement"].values
+    truth = np.nan_to_num(disp - clean["displacement"].values)
+    assert np.abs(truth).max() > 0.9 * HALF  # the scene has one
+    jumps = unwrapping.find_jumps(disp, ds["dem"].values)
+    found = unwrapping.removed(disp, jumps)
+    fin = np.isfinite(disp)
+    # equal up to a constant per date (a region larger than the rest of its date is the
+    # "background"; its complement is then shifted the other way, the same correction)
+    for t in range(disp.shape[0]):
+        left = np.round((truth[t] - found[t])[fin[t]], 1)
+        values, counts = np.unique(left, return_counts=True)
+        assert counts.max() >= 0.99 * fin[t].sum(), f"date {t}: {values} {counts}"
+    assert {j.date for j in jumps} == set(np.flatnonzero(np.abs(truth).max(axis=(1, 2)) > 1))
+
+
+def smooth_stack(n_dates: int = 12, size: int = 128, seed: int = 0) -> np.ndarray:
+    """Steep-spectrum atmosphere of 5 mm per date, relative to the first date."""
+    rng = np.random.default_rng(seed)
+    d = 5.0 * power_law(rng, n_dates, size)
+    return (d - d[:1]).astype(np.float32)
+
+
+def ellipse(size: int, centre: tuple[float, float], axes: tuple[float, float]) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    return ((yy - centre[0]) / axes[0]) ** 2 + ((xx - centre[1]) / axes[1]) ** 2 <= 1.0
+
+
+def test_a_spike_is_removed_but_a_step_that_stays_is_deformation():
+    d = smooth_stack()
+    spike = ellipse(128, (40, 50), (20, 30))
+    step = ellipse(128, (90, 90), (18, 25))
+    d[4][spike] += 2 * HALF  # one date only: an unwrapping error
+    d[7:][:, step] += HALF  # from date 7 on: a ground step of exactly one half wavelength
+    d[-1][ellipse(128, (100, 30), (15, 15))] -= HALF  # the last date
+    jumps = unwrapping.find_jumps(d)
+    assert [(j.date, j.cycles) for j in jumps] == [(4, 2), (11, -1)]
+    assert np.array_equal(jumps[0].mask, spike)
+    fixed = d - unwrapping.removed(d, jumps)
+    assert np.abs(fixed[4][spike] - d[4][spike] + 2 * HALF).max() < 1e-3
+    assert np.all(fixed[7:10][:, step] == d[7:10][:, step])  # the step stays
+
+
+def test_steep_stratification_is_not_taken_for_an_error_when_the_dem_is_given():
+    size = 128
+    rng = np.random.default_rng(3)
+    dem = 3000.0 * (power_law(rng, 1, size, beta=4.0)[0] + 2.0)  # ~3 km of relief
+    z = (dem - np.median(dem)) / 1000.0
+    d = smooth_stack(size=size, seed=4)
+    k = rng.normal(0.0, 15.0, len(d))  # mm/km of stratified delay per date
+    d = d + (k[:, None, None] - k[0]) * z[None] + 3.0 * rng.normal(size=(len(d), 1, 1)) * z**2
+    assert unwrapping.find_jumps(d, dem) == []
+
+
+def test_engine_removes_the_error_and_keeps_noise_plus_signal_equal_to_input():
+    batch, ds, clean = scene_with_and_without_error(1)  # no deformation, an error on date 6
+    out = denoise_dataset(ds, load_model("default"), progress=False)
+    (note,) = json.loads(out.attrs[unwrapping.UNWRAP_ATTR])
+    assert note["date"] == str(np.datetime_as_string(ds["time"].values[6], unit="D"))
+    assert note["jump_mm"] == pytest.approx(HALF, abs=0.01)
+    referenced = ds["displacement"].values - ds["displacement"].values[:1]
+    total = out["noise"].values + out["deformation"].values
+    fin = np.isfinite(referenced)
+    np.testing.assert_allclose(total[fin], referenced[fin], atol=1e-3)
+    # the input the model saw is the clean one up to a constant on that date
+    cum = out["cumulative_deformation"].values
+    assert np.nanmax(np.abs(cum - np.nanmedian(cum))) < 0.5
+
+
+def test_large_scenes_are_skipped_with_a_note(monkeypatch):
+    monkeypatch.setattr(unwrapping, "MAX_PIXELS", 100)
+    removed, note = unwrapping.unwrapping_fix(np.zeros((5, 20, 20), np.float32))
+    assert removed is None and note.startswith("skipped: scene over 100 pixels")
+
+
+def test_qc_lists_the_removed_errors():
+    from insar_denoise.trust.qc import unwrapping_findings
+
+    note = json.dumps([{"date": "2020-03-13", "jump_mm": 27.7, "pixels": 8557}])
+    (finding,) = unwrapping_findings({unwrapping.UNWRAP_ATTR: note})
+    assert finding.code == "unwrapping_removed"
+    assert "+27.7 mm on 8557 px of 2020-03-13" in finding.message
+    assert unwrapping_findings({unwrapping.UNWRAP_ATTR: "none"}) == []
+    assert unwrapping_findings({}) == []
