@@ -34,7 +34,7 @@ from insar_denoise.models import load_model
 from insar_denoise.scoring.ideal_observer import batch_snr
 
 OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
-REPORT = OUT / "evaluate_v2_s21" / "metrics.json"
+REPORT = OUT / "evaluate_v2_s24" / "metrics.json"
 LONG, SHORT = 72, 9
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
-REPORT = OUT / "evaluate_v2_s21" / "metrics.json"
+REPORT = OUT / "evaluate_v2_s24" / "metrics.json"
 GAIN_BAND = (0.9, 1.1)
 GAIN_MIN_SNR = 20.0
 RATIO_BINS = ((10.0, 20.0), (20.0, 50.0), (50.0, math.inf))
