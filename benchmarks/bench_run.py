@@ -14,9 +14,9 @@ mean absolute error of the cumulative map (after removing its best-fit plane, wh
 model leaves undetermined) within 8 px of internal tile and block borders, divided by the
 same in the tile interiors. Target <= 1.05.
 
-``--frame-steps`` skips the fault-trace search at every size, as a Sentinel-1 frame does
-(it runs on scenes up to ``fault_trace.MAX_PIXELS`` only), so that a 2048^2 run extrapolates
-to a frame's work.
+``--frame-steps`` skips the fault-trace and unwrapping-error searches at every size, as a
+Sentinel-1 frame does (they run on scenes up to ``fault_trace.MAX_PIXELS`` and
+``unwrapping.MAX_PIXELS`` only), so that a 2048^2 run extrapolates to a frame's work.
 
 Model: ``--model default`` uses the packaged model when present, else an untrained model of
 the same architecture (the report says which); ``--model tiny`` is the 5-px receptive
@@ -97,10 +97,11 @@ def worker(args: argparse.Namespace) -> dict:
 
     from insar_denoise.inference import denoise_dataset
 
-    if args.frame_steps:  # what a Sentinel-1 frame runs: its size skips the fault-trace search
-        from insar_denoise.inference import fault_trace
+    if args.frame_steps:  # what a Sentinel-1 frame runs: its size skips the fault-trace
+        from insar_denoise.inference import fault_trace, unwrapping  # and unwrapping searches
 
         fault_trace.MAX_PIXELS = 0
+        unwrapping.MAX_PIXELS = 0
     model, description = load(args.model, args.device)
     ds = lazy_scene(args.size, args.dates)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -342,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--frame-steps",
         action="store_true",
-        help="skip the fault-trace search at every size, as a 5000^2 frame does (scenes "
-        "over fault_trace.MAX_PIXELS), so that smaller runs extrapolate to a frame",
+        help="skip the fault-trace and unwrapping-error searches at every size, as a 5000^2 "
+        "frame does (scenes over their MAX_PIXELS), so that smaller runs extrapolate to a frame",
     )
     p.add_argument("--output", type=Path, default=RESULTS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

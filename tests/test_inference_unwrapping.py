@@ -104,6 +104,46 @@ def test_engine_removes_the_error_and_keeps_noise_plus_signal_equal_to_input():
     assert np.nanmax(np.abs(cum - np.nanmedian(cum))) < 0.5
 
 
+def test_a_dask_stack_is_read_one_date_at_a_time_and_corrected_as_in_memory():
+    import dask
+    import dask.array as da
+
+    _, ds, _ = scene_with_and_without_error(22)  # 36 dates, +1 half wavelength
+    disp = ds["displacement"].transpose("time", "y", "x").values.astype(np.float32)
+    dem = ds["dem"].values
+    want, note = unwrapping.unwrapping_fix(disp, dem)
+    reads = []
+
+    def read(t: int) -> np.ndarray:  # a date of a stack on disk, each read recorded
+        reads.append(t)
+        return disp[t]
+
+    parts = [da.from_delayed(dask.delayed(read)(t), disp.shape[1:], disp.dtype) for t in range(36)]
+    lazy = da.stack(parts).rechunk((1, 96, 96))
+    got, lazy_note = unwrapping.unwrapping_fix(lazy, dem)
+    assert isinstance(got, da.Array) and got.chunks == lazy.chunks
+    assert lazy_note == note and json.loads(note)  # the same regions found
+    assert sorted(reads) == list(range(disp.shape[0]))  # every date read once
+    np.testing.assert_array_equal(got.compute(), want)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_engine_corrects_a_lazy_stack_as_an_in_memory_one(streamed, monkeypatch):
+    from insar_denoise.inference import stack_path
+
+    if streamed:  # through disk, as a frame is
+        monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 1)
+    _, ds, _ = scene_with_and_without_error(1)
+    model = load_model("default")
+    eager = denoise_dataset(ds, model, progress=False)
+    lazy = denoise_dataset(ds.chunk({"time": 1, "y": 96, "x": 96}), model, progress=False)
+    assert lazy.attrs[unwrapping.UNWRAP_ATTR] == eager.attrs[unwrapping.UNWRAP_ATTR] != "none"
+    for name in ("cumulative_deformation", "noise"):
+        np.testing.assert_allclose(
+            np.asarray(lazy[name].values), eager[name].values, atol=1e-4, equal_nan=True
+        )
+
+
 def test_large_scenes_are_skipped_with_a_note(monkeypatch):
     monkeypatch.setattr(unwrapping, "MAX_PIXELS", 100)
     removed, note = unwrapping.unwrapping_fix(np.zeros((5, 20, 20), np.float32))

@@ -99,7 +99,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         delay = fix.delay(dem if lazy else np.asarray(dem))
         noise = noise + (delay - delay[:1])
     if jumps is not None and noise is not None:  # the removed unwrapping errors too
-        noise = noise + (da.from_array(jumps) if lazy else jumps)
+        noise = noise + jumps  # dask for lazy inputs
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     if relief is not None:
@@ -130,15 +130,13 @@ def _unwrapping(job: EngineJob) -> np.ndarray | None:
     if n_dates < UNWRAP_MIN_DATES:
         job.attrs[UNWRAP_ATTR] = f"skipped: {n_dates} dates (at least {UNWRAP_MIN_DATES})"
         return None
-    if job.lazy and job.src.size * 4 > CORRECT_MAX_BYTES:
-        job.attrs[UNWRAP_ATTR] = (
-            f"skipped: series over {CORRECT_MAX_BYTES // 10**6} MB; the QC still warns"
-        )
-        return None
     dem = job.ds["dem"].transpose("y", "x").values if "dem" in job.ds else None
     wavelength = job.ds.attrs.get("wavelength_mm")
-    disp = np.asarray(job.src.values, dtype=np.float32)
     dates = np.datetime_as_string(np.asarray(job.src["time"].values), unit="D")
+    if job.lazy:  # read one date at a time, the removal applied lazily (any series size)
+        disp = as_dask(job.src.data, (1, 512, 512)).astype(np.float32)
+    else:
+        disp = np.asarray(job.src.values, dtype=np.float32)
     removed_mm, note = unwrapping_fix(disp, dem, wavelength, dates)
     job.attrs[UNWRAP_ATTR] = note
     if removed_mm is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -47,6 +48,8 @@ MIN_PIXELS = 256
 EDGE_SHARE = 0.8
 #: scenes with more pixels than this are not searched (the plateau labels hold 4x the map)
 MAX_PIXELS = 2048 * 2048
+#: dates a :class:`DateReader` keeps in memory
+CACHED_DATES = 4
 #: result attribute: the regions removed (JSON list) or why none
 UNWRAP_ATTR = "insar_denoise_unwrapping"
 
@@ -178,15 +181,36 @@ def date_jumps(
     return jumps
 
 
+class DateReader:
+    """A ``(T, H, W)`` array read one date at a time (a dask array of a stack on disk): ``[t]``
+    is date ``t`` as float32 numpy, the last :data:`CACHED_DATES` dates read kept (the search
+    reads dates ``t - 2 .. t + 1`` for date ``t``, so each date is read once)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.shape = tuple(data.shape)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        if t not in self._cache:
+            if len(self._cache) >= CACHED_DATES:
+                self._cache.pop(min(self._cache))
+            self._cache[t] = np.asarray(self.data[t], dtype=np.float32)
+        return self._cache[t]
+
+
 def find_jumps(
-    displacement: np.ndarray,
+    displacement: Any,
     dem: np.ndarray | None = None,
     half_wavelength_mm: float = S1_HALF_WAVELENGTH_MM,
 ) -> list[Jump]:
     """Every unwrapping error of single dates in ``displacement (T, H, W)`` mm (NaN =
-    missing; module docstring); ``dem (H, W)`` m: each difference loses its elevation fit
-    first (:func:`without_elevation`)."""
-    d = np.asarray(displacement, dtype=np.float32)
+    missing; module docstring; numpy, or a dask array read one date at a time); ``dem (H,
+    W)`` m: each difference loses its elevation fit first (:func:`without_elevation`)."""
+    if isinstance(displacement, np.ndarray):
+        d = np.asarray(displacement, dtype=np.float32)
+    else:
+        d = DateReader(displacement)
     z = None
     if dem is not None:
         z = np.asarray(dem, np.float64)
@@ -202,6 +226,23 @@ def removed(
     for j in jumps:
         out[j.date][j.mask] += np.float32(j.cycles * half_wavelength_mm)
     return out
+
+
+def removed_lazy(data: Any, jumps: list[Jump], half_wavelength_mm: float) -> Any:
+    """:func:`removed` as a dask array with the chunks of the dask array ``data``: each block
+    is made from the jumps' masks when it is computed (no ``(T, H, W)`` array in memory)."""
+    import dask.array as da
+
+    def block(block_info: dict | None = None) -> np.ndarray:
+        info = block_info[None]
+        (t0, t1), (y0, y1), (x0, x1) = info["array-location"]
+        out = np.zeros(info["chunk-shape"], np.float32)
+        for j in jumps:
+            if t0 <= j.date < t1:
+                out[j.date - t0] += np.float32(j.cycles * half_wavelength_mm) * j.mask[y0:y1, x0:x1]
+        return out
+
+    return da.map_blocks(block, chunks=data.chunks, dtype=np.float32, meta=np.array((), np.float32))
 
 
 def to_attr(
@@ -227,12 +268,17 @@ def unwrapping_fix(
     dates: Sequence[str] | None = None,
 ) -> tuple[np.ndarray | None, str]:
     """What to subtract from ``displacement (T, H, W)`` mm (None: nothing found, or the scene
-    is over :data:`MAX_PIXELS`) and the note for :data:`UNWRAP_ATTR`. ``wavelength_mm``: the
-    radar's (a jump is half of it in line of sight; None: Sentinel-1's)."""
+    is over :data:`MAX_PIXELS`; a dask array, with its chunks, when ``displacement`` is one:
+    read one date at a time, removed lazily) and the note for :data:`UNWRAP_ATTR`.
+    ``wavelength_mm``: the radar's (a jump is half of it in line of sight; None: Sentinel-1's)."""
     n_dates, h, w = np.shape(displacement)
     if h * w > MAX_PIXELS:
         return None, f"skipped: scene over {MAX_PIXELS} pixels; the QC still warns"
     half = S1_HALF_WAVELENGTH_MM if wavelength_mm is None else 0.5 * float(wavelength_mm)
     jumps = find_jumps(displacement, dem, half)
     note = to_attr(jumps, half, dates)
-    return (removed(displacement, jumps, half) if jumps else None), note
+    if not jumps:
+        return None, note
+    if isinstance(displacement, np.ndarray):
+        return removed(displacement, jumps, half), note
+    return removed_lazy(displacement, jumps, half), note
