@@ -81,6 +81,7 @@ def main() -> None:
         "median_rmse_off_mm": float(np.median([r["off"]["rmse_mm"] for r in sig])),
         "median_rmse_on_mm": float(np.median([r["on"]["rmse_mm"] for r in sig])),
         "median_rmse_change_mm": float(np.median(diff)),
+        "detected_r_0_7": {k: int(sum(r[k]["r"] >= 0.7 for r in sig)) for k in ("on", "off")},
         "better": int(sum(d < -0.05 for d in diff)),
         "worse": int(sum(d > 0.05 for d in diff)),
         "null_p99_mm": {

@@ -79,6 +79,17 @@ def test_each_check_is_tripped_by_its_input_only(ds, code):
     assert all(w.message for w in found)
 
 
+def test_the_unwrapping_warning_says_whether_the_model_path_removes_them(ds):
+    from insar_denoise.inference.unwrapping import MIN_DATES
+
+    jumped = _unwrap_jump(ds)
+    assert jumped.sizes["time"] >= MIN_DATES
+    (long,) = qc_checks(jumped, METADATA)
+    assert "the model path removes those of single dates" in long.message
+    (short,) = [w for w in qc_checks(jumped.isel(time=slice(0, 9))) if w.code == "unwrapping"]
+    assert f"with 9 dates (the model path removes them from {MIN_DATES} on)" in short.message
+
+
 def test_ranges_come_from_the_model_metadata(ds):
     """The same 270 m stack is fine for a model trained at 270 m."""
     wide = _spacing_times(ds, 3.0)

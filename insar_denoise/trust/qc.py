@@ -151,14 +151,22 @@ def qc_checks(ds: xr.Dataset, metadata: dict[str, Any] | None = None) -> list[QC
         counts = [jump_edges(d, half) for d in diffs]
         bad = [i for i, c in enumerate(counts) if c >= MIN_JUMP_EDGES]
         if bad:
+            from insar_denoise.inference.unwrapping import MIN_DATES
+
             dates = np.datetime_as_string(np.asarray(ds["time"].values)[1:][bad], unit="D")
+            n_dates = int(ds.sizes["time"])
+            todo = (
+                "the model path removes those of single dates (attribute "
+                "insar_denoise_unwrapping); fix the others before denoising"
+                if n_dates >= MIN_DATES
+                else f"with {n_dates} dates (the model path removes them from {MIN_DATES} on) "
+                "fix them before denoising"
+            )
             out.append(
                 QCWarning(
                     "unwrapping",
                     f"{len(bad)} date(s) show coherent jumps of multiples of {half:g} mm "
-                    f"(unwrapping errors?), first at {dates[0]}: the model path removes those of "
-                    "single dates (attribute insar_denoise_unwrapping); fix the others "
-                    "before denoising",
+                    f"(unwrapping errors?), first at {dates[0]}: {todo}",
                     float(max(counts)),
                 )
             )
