@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 import click
 
 from insar_denoise._version import __version__
 from insar_denoise.errors import InsarDenoiseError
+
+#: GDAL's block cache (MB) when the user has not set ``GDAL_CACHEMAX``: GDAL's default is 5 %
+#: of the RAM, and the engine reads each block of a stack once per pass, so a larger cache
+#: adds memory, not speed (`run` on 1024² x 100 GeoTIFFs, session 24: peak RSS 1.96 -> 1.64
+#: GB, the same outputs, 151 s -> 157 s on a machine running another job)
+GDAL_CACHE_MB = 128
 
 # name -> "module:attribute" of the click command, relative to insar_denoise.cli
 COMMANDS: dict[str, str] = {
@@ -74,4 +81,5 @@ def main(verbose: int) -> None:
     """
     from insar_denoise.cli.messages import configure_logging
 
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))  # before any raster is read
     configure_logging(verbose)

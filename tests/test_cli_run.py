@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -150,6 +151,21 @@ def test_run_fewer_dates_than_the_model_needs_names_its_minimum(
 def test_run_without_dem_is_a_clear_error(scene_dir: Path, tmp_path: Path):
     res = CliRunner().invoke(main, ["run", *_stack(scene_dir), "-o", str(tmp_path / "x.tif")])
     assert res.exit_code == 2 and "--dem" in res.output
+
+
+@pytest.mark.parametrize("user_value", [None, "2048"])
+def test_the_cli_caps_gdals_block_cache_unless_the_user_sets_it(tmp_path, monkeypatch, user_value):
+    from insar_denoise.cli.main import GDAL_CACHE_MB
+
+    if user_value is None:
+        monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    else:
+        monkeypatch.setenv("GDAL_CACHEMAX", user_value)
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "none.tif"), "-o", str(tmp_path / "o.tif")]
+    )
+    assert res.exit_code == 2
+    assert os.environ["GDAL_CACHEMAX"] == (user_value or str(GDAL_CACHE_MB))
 
 
 def test_run_real_envisat_network_end_to_end(tmp_path: Path):
