@@ -8,8 +8,8 @@ edge they differ by a whole multiple of the half wavelength: on Benchmark v2's `
 scenes the edge steps were 25-28 mm (10th percentile, median) and every other neighbour step
 under 14 mm. For each date ``t`` after the first:
 
-1. ``a = d_t - d_{t-1}`` is cut into plateaus: neighbouring pixels belong together unless
-   their step rounds to a non-zero multiple of the half wavelength;
+1. ``a = d_t - d_{t-1}``, its elevation fit removed, is cut into plateaus: neighbouring
+   pixels belong together unless their step exceeds :data:`CUT` half wavelengths;
 2. each plateau gets a level, its offset in half wavelengths from the largest plateau, through
    the step most of the edges it shares with a plateau already levelled agree on;
 3. a region of at least :data:`MIN_PIXELS` pixels at the same non-zero level ``k`` is an
@@ -72,8 +72,8 @@ class Jump:
 
 
 def plateaus(diff: np.ndarray, half: float) -> tuple[np.ndarray, int]:
-    """Labels ``(H, W)`` (0: missing) of the regions of ``diff`` joined by neighbour steps that
-    round to zero half wavelengths (a 2x grid whose odd cells are the links; 4-connectivity)."""
+    """Labels ``(H, W)`` (0: missing) of the regions of ``diff`` joined by neighbour steps under
+    :data:`CUT` half wavelengths (a 2x grid whose odd cells are the links; 4-connectivity)."""
     h, w = diff.shape
     ok = np.isfinite(diff)
     grid = np.zeros((2 * h - 1, 2 * w - 1), bool)
@@ -82,7 +82,7 @@ def plateaus(diff: np.ndarray, half: float) -> tuple[np.ndarray, int]:
         grid[::2, 1::2] = ok[:, 1:] & ok[:, :-1] & (np.abs(np.diff(diff, axis=1)) < CUT * half)
         grid[1::2, ::2] = ok[1:] & ok[:-1] & (np.abs(np.diff(diff, axis=0)) < CUT * half)
     labels, n = ndimage.label(grid)
-    return labels[::2, ::2], n
+    return labels[::2, ::2].copy(), n  # a copy: the 2x grid's labels are freed
 
 
 def levels(diff: np.ndarray, half: float) -> np.ndarray:
