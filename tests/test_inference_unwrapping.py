@@ -78,6 +78,27 @@ def test_a_spike_is_removed_but_a_step_that_stays_is_deformation():
     assert np.all(fixed[7:10][:, step] == d[7:10][:, step])  # the step stays
 
 
+def test_pieces_cut_off_by_holes_and_an_error_ringed_by_holes_are_removed_too():
+    d = smooth_stack(seed=5)
+    spike = ellipse(128, (40, 50), (20, 30))
+    d[4][spike] += HALF
+    cut = np.zeros((128, 128), bool)
+    cut[:, 70:72] = True  # a decorrelated strip: the ellipse's east tip (< 256 px) is apart
+    island = ellipse(128, (95, 90), (12, 12))
+    ring = ellipse(128, (95, 90), (15, 15)) & ~island  # a hole all around a second error
+    d[:, cut | ring] = np.nan
+    d[4][island] -= HALF
+    tip = spike & ~cut & (np.mgrid[:128, :128][1] > 71)
+    assert 16 <= tip.sum() < unwrapping.MIN_PIXELS
+    jumps = unwrapping.find_jumps(d)
+    fixed = d - unwrapping.removed(d, jumps)
+    clean = d.copy()
+    clean[4][spike] -= HALF
+    clean[4][island] += HALF
+    np.testing.assert_allclose(fixed, clean, atol=1e-3)  # every wrong pixel, nothing else
+    assert {j.date for j in jumps} == {4}
+
+
 def test_steep_stratification_is_not_taken_for_an_error_when_the_dem_is_given():
     size = 128
     rng = np.random.default_rng(3)

@@ -11,12 +11,21 @@ under 14 mm. For each date ``t`` after the first:
 1. ``a = d_t - d_{t-1}``, its elevation fit removed, is cut into plateaus: neighbouring
    pixels belong together unless their step exceeds :data:`CUT` half wavelengths;
 2. each plateau gets a level, its offset in half wavelengths from the largest plateau, through
-   the step most of the edges it shares with a plateau already levelled agree on;
+   the step most of the edges it shares with a plateau already levelled agree on; plateaus
+   no vote reaches (cut off by missing pixels) by their median step to the levelled pixels
+   around them (session 24);
 3. a region of at least :data:`MIN_PIXELS` pixels at the same non-zero level ``k`` is an
    error of date ``t`` only if ``d_t - d_{t+1}`` puts it at the same level (a spike in time:
    a real step at ``t``, such as an earthquake, stays in later dates; for the last date,
-   ``d_t - d_{t-2}``);
-4. ``k`` half wavelengths are removed from that region of date ``t``.
+   ``d_t - d_{t-2}``); on such a date, pieces of at least :data:`MIN_PIECE_PIXELS` at that
+   level go too; a region only one difference levels (its plateau leaked into the rest in
+   the other) goes when both step by ``k`` from the ring around it and from the rest of
+   the scene (session 24);
+4. each region grows by the edge pixels that sit ``k`` above their surroundings
+   (:func:`grown`), and ``k`` half wavelengths are removed from it on date ``t``.
+
+On Benchmark v2's ``shifted`` stacks of >= 12 dates (63 errors) this restores 329 k of the
+352 k wrong pixels (session 23's first two rules alone: 312 k) and moves 23 right ones.
 
 Deformation is left alone: it is not a closed edge of exactly a whole number of half
 wavelengths that appears on one date and disappears on the next.
@@ -44,6 +53,15 @@ CUT = 0.35
 MIN_DATES = 12
 #: smallest region corrected (pixels)
 MIN_PIXELS = 256
+#: on a date with such a region, pieces of at least this many pixels at the same level are
+#: removed too (the same error, cut apart by decorrelation holes)
+MIN_PIECE_PIXELS = 16
+#: plateaus no vote reached are levelled from the levelled pixels this close (px)
+HOLE_PX = 6
+#: rings of edge pixels a region may grow by (:func:`grown`)
+GROW_PX = 3
+#: width (px) of the local mean that gives the level around a region's edge
+REFERENCE_PX = 15
 #: share of a region's edge steps that must round to its multiple, in both differences
 EDGE_SHARE = 0.8
 #: scenes with more pixels than this are not searched (the plateau labels hold 4x the map)
@@ -129,8 +147,40 @@ def levels(diff: np.ndarray, half: float) -> np.ndarray:
             if counts[best] >= EDGE_SHARE * known.sum():
                 level[p] = votes[best]
                 changed = True
+    across_holes(diff, half, labels, sizes, level, unset)
     level[level == unset] = 0
     return level.astype(np.int16)[labels]
+
+
+def across_holes(
+    diff: np.ndarray, half: float, labels: np.ndarray, sizes: np.ndarray, level: np.ndarray, unset
+) -> None:
+    """Level in place the plateaus of at least :data:`MIN_PIECE_PIXELS` that no vote reached
+    (cut off by missing pixels, or their edges disagreeing): by the median step to the
+    levelled pixels within :data:`HOLE_PX` around them, when it is within :data:`CUT` of a
+    whole number of half wavelengths."""
+    todo = np.flatnonzero((level == unset) & (sizes >= MIN_PIECE_PIXELS))
+    if not len(todo):
+        return
+    known = level[labels] != unset
+    known &= labels > 0
+    flat = np.where(known, diff - np.where(known, level[labels], 0) * half, np.nan)
+    boxes = ndimage.find_objects(labels)
+    h, w = diff.shape
+    for p in todo[np.argsort(-sizes[todo], kind="stable")]:
+        ys, xs = boxes[p - 1]
+        y0, y1 = max(ys.start - HOLE_PX, 0), min(ys.stop + HOLE_PX, h)
+        x0, x1 = max(xs.start - HOLE_PX, 0), min(xs.stop + HOLE_PX, w)
+        own = labels[y0:y1, x0:x1] == p
+        near = ndimage.binary_dilation(own, iterations=HOLE_PX) & known[y0:y1, x0:x1]
+        if near.sum() < MIN_PIECE_PIXELS:
+            continue
+        step = (np.median(diff[y0:y1, x0:x1][own]) - np.median(flat[y0:y1, x0:x1][near])) / half
+        if abs(step - round(step)) < CUT:
+            level[p] = round(step)
+            if sizes[p] >= MIN_PIXELS:  # a large one levels the smaller ones after it
+                known[y0:y1, x0:x1] |= own
+                flat[y0:y1, x0:x1][own] = diff[y0:y1, x0:x1][own] - level[p] * half
 
 
 def without_elevation(diff: np.ndarray, z: np.ndarray | None, half: float) -> np.ndarray:
@@ -167,18 +217,99 @@ def date_jumps(
     other = t + 1 if t + 1 < n_dates else t - 2
     if t < 1 or other < 0:
         return []
-    first = levels(without_elevation(displacement[t] - displacement[t - 1], z, half), half)
+    a1 = without_elevation(displacement[t] - displacement[t - 1], z, half)
+    first = levels(a1, half)
     if not first.any():
         return []
-    second = levels(without_elevation(displacement[t] - displacement[other], z, half), half)
+    a2 = without_elevation(displacement[t] - displacement[other], z, half)
+    second = levels(a2, half)
     agree = np.where(first == second, first, 0)
-    jumps = []
+    jumps: list[Jump] = []
+    taken = np.zeros(agree.shape, bool)
     for cycles in np.unique(agree[agree != 0]):
         regions, n = ndimage.label(agree == cycles)
         sizes = np.bincount(regions.ravel(), minlength=n + 1)
-        for label in np.flatnonzero(sizes[1:] >= MIN_PIXELS) + 1:
-            jumps.append(Jump(t, int(cycles), regions == label))
+        sizes[0] = 0
+        big = np.flatnonzero(sizes >= MIN_PIXELS)
+        if not len(big):
+            continue
+        pieces = np.flatnonzero((sizes >= MIN_PIECE_PIXELS) & (sizes < MIN_PIXELS))
+        masks = [regions == label for label in big]
+        if len(pieces):  # cut off the same error by holes: this date is known to carry one
+            masks.append(np.isin(regions, pieces))
+        for mask in masks:
+            mask = grown(mask & ~taken, (a1, a2), int(cycles), half, taken)
+            taken |= mask
+            jumps.append(Jump(t, int(cycles), mask))
+    # a region one difference levels and the other does not (its plateau leaked into the
+    # rest where the edge crosses steep atmosphere): kept when both differences step by its
+    # level from the pixels around it and from the rest of the scene (not the background
+    # seen from an error that was taken for the level-0 plateau)
+    for lv in (first, second):
+        for cycles in np.unique(lv[(lv != 0) & ~taken]):
+            regions, n = ndimage.label((lv == cycles) & ~taken)
+            sizes = np.bincount(regions.ravel(), minlength=n + 1)
+            for label in np.flatnonzero(sizes[1:] >= MIN_PIXELS) + 1:
+                mask = regions == label
+                steps = [ring_step(a, mask, half) for a in (a1, a2)]
+                steps += [scene_step(a, mask, half) for a in (a1, a2)]
+                if all(abs(x - cycles) < CUT for x in steps):
+                    mask = grown(mask, (a1, a2), int(cycles), half, taken)
+                    taken |= mask
+                    jumps.append(Jump(t, int(cycles), mask))
     return jumps
+
+
+def scene_step(diff: np.ndarray, mask: np.ndarray, half: float) -> float:
+    """The median of ``diff`` over ``mask`` less its median over the rest of the scene, in
+    half wavelengths."""
+    inside, rest = diff[mask], diff[~mask]
+    inside, rest = inside[np.isfinite(inside)], rest[np.isfinite(rest)]
+    if min(inside.size, rest.size) < MIN_PIECE_PIXELS:
+        return float("nan")
+    return float(np.median(inside) - np.median(rest)) / half
+
+
+def ring_step(diff: np.ndarray, mask: np.ndarray, half: float) -> float:
+    """The median of ``diff`` over ``mask`` less its median over a ring 3-8 px around it, in
+    half wavelengths (NaN with under :data:`MIN_PIECE_PIXELS` pixels on either side)."""
+    ys, xs = np.nonzero(mask)
+    box = (
+        slice(max(ys.min() - 8, 0), ys.max() + 9),
+        slice(max(xs.min() - 8, 0), xs.max() + 9),
+    )
+    own, part = mask[box], diff[box]
+    ring = ndimage.binary_dilation(own, iterations=8) & ~ndimage.binary_dilation(own, iterations=2)
+    inside, outside = part[own], part[ring]
+    inside, outside = inside[np.isfinite(inside)], outside[np.isfinite(outside)]
+    if min(inside.size, outside.size) < MIN_PIECE_PIXELS:
+        return float("nan")
+    return float(np.median(inside) - np.median(outside)) / half
+
+
+def grown(
+    mask: np.ndarray, diffs: tuple[np.ndarray, ...], cycles: int, half: float, taken: np.ndarray
+) -> np.ndarray:
+    """``mask`` grown by up to :data:`GROW_PX` rings of pixels that sit ``cycles`` half
+    wavelengths (within :data:`CUT`) above the level of the pixels around them outside the
+    region (a local mean over :data:`REFERENCE_PX`, from at least 3 px beyond the region), in
+    every difference: the edge pixels the plateau cut left on the other side."""
+    away = ~ndimage.binary_dilation(mask | taken, iterations=3)
+    refs = []
+    for a in diffs:
+        use = away & np.isfinite(a)
+        total = ndimage.uniform_filter(np.where(use, a, 0.0).astype(np.float64), REFERENCE_PX)
+        count = ndimage.uniform_filter(use.astype(np.float64), REFERENCE_PX)
+        refs.append(np.where(count > 0.05, total / np.maximum(count, 1e-9), np.nan))
+    for _ in range(GROW_PX):
+        ring = ndimage.binary_dilation(mask) & ~mask & ~taken
+        for a, ref in zip(diffs, refs, strict=True):
+            with np.errstate(invalid="ignore"):
+                ring &= np.abs(a - ref - cycles * half) < CUT * half
+        if not ring.any():
+            break
+        mask = mask | ring
+    return mask
 
 
 class DateReader:
