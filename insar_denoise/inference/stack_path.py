@@ -119,11 +119,12 @@ def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
     attrs[RELIEF_MM_ATTR] = round(mm, 3) if np.isfinite(mm) else "nan"
 
 
-def _unwrapping(job: EngineJob) -> np.ndarray | None:
+def _unwrapping(job: EngineJob) -> Any:
     """Remove the unwrapping errors of single dates (:mod:`.unwrapping`) from ``job.src``;
     the note goes to :data:`.unwrapping.UNWRAP_ATTR`. Returns what was removed ``(T, H, W)``
-    mm, or None when nothing was (or the stack is too large to search)."""
-    n_dates, h, w = job.src.shape
+    mm (dask for a lazy ``job.src``), or None when nothing was (or the scene is too large to
+    search)."""
+    n_dates = job.src.shape[0]
     if not job.fix_unwrapping:
         job.attrs[UNWRAP_ATTR] = "off"
         return None

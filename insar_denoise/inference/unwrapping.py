@@ -262,12 +262,8 @@ def date_jumps(
 
 def scene_step(diff: np.ndarray, mask: np.ndarray, half: float) -> float:
     """The median of ``diff`` over ``mask`` less its median over the rest of the scene, in
-    half wavelengths."""
-    inside, rest = diff[mask], diff[~mask]
-    inside, rest = inside[np.isfinite(inside)], rest[np.isfinite(rest)]
-    if min(inside.size, rest.size) < MIN_PIECE_PIXELS:
-        return float("nan")
-    return float(np.median(inside) - np.median(rest)) / half
+    half wavelengths (:func:`median_step`)."""
+    return median_step(diff[mask], diff[~mask], half)
 
 
 def ring_step(diff: np.ndarray, mask: np.ndarray, half: float) -> float:
@@ -280,7 +276,12 @@ def ring_step(diff: np.ndarray, mask: np.ndarray, half: float) -> float:
     )
     own, part = mask[box], diff[box]
     ring = ndimage.binary_dilation(own, iterations=8) & ~ndimage.binary_dilation(own, iterations=2)
-    inside, outside = part[own], part[ring]
+    return median_step(part[own], part[ring], half)
+
+
+def median_step(inside: np.ndarray, outside: np.ndarray, half: float) -> float:
+    """The median of the finite ``inside`` values less that of the finite ``outside`` ones, in
+    half wavelengths (NaN with under :data:`MIN_PIECE_PIXELS` finite values on either side)."""
     inside, outside = inside[np.isfinite(inside)], outside[np.isfinite(outside)]
     if min(inside.size, outside.size) < MIN_PIECE_PIXELS:
         return float("nan")
@@ -353,9 +354,23 @@ def removed(
     displacement: np.ndarray, jumps: list[Jump], half_wavelength_mm: float = S1_HALF_WAVELENGTH_MM
 ) -> np.ndarray:
     """``(T, H, W)`` float32: what the ``jumps`` added (subtract it to correct the stack)."""
-    out = np.zeros(np.shape(displacement), np.float32)
+    n_dates, h, w = np.shape(displacement)
+    return removed_block(jumps, half_wavelength_mm, (0, n_dates), (0, h), (0, w))
+
+
+def removed_block(
+    jumps: list[Jump],
+    half_wavelength_mm: float,
+    dates: tuple[int, int],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> np.ndarray:
+    """The block ``[dates[0]:dates[1], rows[0]:rows[1], cols[0]:cols[1]]`` of :func:`removed`."""
+    (t0, t1), (y0, y1), (x0, x1) = dates, rows, cols
+    out = np.zeros((t1 - t0, y1 - y0, x1 - x0), np.float32)
     for j in jumps:
-        out[j.date][j.mask] += np.float32(j.cycles * half_wavelength_mm)
+        if t0 <= j.date < t1:
+            out[j.date - t0] += np.float32(j.cycles * half_wavelength_mm) * j.mask[y0:y1, x0:x1]
     return out
 
 
@@ -365,13 +380,7 @@ def removed_lazy(data: Any, jumps: list[Jump], half_wavelength_mm: float) -> Any
     import dask.array as da
 
     def block(block_info: dict | None = None) -> np.ndarray:
-        info = block_info[None]
-        (t0, t1), (y0, y1), (x0, x1) = info["array-location"]
-        out = np.zeros(info["chunk-shape"], np.float32)
-        for j in jumps:
-            if t0 <= j.date < t1:
-                out[j.date - t0] += np.float32(j.cycles * half_wavelength_mm) * j.mask[y0:y1, x0:x1]
-        return out
+        return removed_block(jumps, half_wavelength_mm, *block_info[None]["array-location"])
 
     return da.map_blocks(block, chunks=data.chunks, dtype=np.float32, meta=np.array((), np.float32))
 
