@@ -20,6 +20,9 @@ the area's own data prefer (a step, a transient; :mod:`.area_history`, session 2
 On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
 weighting's map only widens what the straight line's map detects.
 
+Where neither the gate nor this step finds anything, the step scan of :mod:`.step_scan` may
+return a broad signal that starts at one date (session 25).
+
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
 (``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
 0.0 mm; the areas' ramps (session 20): RMSE at SNR 20-50 1.76 -> 1.36 mm (``in``) and 3.10
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from insar_denoise.inference import step_scan
 from insar_denoise.inference.area_history import area_ramps
 from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
 from insar_denoise.inference.significance import date_level, fit_segments
@@ -150,13 +154,15 @@ def edge_kept_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray)
 class Detection:
     """What :func:`detect` found: the pixels to fill (None: nothing), the straight line's
     cumulative there, the largest ``z`` per map and scale, the pixels the noise prediction is
-    made from (the rest is predicted), and the line's noise maps ``(n, H, W)``."""
+    made from (the rest is predicted), the line's noise maps ``(n, H, W)`` and the pixels of
+    the supports and the gate (also when they cover too much of the scene to fill)."""
 
     new: np.ndarray | None
     estimate: np.ndarray | None
     zmax: dict
     outside: np.ndarray | None = None
     line_noise: np.ndarray | None = None
+    covered: np.ndarray | None = None
 
 
 def new_supports(
@@ -214,7 +220,7 @@ def detect(
     new = (support | gate_on) & ok
     outside = ok & ~support & ~gate_on
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
-        return Detection(None, None, zmax)
+        return Detection(None, None, zmax, covered=new)
     lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
     line_noise = np.nan_to_num(stacks[1])
     estimate = edge_kept_smoothing(lin - harmonic_fill(lin, ~outside), new, line_noise)
@@ -234,11 +240,20 @@ def support_step(
     row strips) from each date's level, a straight line in time or, with ``rows(t, lo, hi)``
     (the input relative to the first date) and ``date_var``, the ramp of
     :mod:`.area_history` where an area's data prefer one, and set the gate to 1 there (in
-    place where they are writable); ``(series, gate, note)``, the note ``{"largest_z":
-    {map:scale: z}, "filled_pixels": n, "ramps": [...]}`` (empty when skipped)."""
+    place where they are writable); where nothing is found, the step scan's broad step
+    (:func:`.step_scan.broad_step`) fills the scene instead. ``(series, gate, note)``, the
+    note ``{"largest_z": {map:scale: z}, "filled_pixels": n, "ramps": [...]}`` (or
+    ``"broad_step"``; empty when skipped)."""
     n, h, w = series.shape
     found = detect(gate_map, maps, (h, w), dem, n)
     note = {"largest_z": {k: round(v, 2) for k, v in found.zmax.items()}} if found.zmax else {}
+    # only where nothing else was found: a broad step replacing a detected area's fill or the
+    # network's map lost strong creep and faults (session 25: `in` 54 1.88 -> 6.44 mm)
+    nothing = found.new is None and (found.covered is None or not found.covered.any())
+    if nothing and rows is not None and date_var is not None and not _opened(gate_map, h, w):
+        broad = step_scan.broad_step(rows, (n, h, w), times_days, date_var, dem)
+        if broad is not None:
+            return _write_broad_step(series, gate_map, broad, note)
     if found.new is None:
         return series, gate_map, {**note, "filled_pixels": 0} if note else note
     days = np.asarray(times_days, np.float64)
@@ -271,6 +286,32 @@ def support_step(
         for a, b in row_strips(h, w):
             gate_map[a:b] = np.where(new[a:b], np.float32(1.0), np.asarray(gate_map[a:b]))
     return series, gate_map, {**note, "filled_pixels": int(new.sum()), "ramps": ramps}
+
+
+def _opened(gate_map, h: int, w: int) -> bool:
+    """Whether the gate is 1 everywhere (the gate opened it: the network's map is kept)."""
+    return all(bool(np.all(np.asarray(gate_map[a:b]) >= 1.0)) for a, b in row_strips(h, w))
+
+
+def _write_broad_step(series, gate_map, broad, note: dict) -> tuple:
+    """``series`` filled everywhere with the step scan's broad signal (:mod:`.step_scan`),
+    the gate set to 1; as :func:`support_step`."""
+    n, h, w = series.shape
+    shape = np.asarray(broad.history, np.float32)
+    for t in range(n):
+        level = date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
+        for a, b in row_strips(h, w):
+            current = np.asarray(series[t, a:b])
+            filled = level + shape[t] * broad.estimate[a:b]
+            series[t, a:b] = np.where(broad.ok[a:b], filled, current).astype(current.dtype)
+    if isinstance(gate_map, np.ndarray):
+        gate_map = np.ones_like(gate_map, dtype=np.float32)
+    else:
+        for a, b in row_strips(h, w):
+            gate_map[a:b] = np.ones((b - a, w), np.float32)
+    step = {"date_index": broad.k, "z": round(broad.z, 2), "pixels": int(broad.ok.sum())}
+    note = {**note, "filled_pixels": int(broad.ok.sum()), "broad_step": step}
+    return series, gate_map, note
 
 
 def noise_stack(maps, h: int, dtype=np.float32) -> np.ndarray:

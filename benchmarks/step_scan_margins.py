@@ -1,0 +1,100 @@
+"""The step scan's margins (insar_denoise.inference.step_scan): its largest z on the
+no-deformation scenes of Benchmark v2 and on the signals at ideal SNR >= 10 that an
+evaluation missed (r < 0.7), with the step date it picks and the z at the true one.
+
+    python benchmarks/step_scan_margins.py --split shifted   # ~2 min a split on one thread
+
+The stack is prepared as the engine does before the gate (single-date unwrapping errors
+removed, the stratified-delay correction where the relief check asks for it). Prints a row
+per scene and writes ``experiments/benchmarks/step_scan_margins_{split}.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from insar_denoise.evaluation.referee_scenes import design, simulate
+from insar_denoise.inference import step_scan, stratification
+from insar_denoise.inference.stack_runner import scene_date_variances
+from insar_denoise.inference.unwrapping import MIN_DATES, unwrapping_fix
+
+OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+REPORT = OUT / "evaluate_v2_s24" / "metrics.json"
+
+
+def chosen(report: dict, split: str) -> dict[int, str]:
+    """``{index: "null" | "missed"}`` from an evaluation's scenes."""
+    out = {}
+    for s in report["splits"][split]["scenes"]:
+        r = s["methods"]["model"]["r"]
+        if s["source_type"] == "none":
+            out[s["index"]] = "null"
+        elif (s.get("snr") or 0.0) >= 10.0 and not (r is not None and r >= 0.7):
+            out[s["index"]] = "missed"
+    return out
+
+
+def prepared(batch, ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The stack relative to its first date as the gate sees it, the DEM, times, variances."""
+    d = batch.displacement[0].numpy().astype(np.float32)
+    dem = batch.dem[0].numpy()
+    days = (ds.time.values - ds.time.values[0]).astype("timedelta64[D]").astype(float)
+    if len(days) >= MIN_DATES:
+        removed, _ = unwrapping_fix(d, dem)
+        if removed is not None:
+            d = d - removed
+    date_var = scene_date_variances(d, 64)
+    if len(days) >= stratification.MIN_DATES:
+        fix, _, _ = stratification.plan(d, dem, days, date_var, 4, 16)
+        if fix is not None:
+            d = d - np.asarray(fix.delay(dem), np.float32)
+    return d - d[:1], dem, days, date_var
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--split", default="shifted", choices=("in", "shifted"))
+    p.add_argument("--report", type=Path, default=REPORT, help="evaluate's metrics.json")
+    args = p.parse_args()
+    report = json.loads(args.report.read_text())
+    kinds = chosen(report, args.split)
+    rows = []
+    for spec in design(int(report["n_per_split"]), int(report["seed"]), args.split):
+        if spec.index not in kinds:
+            continue
+        batch, ds = simulate(spec, args.split, int(report["size_px"]))
+        d, dem, days, date_var = prepared(batch, ds)
+        ok = np.isfinite(d).all(axis=0)
+        zs = step_scan.step_zmaps(d, days, date_var, ok, dem)
+        per_k = {k: max(float(z.max()) for z in by.values()) for k, by in zs.items()}
+        truth = batch.deformation[0].numpy().reshape(len(days), -1)
+        jumps = np.sqrt(np.mean(np.diff(truth, axis=0) ** 2, axis=1))
+        true_k = int(np.argmax(jumps)) + 1 if jumps.max() > 0 else None
+        best = max(per_k, key=per_k.get) if per_k else None
+        row = {
+            "index": spec.index,
+            "kind": kinds[spec.index],
+            "n_dates": spec.n_dates,
+            "source_type": spec.source_type,
+            "history": batch.history_names[int(batch.history[0])],
+            "z_max": round(per_k[best], 2) if best is not None else 0.0,
+            "step_date": best,
+            "true_step_date": true_k,
+            "z_at_true": None if true_k not in per_k else round(per_k[true_k], 2),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    nulls = [r["z_max"] for r in rows if r["kind"] == "null"]
+    above = [r["index"] for r in rows if r["kind"] == "missed" and r["z_max"] > max(nulls)]
+    summary = {"threshold": step_scan.THRESHOLD, "null_z_max": max(nulls), "missed_above": above}
+    print(json.dumps(summary))
+    path = OUT / f"step_scan_margins_{args.split}.json"
+    path.write_text(json.dumps({"summary": summary, "scenes": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

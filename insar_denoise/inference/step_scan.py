@@ -1,0 +1,224 @@
+"""A step scan for broad signals that start at one date, where nothing else is found.
+
+A step in time (an eruption's inflation, a bowl that starts to subside, a slow-slip event) is
+seen by the straight line's map at a fraction of its amplitude when it comes early or late,
+and a signal broader than the scene leaves the second detector's harmonic noise prediction
+(:mod:`.bilaplacian_support`) no surroundings to work from. For every candidate date ``k``
+with at least :data:`MIN_SIDE` dates on each side, the step map ``sum_t b_t d_t`` (the
+weighted least-squares step of a constant and a step at ``k``, each date's elevation fit
+``c + k z + q z²`` removed) is band-passed (a Gaussian of ``s`` minus one of ``2 s``: the
+matched filter of a blob in noise that is flat at broad scales, as turbulence is beyond its
+correlation length) and compared with its noise: the expected square of the sign-flip noise
+maps of :mod:`.significance`, ``sum_t b_t² r_t² / (1 - h_tt)`` with ``r_t`` the filtered
+residuals of the piecewise-linear fit plus the step at ``k`` (Rademacher signs: ``E[(sum_t
+s_t c_t)²] = sum_t c_t²``; no random draws), smoothed and raised where locally stronger as
+in :func:`.bilaplacian_support.zmaps`. Adding the step to the fit is a rank-one update of its
+residuals, so each date is filtered once per scale and each candidate costs ``O(T H W)``.
+Detections covering more than :data:`BROAD_SHARE` of the scene give :class:`BroadStep`: the
+step map smoothed by :data:`SMOOTH_PX`, written from date ``k`` on.
+
+Benchmark v2 (session 25, model card design table (w)): the 24 no-deformation scenes reach
+z 6.75 (`in`) / 6.22 (`shifted`); used only where the gate and the second detector find
+nothing, it returns a 72-date bowl at SNR 11 (`in` 35, r 0.86, 6.68 -> 3.50 mm) and lowers
+`shifted` 62 (3.62 -> 2.86 mm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from insar_denoise.inference.broad_scales import history_basis
+from insar_denoise.inference.noise_prediction import elevation_free
+from insar_denoise.inference.significance import fit_segments
+
+#: a step needs this many dates on each side (with fewer, the residuals of one side cannot
+#: show its noise: the scan's `in` no-deformation scenes reached z 11 at k = 2)
+MIN_SIDE = 3
+#: scales (px) of the band-pass, as the second detector's (:mod:`.bilaplacian_support`)
+SCALES: tuple[float, ...] = (8.0, 16.0, 32.0)
+#: a detection's support: the connected area above this z (the second detector's)
+GROW = 3.0
+#: a scale is used where at least this many pixels lie two scales or more from the edge
+MIN_INTERIOR = 100
+#: detections over this share of the valid pixels are broad: the second detector's harmonic
+#: noise prediction (its ``MAX_SHARE``) has no surroundings to work from there
+BROAD_SHARE = 0.75
+#: stacks with fewer dates are not scanned: three dates a side leave the step's noise to few
+#: residuals (session 25: a 9-date `shifted` scene at SNR 3.9 got a false broad step, 0.26 ->
+#: 4.21 mm; the unwrapping and stratification steps use the same bound)
+MIN_DATES = 12
+#: detection threshold: above every no-deformation scene of Benchmark v2 (6.91, 24 scenes)
+THRESHOLD = 7.0
+#: at most this many candidate dates, evenly spread (neighbouring steps see the same signal)
+MAX_CANDIDATES = 24
+#: the broad step's map is smoothed by a Gaussian of this width (px)
+SMOOTH_PX = 8.0
+#: the smoothed map is written where the valid pixels' share of the smoothing weight exceeds
+#: this (into gap patches up to about two smoothing widths from valid pixels)
+REACH = 0.05
+#: scenes over this many pixels skip the scan (each scale holds two ``(T, H, W)`` arrays)
+MAX_PIXELS = 512 * 512
+
+
+def candidates(n_dates: int) -> np.ndarray:
+    """The candidate step dates ``k`` (the step between dates ``k - 1`` and ``k``)."""
+    ks = np.arange(MIN_SIDE, n_dates - MIN_SIDE + 1)
+    if len(ks) > MAX_CANDIDATES:
+        ks = np.unique(np.round(np.linspace(ks[0], ks[-1], MAX_CANDIDATES)).astype(int))
+    return ks
+
+
+def band_pass(image: np.ndarray, scale: float) -> np.ndarray:
+    """A Gaussian of ``scale`` minus one of twice it (reflected at the edges)."""
+    g = lambda s: ndimage.gaussian_filter(image, s, mode="reflect")  # noqa: E731
+    return g(scale) - g(2.0 * scale)
+
+
+def step_weights(date_var: np.ndarray, k: int) -> np.ndarray:
+    """``b (T,)``: ``sum_t b_t d_t`` is the weighted least-squares step at date ``k`` of a
+    constant and a step (weights ``1 / date_var``)."""
+    t = len(date_var)
+    basis = np.c_[np.ones(t), (np.arange(t) >= k).astype(float)]
+    w = 1.0 / np.asarray(date_var, np.float64)
+    return np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w)[1]
+
+
+class StepNoise:
+    """The expected square of the sign-flip noise maps of step maps (module docstring), for
+    every candidate date, from the filtered dates ``(T, N)`` of one scale."""
+
+    def __init__(self, filtered: np.ndarray, times_days: np.ndarray, date_var: np.ndarray):
+        n_dates = filtered.shape[0]
+        basis = history_basis(times_days, fit_segments(n_dates))
+        self.resid0 = np.eye(n_dates) - basis @ np.linalg.pinv(basis.T @ basis) @ basis.T
+        self.res = (self.resid0 @ filtered).astype(np.float32)  # residuals of the base fit
+        self.res2 = self.res**2
+        self.date_var = np.asarray(date_var, np.float64)
+
+    def variance(self, k: int) -> np.ndarray:
+        """``sum_t (b_t r_t)² / (1 - h_tt)`` ``(N,)`` with the fit's residuals ``r`` once the
+        step at ``k`` joins the piecewise-linear fit (a rank-one update)."""
+        n_dates = len(self.date_var)
+        h = self.resid0 @ (np.arange(n_dates) >= k).astype(float)
+        u = h / np.linalg.norm(h)  # the step's direction orthogonal to the base fit
+        lev = np.clip(1.0 - (1.0 - np.diag(self.resid0) + u**2), 0.05, 1.0)
+        c2 = step_weights(self.date_var, k) ** 2 / lev
+        proj = u.astype(np.float32) @ self.res  # the step's part of the residuals
+        var = c2.astype(np.float32) @ self.res2  # sum_t c_t² (res_t - u_t proj)²
+        var -= 2.0 * proj * ((c2 * u).astype(np.float32) @ self.res)
+        var += float(np.sum(c2 * u**2)) * proj**2
+        return np.maximum(var, 0.0)
+
+
+def step_zmaps(
+    series: np.ndarray,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    ok: np.ndarray,
+    dem=None,
+) -> dict[int, dict[float, np.ndarray]]:
+    """``{k: {scale: z (H, W)}}`` for every candidate step date of ``series (T, H, W)`` mm
+    (relative to the first date; only ``ok`` pixels, valid on every date, are used); ``z``
+    is 0 within two scales of the edge and off ``ok``."""
+    n_dates = series.shape[0]
+    ks = candidates(n_dates)
+    if len(ks) == 0:
+        return {}
+    flat = np.where(ok, np.nan_to_num(series), 0.0).astype(np.float64)
+    free = elevation_free(flat, ok, dem, ok).astype(np.float32)
+    out: dict[int, dict[float, np.ndarray]] = {int(k): {} for k in ks}
+    for s in SCALES:
+        e = int(2 * s)
+        inner = np.zeros_like(ok)
+        inner[e:-e, e:-e] = True
+        inner &= ok
+        if inner.sum() < MIN_INTERIOR:
+            continue
+        filt = np.stack([band_pass(x, s) for x in free]).reshape(n_dates, -1)
+        noise = StepNoise(filt, times_days, date_var)
+        for k in ks:
+            var = noise.variance(int(k)).reshape(ok.shape)
+            smooth = ndimage.gaussian_filter(var, max(s / 2.0, 2.0))
+            base = float(np.median(smooth[inner]))
+            if base <= 0:
+                continue
+            stat = (step_weights(date_var, int(k)) @ filt).reshape(ok.shape)
+            sd = np.sqrt(base * np.maximum(smooth / base, 1.0))
+            out[int(k)][s] = np.where(inner, np.abs(stat) / sd, 0.0)
+    return {k: z for k, z in out.items() if z}
+
+
+def step_support(
+    series: np.ndarray,
+    times_days: np.ndarray,
+    date_var: np.ndarray,
+    ok: np.ndarray,
+    dem=None,
+) -> tuple[np.ndarray, float, int]:
+    """The pixels of the step scan's detections ``(H, W)`` bool (areas above :data:`GROW`
+    holding a ``z`` above :data:`THRESHOLD`, widened by the scale), the largest ``z`` and
+    its date (-1 when no candidate). Scenes over :data:`MAX_PIXELS` give an empty support."""
+    support = np.zeros(ok.shape, bool)
+    if ok.size > MAX_PIXELS:
+        return support, 0.0, -1
+    zs = step_zmaps(series, times_days, date_var, ok, dem)
+    best, best_k = 0.0, -1
+    for k, by_scale in zs.items():
+        for s, z in by_scale.items():
+            top = float(z.max())
+            if top > best:
+                best, best_k = top, k
+            if top <= THRESHOLD:
+                continue
+            labels, _ = ndimage.label(z > GROW)
+            keep = np.unique(labels[z > THRESHOLD])
+            area = np.isin(labels, keep[keep > 0])
+            support |= ndimage.gaussian_filter(area.astype(np.float32), s) > 0.02
+    return support & ok, best, best_k
+
+
+@dataclass
+class BroadStep:
+    """A step detected over most of a scene: the step's map ``(H, W)`` mm (0 off ``ok``),
+    its history ``(T,)`` (0 before the step date ``k``, 1 from it), its ``z`` and the
+    pixels it is written to (``ok``: valid on every date or near them)."""
+
+    estimate: np.ndarray
+    history: np.ndarray
+    k: int
+    z: float
+    ok: np.ndarray
+
+
+def broad_step(
+    rows, shape: tuple[int, int, int], times_days, date_var, dem=None
+) -> BroadStep | None:
+    """The step scan's broad signal: its detections cover more than
+    :data:`BROAD_SHARE` of the scene, where the second detector's noise
+    prediction has no surroundings to work from. None when the scan detects nothing or less,
+    the stack has under :data:`MIN_DATES` dates, or the scene is over :data:`MAX_PIXELS`.
+    ``rows(t, lo, hi)``: the input relative to the first date."""
+    n, h, w = shape
+    if h * w > MAX_PIXELS or n < MIN_DATES:
+        return None
+    series = np.stack([np.asarray(rows(t, 0, h), np.float32) for t in range(n)])
+    ok = np.isfinite(series).all(axis=0)
+    if ok.sum() < MIN_INTERIOR:
+        return None
+    dem_np = None if dem is None else np.asarray(dem, np.float64)
+    support, z, k = step_support(series, times_days, date_var, ok, dem_np)
+    if (support & ok).sum() <= BROAD_SHARE * ok.sum():
+        return None
+    flat = np.where(ok, np.nan_to_num(series), 0.0).astype(np.float64)
+    b = step_weights(date_var, k)
+    step_map = elevation_free(np.tensordot(b, flat, axes=1)[None], ok, dem_np, ok)[0]
+    weight = ndimage.gaussian_filter(ok.astype(np.float64), SMOOTH_PX)
+    smooth = ndimage.gaussian_filter(np.where(ok, step_map, 0.0), SMOOTH_PX)
+    # pixels missing on some dates (a gap patch) get the smoothed map from around them
+    written = (weight > REACH) & np.isfinite(series).any(axis=0)
+    estimate = np.where(written, smooth / np.maximum(weight, 1e-9), 0.0)
+    history = (np.arange(n) >= k).astype(np.float64)
+    return BroadStep(estimate, history, k, z, written)
