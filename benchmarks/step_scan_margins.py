@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from detector_margins import chosen  # benchmarks/ is on the path when run
 
 from insar_denoise.evaluation.referee_scenes import design, simulate
 from insar_denoise.inference import step_scan, stratification
@@ -29,18 +30,6 @@ from insar_denoise.inference.unwrapping import MIN_DATES, unwrapping_fix
 
 OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 REPORT = OUT / "evaluate_v2_s24" / "metrics.json"
-
-
-def chosen(report: dict, split: str) -> dict[int, str]:
-    """``{index: "null" | "missed"}`` from an evaluation's scenes."""
-    out = {}
-    for s in report["splits"][split]["scenes"]:
-        r = s["methods"]["model"]["r"]
-        if s["source_type"] == "none":
-            out[s["index"]] = "null"
-        elif (s.get("snr") or 0.0) >= 10.0 and not (r is not None and r >= 0.7):
-            out[s["index"]] = "missed"
-    return out
 
 
 def prepared(batch, ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -48,14 +48,6 @@ def test_noise_variance_matches_the_fit_with_the_step():
         np.testing.assert_allclose(noise.variance(int(k)), direct, rtol=2e-4, atol=1e-9)
 
 
-def test_shares_the_second_detectors_settings():
-    from insar_denoise.inference import bilaplacian_support as second
-
-    assert step_scan.SCALES == second.SCALES and step_scan.GROW == second.GROW
-    assert step_scan.MIN_INTERIOR == second.MIN_INTERIOR
-    assert step_scan.BROAD_SHARE == second.MAX_SHARE
-
-
 def test_candidates_keep_dates_on_both_sides():
     ks = step_scan.candidates(9)
     assert ks.min() == step_scan.MIN_SIDE and ks.max() == 9 - step_scan.MIN_SIDE

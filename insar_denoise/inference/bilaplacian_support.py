@@ -7,15 +7,15 @@ bi-Laplacian of a Gaussian (Kay 1998, vol. II, sec. 4.3: prewhitening matched fi
 This step filters the two least-squares cumulatives of the gate (the model weighting's and
 the straight line's) by ``Δ² G_s`` (``s`` = 8, 16, 32 px), compares them with the same
 filter of their noise maps (``z``, as the gate does), and where ``z`` exceeds
-:data:`THRESHOLD` grows a support (``z`` > :data:`GROW` connected to the detection, widened
-by a Gaussian of ``s``). In every area of the supports and of the gate (session 21: also
-the gate's areas no support reaches), the output is the straight line's cumulative minus
-the noise predicted from around it: the harmonic interpolation of the map from the pixels
-outside every support (kriging with the generalised covariance of a ``k⁻²`` field;
-Matheron 1973;
-:mod:`.noise_prediction`), smoothed by a Gaussian of :data:`SMOOTH_PX` inside the area
-except at edges the noise cannot make, a straight line in time, or the ramp in time that
-the area's own data prefer (a step, a transient; :mod:`.area_history`, session 20).
+:data:`THRESHOLD` grows a support (``z`` above ``GROW`` of :mod:`.detector_supports`
+connected to the detection, widened by a Gaussian of ``s``). In every area of the supports
+and of the gate (session 21: also the gate's areas no support reaches), the output is the
+straight line's cumulative minus the noise predicted from around it: the harmonic
+interpolation of the map from the pixels outside every support (kriging with the generalised
+covariance of a ``k⁻²`` field; Matheron 1973; :mod:`.noise_prediction`), smoothed by a
+Gaussian of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a
+straight line in time, or the ramp in time that the area's own data prefer (a step, a
+transient; :mod:`.area_history`, session 20).
 
 On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
 weighting's map only widens what the straight line's map detects.
@@ -38,28 +38,25 @@ from scipy import ndimage
 
 from insar_denoise.inference import step_scan
 from insar_denoise.inference.area_history import area_ramps
+from insar_denoise.inference.detector_supports import (
+    MAX_SHARE,
+    MIN_INTERIOR,
+    SCALES,
+    grown_area,
+    interior,
+)
 from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
 from insar_denoise.inference.significance import date_level, fit_segments
 from insar_denoise.inference.strips import row_strips
 
-#: scales (px) of the bi-Laplacian-of-Gaussian detector
-SCALES: tuple[float, ...] = (8.0, 16.0, 32.0)
 #: detection threshold (noise std at the scale): the no-deformation scenes of Benchmark v2
 #: reach at most 6.5 at 8-32 px (`in` 56 at 8 px: a 0.15 mm patch); 7 detected 0.72 / 0.48
 #: of the scenes at SNR >= 10 against 0.76 / 0.52 (`in` / `shifted`, session 17)
 THRESHOLD = 6.0
-#: a detection's support: the connected area above this z
-GROW = 3.0
-#: a filter is used where at least 100 pixels lie two scales or more from the edge
-MIN_INTERIOR = 100
 #: scenes over this many pixels skip the step (the 2048² frame-time run is unchanged)
 MAX_PIXELS = 1024 * 1024
 #: gate values above this count as the gate's support
 GATE_ON = 0.5
-#: supports (the gate's and the new) covering more than this share of the valid pixels are
-#: not filled: the harmonic estimate needs surroundings to predict the noise from (session
-#: 18 replay, 0.5 -> 0.75: `shifted` detected at SNR >= 10 0.60 -> 0.64, no bin's RMSE up)
-MAX_SHARE = 0.75
 #: the estimate is smoothed inside each filled area by a Gaussian of this width (px), weighted
 #: by the area (session 18 replay: detected at SNR >= 10 0.76 -> 0.80 `in`, RMSE lower in
 #: every filled bin; 3 px lowers the `in` gain at SNR 20-50 0.97 -> 0.91, 2 px keeps it)
@@ -98,11 +95,8 @@ def zmaps(stat: np.ndarray, noise: np.ndarray, ok: np.ndarray) -> dict[float, np
     nn = np.where(ok, noise - np.median(noise[:, ok], axis=1)[:, None, None], 0.0)
     out = {}
     for s in SCALES:
-        e = int(2 * s)
-        inner = np.zeros_like(ok)
-        inner[e:-e, e:-e] = True
-        inner &= ok
-        if inner.sum() < MIN_INTERIOR:
+        inner = interior(ok, s)
+        if inner is None:
             continue
         fn = np.stack([bilaplacian(x.astype(np.float32), s) for x in nn])
         sd = mad_std(fn[:, inner])
@@ -113,17 +107,11 @@ def zmaps(stat: np.ndarray, noise: np.ndarray, ok: np.ndarray) -> dict[float, np
 
 
 def grown_support(z: dict[float, np.ndarray], threshold: float = THRESHOLD) -> np.ndarray:
-    """Pixels of the areas above :data:`GROW` that hold a detection, widened by ``s``."""
+    """Pixels of the areas above ``GROW`` that hold a detection, widened by ``s``."""
     first = next(iter(z.values()))
     support = np.zeros(first.shape, bool)
     for s, zz in z.items():
-        seeds = zz > threshold
-        if not seeds.any():
-            continue
-        labels, _ = ndimage.label(zz > GROW)
-        keep = np.unique(labels[seeds])
-        area = np.isin(labels, keep[keep > 0])
-        support |= ndimage.gaussian_filter(area.astype(np.float32), s) > 0.02
+        support |= grown_area(zz, threshold, s)
     return support
 
 

@@ -14,8 +14,8 @@ residuals of the piecewise-linear fit plus the step at ``k`` (Rademacher signs: 
 s_t c_t)²] = sum_t c_t²``; no random draws), smoothed and raised where locally stronger as
 in :func:`.bilaplacian_support.zmaps`. Adding the step to the fit is a rank-one update of its
 residuals, so each date is filtered once per scale and each candidate costs ``O(T H W)``.
-Detections covering more than :data:`BROAD_SHARE` of the scene give :class:`BroadStep`: the
-step map smoothed by :data:`SMOOTH_PX`, written from date ``k`` on.
+Detections covering more than :data:`.detector_supports.MAX_SHARE` of the scene give
+:class:`BroadStep`: the step map smoothed by :data:`SMOOTH_PX`, written from date ``k`` on.
 
 Benchmark v2 (session 25, model card design table (w)): the 24 no-deformation scenes reach
 z 6.75 (`in`) / 6.22 (`shifted`); used only where the gate and the second detector find
@@ -31,21 +31,19 @@ import numpy as np
 from scipy import ndimage
 
 from insar_denoise.inference.broad_scales import history_basis
+from insar_denoise.inference.detector_supports import (
+    MAX_SHARE,
+    MIN_INTERIOR,
+    SCALES,
+    grown_area,
+    interior,
+)
 from insar_denoise.inference.noise_prediction import elevation_free
 from insar_denoise.inference.significance import fit_segments
 
 #: a step needs this many dates on each side (with fewer, the residuals of one side cannot
 #: show its noise: the scan's `in` no-deformation scenes reached z 11 at k = 2)
 MIN_SIDE = 3
-#: scales (px) of the band-pass, as the second detector's (:mod:`.bilaplacian_support`)
-SCALES: tuple[float, ...] = (8.0, 16.0, 32.0)
-#: a detection's support: the connected area above this z (the second detector's)
-GROW = 3.0
-#: a scale is used where at least this many pixels lie two scales or more from the edge
-MIN_INTERIOR = 100
-#: detections over this share of the valid pixels are broad: the second detector's harmonic
-#: noise prediction (its ``MAX_SHARE``) has no surroundings to work from there
-BROAD_SHARE = 0.75
 #: stacks with fewer dates are not scanned: three dates a side leave the step's noise to few
 #: residuals (session 25: a 9-date `shifted` scene at SNR 3.9 got a false broad step, 0.26 ->
 #: 4.21 mm; the unwrapping and stratification steps use the same bound)
@@ -131,11 +129,8 @@ def step_zmaps(
     free = elevation_free(flat, ok, dem, ok).astype(np.float32)
     out: dict[int, dict[float, np.ndarray]] = {int(k): {} for k in ks}
     for s in SCALES:
-        e = int(2 * s)
-        inner = np.zeros_like(ok)
-        inner[e:-e, e:-e] = True
-        inner &= ok
-        if inner.sum() < MIN_INTERIOR:
+        inner = interior(ok, s)
+        if inner is None:
             continue
         filt = np.stack([band_pass(x, s) for x in free]).reshape(n_dates, -1)
         noise = StepNoise(filt, times_days, date_var)
@@ -158,7 +153,7 @@ def step_support(
     ok: np.ndarray,
     dem=None,
 ) -> tuple[np.ndarray, float, int]:
-    """The pixels of the step scan's detections ``(H, W)`` bool (areas above :data:`GROW`
+    """The pixels of the step scan's detections ``(H, W)`` bool (areas above ``GROW``
     holding a ``z`` above :data:`THRESHOLD`, widened by the scale), the largest ``z`` and
     its date (-1 when no candidate). Scenes over :data:`MAX_PIXELS` give an empty support."""
     support = np.zeros(ok.shape, bool)
@@ -171,12 +166,7 @@ def step_support(
             top = float(z.max())
             if top > best:
                 best, best_k = top, k
-            if top <= THRESHOLD:
-                continue
-            labels, _ = ndimage.label(z > GROW)
-            keep = np.unique(labels[z > THRESHOLD])
-            area = np.isin(labels, keep[keep > 0])
-            support |= ndimage.gaussian_filter(area.astype(np.float32), s) > 0.02
+            support |= grown_area(z, THRESHOLD, s)
     return support & ok, best, best_k
 
 
@@ -197,7 +187,7 @@ def broad_step(
     rows, shape: tuple[int, int, int], times_days, date_var, dem=None
 ) -> BroadStep | None:
     """The step scan's broad signal: its detections cover more than
-    :data:`BROAD_SHARE` of the scene, where the second detector's noise
+    :data:`.detector_supports.MAX_SHARE` of the scene, where the second detector's noise
     prediction has no surroundings to work from. None when the scan detects nothing or less,
     the stack has under :data:`MIN_DATES` dates, or the scene is over :data:`MAX_PIXELS`.
     ``rows(t, lo, hi)``: the input relative to the first date."""
@@ -210,7 +200,7 @@ def broad_step(
         return None
     dem_np = None if dem is None else np.asarray(dem, np.float64)
     support, z, k = step_support(series, times_days, date_var, ok, dem_np)
-    if (support & ok).sum() <= BROAD_SHARE * ok.sum():
+    if (support & ok).sum() <= MAX_SHARE * ok.sum():
         return None
     flat = np.where(ok, np.nan_to_num(series), 0.0).astype(np.float64)
     b = step_weights(date_var, k)
