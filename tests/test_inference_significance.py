@@ -144,6 +144,10 @@ def test_an_opened_gate_takes_the_wider_open_factors_everywhere():
     partial[:, :3] = 0.5
     assert gate_opened(opened) and gate_opened(da.from_array(opened, chunks=10))
     assert not gate_opened(partial) and not gate_opened(da.from_array(partial, chunks=10))
+    # the streamed path's gate is a view of a disk stack, read by rows
+    from insar_denoise.inference.strips import MapView
+
+    assert gate_opened(MapView(opened[None], 0)) and not gate_opened(MapView(partial[None], 0))
     f68, f95 = band_floors(opened, noise_sd, opened=True)
     np.testing.assert_allclose(f68, BAND_OPEN_68 * noise_sd)
     np.testing.assert_allclose(f95, BAND_OPEN_95 * noise_sd)

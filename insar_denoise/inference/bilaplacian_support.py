@@ -46,7 +46,7 @@ from insar_denoise.inference.detector_supports import (
     interior,
 )
 from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
-from insar_denoise.inference.significance import date_level, fit_segments
+from insar_denoise.inference.significance import date_level, fit_segments, gate_opened
 from insar_denoise.inference.strips import row_strips
 
 #: detection threshold (noise std at the scale): the no-deformation scenes of Benchmark v2
@@ -238,7 +238,7 @@ def support_step(
     # only where nothing else was found: a broad step replacing a detected area's fill or the
     # network's map lost strong creep and faults (session 25: `in` 54 1.88 -> 6.44 mm)
     nothing = found.new is None and (found.covered is None or not found.covered.any())
-    if nothing and rows is not None and date_var is not None and not _opened(gate_map, h, w):
+    if nothing and rows is not None and date_var is not None and not gate_opened(gate_map):
         broad = step_scan.broad_step(rows, (n, h, w), times_days, date_var, dem)
         if broad is not None:
             return _write_broad_step(series, gate_map, broad, note)
@@ -260,8 +260,16 @@ def support_step(
             shapes.append(ramp.shape)
             which[area] = len(shapes) - 1
             ramps.append(ramp.note(int(area.sum())))
-    shape_of = np.stack(shapes)
-    new = found.new
+    series, gate_map = _fill(series, gate_map, found.new, estimate, np.stack(shapes), which)
+    return series, gate_map, {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
+
+
+def _fill(series, gate_map, new, estimate, shape_of, which, gate_on=None) -> tuple:
+    """``series`` at the ``new`` pixels set to each date's level plus ``estimate`` times its
+    history ``shape_of[which]`` (rows of histories in time), the gate set to 1 on ``gate_on``
+    (default ``new``); in place where they are writable. ``(series, gate)``."""
+    n, h, w = series.shape
+    gate_on = new if gate_on is None else gate_on
     for t in range(n):
         level = date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
@@ -269,34 +277,20 @@ def support_step(
             filled = level + shape_of[:, t][which[a:b]] * estimate[a:b]
             series[t, a:b] = np.where(new[a:b], filled.astype(current.dtype), current)
     if isinstance(gate_map, np.ndarray):
-        gate_map = np.where(new, np.float32(1.0), gate_map).astype(np.float32)
+        gate_map = np.where(gate_on, np.float32(1.0), gate_map).astype(np.float32)
     else:
         for a, b in row_strips(h, w):
-            gate_map[a:b] = np.where(new[a:b], np.float32(1.0), np.asarray(gate_map[a:b]))
-    return series, gate_map, {**note, "filled_pixels": int(new.sum()), "ramps": ramps}
-
-
-def _opened(gate_map, h: int, w: int) -> bool:
-    """Whether the gate is 1 everywhere (the gate opened it: the network's map is kept)."""
-    return all(bool(np.all(np.asarray(gate_map[a:b]) >= 1.0)) for a, b in row_strips(h, w))
+            gate_map[a:b] = np.where(gate_on[a:b], np.float32(1.0), np.asarray(gate_map[a:b]))
+    return series, gate_map
 
 
 def _write_broad_step(series, gate_map, broad, note: dict) -> tuple:
-    """``series`` filled everywhere with the step scan's broad signal (:mod:`.step_scan`),
-    the gate set to 1; as :func:`support_step`."""
-    n, h, w = series.shape
-    shape = np.asarray(broad.history, np.float32)
-    for t in range(n):
-        level = date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
-        for a, b in row_strips(h, w):
-            current = np.asarray(series[t, a:b])
-            filled = level + shape[t] * broad.estimate[a:b]
-            series[t, a:b] = np.where(broad.ok[a:b], filled, current).astype(current.dtype)
-    if isinstance(gate_map, np.ndarray):
-        gate_map = np.ones_like(gate_map, dtype=np.float32)
-    else:
-        for a, b in row_strips(h, w):
-            gate_map[a:b] = np.ones((b - a, w), np.float32)
+    """``series`` filled with the step scan's broad signal (:mod:`.step_scan`), the gate set
+    to 1 everywhere; as :func:`support_step`."""
+    which = np.zeros(broad.ok.shape, np.int16)
+    everywhere = np.ones(broad.ok.shape, bool)
+    history = np.asarray(broad.history, np.float64)[None]
+    series, gate_map = _fill(series, gate_map, broad.ok, broad.estimate, history, which, everywhere)
     step = {"date_index": broad.k, "z": round(broad.z, 2), "pixels": int(broad.ok.sum())}
     note = {**note, "filled_pixels": int(broad.ok.sum()), "broad_step": step}
     return series, gate_map, note

@@ -570,7 +570,11 @@ def gate_series(
 
 
 def gate_opened(gate_map) -> bool:
-    """Whether the gate is 1 everywhere (:func:`gate` opened it; numpy or dask)."""
+    """Whether the gate is 1 everywhere (:func:`gate` opened it; numpy, dask or a
+    :class:`.strips.MapView`, read by rows)."""
+    if isinstance(gate_map, strips.MapView):
+        h, w = gate_map.shape
+        return all(bool(np.all(gate_map[a:b] == 1.0)) for a, b in strips.row_strips(h, w))
     every = (gate_map == 1.0).all()
     return bool(every.compute() if hasattr(every, "compute") else every)
 

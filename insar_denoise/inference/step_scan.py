@@ -96,14 +96,16 @@ class StepNoise:
         self.res2 = self.res**2
         self.date_var = np.asarray(date_var, np.float64)
 
-    def variance(self, k: int) -> np.ndarray:
+    def variance(self, k: int, weights: np.ndarray | None = None) -> np.ndarray:
         """``sum_t (b_t r_t)² / (1 - h_tt)`` ``(N,)`` with the fit's residuals ``r`` once the
-        step at ``k`` joins the piecewise-linear fit (a rank-one update)."""
+        step at ``k`` joins the piecewise-linear fit (a rank-one update); ``weights``: ``b``
+        when already computed (:func:`step_weights`)."""
         n_dates = len(self.date_var)
+        b = step_weights(self.date_var, k) if weights is None else weights
         h = self.resid0 @ (np.arange(n_dates) >= k).astype(float)
         u = h / np.linalg.norm(h)  # the step's direction orthogonal to the base fit
         lev = np.clip(1.0 - (1.0 - np.diag(self.resid0) + u**2), 0.05, 1.0)
-        c2 = step_weights(self.date_var, k) ** 2 / lev
+        c2 = b**2 / lev
         proj = u.astype(np.float32) @ self.res  # the step's part of the residuals
         var = c2.astype(np.float32) @ self.res2  # sum_t c_t² (res_t - u_t proj)²
         var -= 2.0 * proj * ((c2 * u).astype(np.float32) @ self.res)
@@ -127,6 +129,7 @@ def step_zmaps(
         return {}
     flat = np.where(ok, np.nan_to_num(series), 0.0).astype(np.float64)
     free = elevation_free(flat, ok, dem, ok).astype(np.float32)
+    weights = {int(k): step_weights(date_var, int(k)) for k in ks}
     out: dict[int, dict[float, np.ndarray]] = {int(k): {} for k in ks}
     for s in SCALES:
         inner = interior(ok, s)
@@ -134,15 +137,15 @@ def step_zmaps(
             continue
         filt = np.stack([band_pass(x, s) for x in free]).reshape(n_dates, -1)
         noise = StepNoise(filt, times_days, date_var)
-        for k in ks:
-            var = noise.variance(int(k)).reshape(ok.shape)
+        for k, b in weights.items():
+            var = noise.variance(k, b).reshape(ok.shape)
             smooth = ndimage.gaussian_filter(var, max(s / 2.0, 2.0))
             base = float(np.median(smooth[inner]))
             if base <= 0:
                 continue
-            stat = (step_weights(date_var, int(k)) @ filt).reshape(ok.shape)
+            stat = (b @ filt).reshape(ok.shape)
             sd = np.sqrt(base * np.maximum(smooth / base, 1.0))
-            out[int(k)][s] = np.where(inner, np.abs(stat) / sd, 0.0)
+            out[k][s] = np.where(inner, np.abs(stat) / sd, 0.0)
     return {k: z for k, z in out.items() if z}
 
 
@@ -202,9 +205,9 @@ def broad_step(
     support, z, k = step_support(series, times_days, date_var, ok, dem_np)
     if (support & ok).sum() <= MAX_SHARE * ok.sum():
         return None
-    flat = np.where(ok, np.nan_to_num(series), 0.0).astype(np.float64)
-    b = step_weights(date_var, k)
-    step_map = elevation_free(np.tensordot(b, flat, axes=1)[None], ok, dem_np, ok)[0]
+    # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
+    combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
+    step_map = elevation_free(combined.reshape(1, h, w), ok, dem_np, ok)[0]
     weight = ndimage.gaussian_filter(ok.astype(np.float64), SMOOTH_PX)
     smooth = ndimage.gaussian_filter(np.where(ok, step_map, 0.0), SMOOTH_PX)
     # pixels missing on some dates (a gap patch) get the smoothed map from around them
