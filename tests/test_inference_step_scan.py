@@ -17,15 +17,15 @@ N_DATES = 24
 STEP_AT = 15
 
 
-def _scene(seed: int, amplitude_mm: float, width_px: float = 60.0):
+def _scene(seed: int, amplitude_mm: float, width_px: float = 60.0, step_at: int = STEP_AT):
     """A stack of correlated noise (3 mm per date) with a Gaussian bowl of ``amplitude_mm``
-    from date :data:`STEP_AT` on; the bowl's map; the dates' times."""
+    from date ``step_at`` on; the bowl's map; the dates' times."""
     rng = np.random.default_rng(seed)
     noise = ndimage.gaussian_filter(rng.normal(size=(N_DATES, SIZE, SIZE)), (0, 3, 3))
     noise *= 3.0 / noise.std()
     yy, xx = np.mgrid[:SIZE, :SIZE]
     bowl = -amplitude_mm * np.exp(-((yy - 90) ** 2 + (xx - 100) ** 2) / (2 * width_px**2))
-    history = (np.arange(N_DATES) >= STEP_AT).astype(float)
+    history = (np.arange(N_DATES) >= step_at).astype(float)
     series = (noise + history[:, None, None] * bowl).astype(np.float32)
     return series - series[:1], bowl, np.arange(N_DATES) * 12.0
 
@@ -53,6 +53,48 @@ def test_candidates_keep_dates_on_both_sides():
     assert ks.min() == step_scan.MIN_SIDE and ks.max() == 9 - step_scan.MIN_SIDE
     assert len(step_scan.candidates(200)) == step_scan.MAX_CANDIDATES
     assert len(step_scan.candidates(5)) == 0
+
+
+def test_late_candidates_cover_the_last_dates():
+    late = step_scan.late_candidates(N_DATES)
+    assert list(late) == list(range(N_DATES - step_scan.MIN_SIDE + 1, N_DATES))
+    assert len(step_scan.late_candidates(step_scan.MIN_DATES - 1)) == 0
+
+
+def test_late_variance_matches_white_noise():
+    """On white noise the late step's variance estimate equals the step map's variance
+    ``sum_t b_t² var_t`` (within sampling error), the dates from the step on counted at the
+    median date variance before it: their own ``date_var`` (inflated by the step, as the
+    engine's per-date estimates are) is not used."""
+    rng = np.random.default_rng(7)
+    days = np.sort(rng.uniform(0, 700, N_DATES))
+    for k in step_scan.late_candidates(N_DATES):
+        date_var = rng.uniform(2.0, 20.0, N_DATES)
+        true_var = date_var.copy()
+        true_var[k:] = np.median(date_var[:k])
+        date_var[k:] = 400.0  # what a step would do to its dates' variance estimates
+        filtered = rng.normal(size=(N_DATES, 20000)) * np.sqrt(true_var)[:, None]
+        b = step_scan.step_weights(date_var, int(k))
+        truth = float(np.sum(b**2 * true_var))
+        est = step_scan.late_variance(filtered.astype(np.float32), days, date_var, int(k), b)
+        assert abs(float(np.mean(est)) / truth - 1.0) < 0.05
+
+
+def test_a_step_on_the_last_date_is_found():
+    """A bowl only on the last date (an event just before the last acquisition) is found
+    there and mapped (r > 0.9); its noise-only twin is not."""
+    series, bowl, days = _scene(8, 15.0, width_px=80.0, step_at=N_DATES - 1)
+    date_var = np.full(N_DATES, 9.0)
+    rows = lambda t, a, b: series[t, a:b]  # noqa: E731
+    found = step_scan.broad_step(rows, series.shape, days, date_var)
+    assert found is not None and found.k == N_DATES - 1
+    truth = bowl - bowl.mean()
+    est = found.estimate - found.estimate.mean()
+    assert np.corrcoef(est.ravel(), truth.ravel())[0, 1] > 0.9
+    null, _, _ = _scene(9, 0.0, step_at=N_DATES - 1)
+    ok = np.ones(bowl.shape, bool)
+    _, z, _ = step_scan.step_support(null, days, date_var, ok)
+    assert z < step_scan.THRESHOLD
 
 
 def test_a_broad_step_is_found_at_its_date_and_noise_is_not():
