@@ -80,6 +80,42 @@ def test_step_fills_a_straight_line_and_opens_the_gate():
     assert out[-1, 0, 0] == 0.0
 
 
+def test_a_step_beyond_the_areas_returns_the_network_series_whole(monkeypatch):
+    """Where the step scan's step beyond steady motion covers much of the pixels outside the
+    areas (:func:`.step_scan.step_beyond_fill`), the network's ungated series is returned
+    and the gate opens; where it stays inside them, the areas are filled as before."""
+    from insar_denoise.inference import step_scan
+
+    rng = np.random.default_rng(3)
+    size, n_dates = 192, 6
+    fields = 2.0 * power_law(rng, 17, size)
+    stat = fields[0] + 6.0 * gaussian_bump(size, 14.0)
+    days = np.array([0.0, 12, 24, 36, 48, 60])
+    network = rng.normal(size=(n_dates, size, size)).astype(np.float32)
+    rows = lambda t, a, b: network[t, a:b]  # noqa: E731
+    date_var = np.ones(n_dates)
+    seen = {}
+
+    def beyond(rows_, shape, times, dv, filled, dem=None):
+        seen["filled"] = int(filled.sum())
+        return step_scan.StepBeyondFill(3, 20.0, seen["outside"])
+
+    monkeypatch.setattr(step_scan, "step_beyond_fill", beyond)
+    for outside, opened in ((0.5, True), (0.05, False)):
+        seen["outside"] = outside
+        series = np.zeros((n_dates, size, size), np.float32)
+        gate = np.zeros((size, size), np.float32)
+        maps = _maps(stat, fields[1:])
+        out, g, note = bls.support_step(series, gate, maps, days, None, rows, date_var, network)
+        assert seen["filled"] > 0
+        assert note["step_beyond"]["outside"] == outside
+        if opened:
+            assert out is network and (g == 1.0).all() and note["step_beyond"]["opened"]
+        else:
+            assert note["filled_pixels"] == int(g.sum()) < size * size
+            assert out[-1, 0, 0] == 0.0 and "opened" not in note["step_beyond"]
+
+
 def test_large_scenes_skip_the_step():
     shape = (bls.MAX_PIXELS + 1, 1)
     assert bls.new_supports(np.zeros(shape), (None,) * 4, shape) == (None, None, {})

@@ -161,3 +161,34 @@ def test_engine_returns_the_broad_step(monkeypatch):
     monkeypatch.setattr(step_scan, "THRESHOLD", np.inf)
     off = denoise_dataset(ds, model, progress=False)["cumulative_deformation"].values
     assert np.nanstd(off) < 0.1
+
+
+def test_steady_step_weights_ignore_a_straight_line():
+    """With the times the step is the one beyond a straight line in time: a line gives 0,
+    a step is returned whole (an independent check: the weights applied to both)."""
+    rng = np.random.default_rng(11)
+    days = np.sort(rng.uniform(0, 700, N_DATES))
+    date_var = rng.uniform(2.0, 20.0, N_DATES)
+    line = 3.0 + 0.01 * days
+    for k in (5, 12, N_DATES - 1):
+        b = step_scan.step_weights(date_var, k, days)
+        assert abs(b @ line) < 1e-9
+        assert abs(b @ (np.arange(N_DATES) >= k) - 1.0) < 1e-9
+        plain = step_scan.step_weights(date_var, k)
+        assert abs(plain @ line) > 0.1  # the plain step sees part of a line
+
+
+def test_step_beyond_fill_reaches_outside_a_core_but_not_beside_a_line():
+    """A broad step whose core alone is filled reaches far outside it (``broad``); the
+    same bowl growing steadily in time does not (the second detector's line sees it)."""
+    series, bowl, days = _scene(12, 8.0, width_px=80.0)
+    date_var = np.full(N_DATES, 9.0)
+    core = bowl < 0.8 * bowl.min()
+    rows = lambda t, a, b: series[t, a:b]  # noqa: E731
+    found = step_scan.step_beyond_fill(rows, series.shape, days, date_var, core)
+    assert found is not None and found.broad and abs(found.k - STEP_AT) <= 1
+    noise = series - (np.arange(N_DATES) >= STEP_AT)[:, None, None] * bowl
+    steady = noise + (days / days[-1])[:, None, None] * bowl
+    rows = lambda t, a, b: steady[t, a:b]  # noqa: E731
+    found = step_scan.step_beyond_fill(rows, steady.shape, days, date_var, core)
+    assert found is not None and not found.broad

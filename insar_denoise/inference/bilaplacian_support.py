@@ -21,7 +21,9 @@ On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) t
 weighting's map only widens what the straight line's map detects.
 
 Where neither the gate nor this step finds anything, the step scan of :mod:`.step_scan` may
-return a broad signal that starts at one date (session 25).
+return a broad signal that starts at one date (session 25); where this step fills areas but a
+step beyond steady motion reaches well outside them, the network's ungated map is returned
+instead of the fill (session 26, :func:`.step_scan.step_beyond_fill`).
 
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
 (``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
@@ -223,15 +225,19 @@ def support_step(
     dem=None,
     rows=None,
     date_var: np.ndarray | None = None,
+    network=None,
 ) -> tuple:
     """Fill the areas of :func:`detect` in ``series (T, H, W)`` (an array or a disk stack,
     row strips) from each date's level, a straight line in time or, with ``rows(t, lo, hi)``
     (the input relative to the first date) and ``date_var``, the ramp of
     :mod:`.area_history` where an area's data prefer one, and set the gate to 1 there (in
     place where they are writable); where nothing is found, the step scan's broad step
-    (:func:`.step_scan.broad_step`) fills the scene instead. ``(series, gate, note)``, the
-    note ``{"largest_z": {map:scale: z}, "filled_pixels": n, "ramps": [...]}`` (or
-    ``"broad_step"``; empty when skipped)."""
+    (:func:`.step_scan.broad_step`) fills the scene instead; where a step beyond steady
+    motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`), the
+    network's ungated series ``network`` (in-memory path) is returned whole instead of the
+    fill, the gate open. ``(series, gate, note)``, the note ``{"largest_z": {map:scale: z},
+    "filled_pixels": n, "ramps": [...], "step_beyond": {...}}`` (or ``"broad_step"``; empty
+    when skipped)."""
     n, h, w = series.shape
     found = detect(gate_map, maps, (h, w), dem, n)
     note = {"largest_z": {k: round(v, 2) for k, v in found.zmax.items()}} if found.zmax else {}
@@ -244,6 +250,16 @@ def support_step(
             return _write_broad_step(series, gate_map, broad, note)
     if found.new is None:
         return series, gate_map, {**note, "filled_pixels": 0} if note else note
+    if network is not None and rows is not None and date_var is not None:
+        # a step beyond the areas: the harmonic prediction would take the signal around
+        # them for noise (session 26: `shifted` bowl 5, 5.97 -> 1.79 mm)
+        beyond = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
+        if beyond is not None:
+            step = {"date_index": beyond.k, "z": round(beyond.z, 2)}
+            note = {**note, "step_beyond": {**step, "outside": round(beyond.outside, 3)}}
+            if beyond.broad:
+                note["step_beyond"]["opened"] = True
+                return network, np.ones((h, w), np.float32), note
     days = np.asarray(times_days, np.float64)
     shapes = [(days - days[0]) / float(days[-1] - days[0])]
     which = np.zeros((h, w), np.int16)

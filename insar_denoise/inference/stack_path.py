@@ -266,11 +266,12 @@ def gated_finish(
     ``(series, gate, largest z per filter, noise_sd, trace note, the second detector's
     note)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
     ``(noise, projection, line_noise, line)`` with their relief terms."""
+    network = series  # gate_series returns a new array: the network's own series is kept
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     trace = trace_step(series, rows, maps[1], dem, hat, days)
-    series, g, second = support_step(series, g, maps, days, dem, rows, date_var)
+    series, g, second = support_step(series, g, maps, days, dem, rows, date_var, network)
     return series, g, gain, noise_sd, trace, second
 
 
