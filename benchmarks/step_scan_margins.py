@@ -29,7 +29,7 @@ from insar_denoise.inference.stack_runner import scene_date_variances
 from insar_denoise.inference.unwrapping import MIN_DATES, unwrapping_fix
 
 OUT = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
-REPORT = OUT / "evaluate_v2_s24" / "metrics.json"
+REPORT = OUT / "evaluate_v2_s26" / "metrics.json"
 
 
 def prepared(batch, ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
