@@ -192,3 +192,22 @@ def test_step_beyond_fill_reaches_outside_a_core_but_not_beside_a_line():
     rows = lambda t, a, b: steady[t, a:b]  # noqa: E731
     found = step_scan.step_beyond_fill(rows, steady.shape, days, date_var, core)
     assert found is not None and not found.broad
+
+
+def test_a_detected_step_that_is_not_broad_needs_the_step_beyond_steady_motion(monkeypatch):
+    """With the plain step's supports never broad enough (``MAX_SHARE`` raised), a bowl that
+    steps in is still returned through the step beyond steady motion; the same bowl growing
+    steadily, which the plain step also detects, is not."""
+    monkeypatch.setattr(step_scan, "MAX_SHARE", 0.99)
+    series, bowl, days = _scene(13, 12.0, width_px=80.0)
+    date_var = np.full(N_DATES, 9.0)
+    rows = lambda t, a, b: series[t, a:b]  # noqa: E731
+    found = step_scan.broad_step(rows, series.shape, days, date_var)
+    assert found is not None and abs(found.k - STEP_AT) <= 1
+    noise = series - (np.arange(N_DATES) >= STEP_AT)[:, None, None] * bowl
+    steady = noise + (days / days[-1])[:, None, None] * bowl
+    ok = np.ones(bowl.shape, bool)
+    _, z, _ = step_scan.step_support(steady, days, date_var, ok)
+    assert z > step_scan.THRESHOLD  # the plain step sees part of the steady motion
+    rows = lambda t, a, b: steady[t, a:b]  # noqa: E731
+    assert step_scan.broad_step(rows, steady.shape, days, date_var) is None

@@ -17,8 +17,10 @@ residuals, so each date is filtered once per scale and each candidate costs ``O(
 A step in the last one or two dates (an event just before the last acquisitions) leaves too
 few dates after it for those residuals: its noise is each pixel's typical date noise from the
 residuals of the dates before it (:func:`late_variance`; session 26).
-Detections covering more than :data:`.detector_supports.MAX_SHARE` of the scene give
-:class:`BroadStep`: the step map smoothed by :data:`SMOOTH_PX`, written from date ``k`` on.
+Detections covering more than :data:`.detector_supports.MAX_SHARE` of the scene, or
+detections whose step beyond steady motion covers more than :data:`STEADY_SHARE` of it (session
+26: `shifted` bowl 6, 2.89 -> 1.51 mm), give :class:`BroadStep`: the step map smoothed by
+:data:`SMOOTH_PX`, written from date ``k`` on.
 
 Benchmark v2 (session 25, model card design table (w)): the 24 no-deformation scenes reach
 z 6.75 (`in`) / 6.22 (`shifted`); used only where the gate and the second detector find
@@ -74,6 +76,9 @@ REACH = 0.05
 #: a step beyond steady motion detected over more than this share of the pixels outside the
 #: second detector's areas (those its harmonic prediction takes for noise) opens the gate
 OUTSIDE_SHARE = 0.2
+#: a detected step that is not broad is taken as broad all the same when the step beyond
+#: steady motion, at its own best date, covers more than this share of the scene
+STEADY_SHARE = 0.5
 #: scenes over this many pixels skip the scan (each scale holds two ``(T, H, W)`` arrays)
 MAX_PIXELS = 512 * 512
 
@@ -247,6 +252,18 @@ def step_support(
     return support & ok, best, best_k
 
 
+def best_date_support(zs: dict, ok: np.ndarray) -> tuple[int, float, np.ndarray] | None:
+    """``(k, z, support)`` at the date of the largest ``z`` of :func:`step_zmaps`' maps ``zs``,
+    the supports of that date only (a transient detected at many dates is not broad)."""
+    if not zs:
+        return None
+    k = max(zs, key=lambda kk: max(float(z.max()) for z in zs[kk].values()))
+    support = np.zeros(ok.shape, bool)
+    for s, z in zs[k].items():
+        support |= grown_area(z, THRESHOLD, s)
+    return k, max(float(z.max()) for z in zs[k].values()), support & ok
+
+
 def _read(rows, shape: tuple[int, int, int], dem) -> tuple | None:
     """``(series (T, H, W) float32, ok, dem float64 or None)`` read by ``rows``; None for
     scenes over :data:`MAX_PIXELS`, stacks under :data:`MIN_DATES` or too few valid pixels."""
@@ -278,7 +295,8 @@ def broad_step(
 ) -> BroadStep | None:
     """The step scan's broad signal: its detections cover more than
     :data:`.detector_supports.MAX_SHARE` of the scene, where the second detector's noise
-    prediction has no surroundings to work from. None when the scan detects nothing or less,
+    prediction has no surroundings to work from, or the step beyond steady motion covers more
+    than :data:`STEADY_SHARE` of it at its date. None when the scan detects nothing or less,
     the stack has under :data:`MIN_DATES` dates, or the scene is over :data:`MAX_PIXELS`.
     ``rows(t, lo, hi)``: the input relative to the first date."""
     read = _read(rows, shape, dem)
@@ -288,7 +306,16 @@ def broad_step(
     n, h, w = shape
     support, z, k = step_support(series, times_days, date_var, ok, dem_np)
     if (support & ok).sum() <= MAX_SHARE * ok.sum():
-        return None
+        if z <= THRESHOLD:
+            return None
+        # detected but not broad: broad all the same when the step beyond steady motion covers
+        # over half the scene at its date (a bowl stepping on the last date, `shifted` 6;
+        # steady creep, whose plain step is half its motion, gives none: `shifted` 55)
+        zs = step_zmaps(series, times_days, date_var, ok, dem_np, steady=True)
+        found = best_date_support(zs, ok)
+        if found is None or found[1] <= THRESHOLD or found[2][ok].mean() <= STEADY_SHARE:
+            return None
+        k, z = found[0], found[1]
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
     step_map = elevation_free(combined.reshape(1, h, w), ok, dem_np, ok)[0]
@@ -332,12 +359,8 @@ def step_beyond_fill(
     if not outside.any():
         return None
     zs = step_zmaps(series, times_days, date_var, ok, dem_np, steady=True)
-    if not zs:
+    found = best_date_support(zs, ok)
+    if found is None:
         return None
-    k = max(zs, key=lambda kk: max(float(z.max()) for z in zs[kk].values()))
-    # the detections at that date only (a transient detected at many dates is not broad)
-    support = np.zeros(ok.shape, bool)
-    for s, z in zs[k].items():
-        support |= grown_area(z, THRESHOLD, s)
-    z = max(float(v.max()) for v in zs[k].values())
+    k, z, support = found
     return StepBeyondFill(k, z, float((support & outside).sum() / outside.sum()))
