@@ -256,10 +256,11 @@ def support_step(
         beyond = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
         if beyond is not None:
             step = {"date_index": beyond.k, "z": round(beyond.z, 2)}
-            note = {**note, "step_beyond": {**step, "outside": round(beyond.outside, 3)}}
+            step["outside"] = round(beyond.outside, 3)
             if beyond.broad:
-                note["step_beyond"]["opened"] = True
+                note = {**note, "step_beyond": {**step, "opened": True}}
                 return network, np.ones((h, w), np.float32), note
+            note = {**note, "step_beyond": step}
     days = np.asarray(times_days, np.float64)
     shapes = [(days - days[0]) / float(days[-1] - days[0])]
     which = np.zeros((h, w), np.int16)

@@ -311,11 +311,12 @@ def broad_step(
         # detected but not broad: broad all the same when the step beyond steady motion covers
         # over half the scene at its date (a bowl stepping on the last date, `shifted` 6;
         # steady creep, whose plain step is half its motion, gives none: `shifted` 55)
-        zs = step_zmaps(series, times_days, date_var, ok, dem_np, steady=True)
-        found = best_date_support(zs, ok)
-        if found is None or found[1] <= THRESHOLD or found[2][ok].mean() <= STEADY_SHARE:
+        found = best_date_support(step_zmaps(series, times_days, date_var, ok, dem_np, True), ok)
+        if found is None:
             return None
-        k, z = found[0], found[1]
+        k, z, steady_support = found
+        if z <= THRESHOLD or steady_support[ok].mean() <= STEADY_SHARE:
+            return None
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
     step_map = elevation_free(combined.reshape(1, h, w), ok, dem_np, ok)[0]
@@ -358,8 +359,7 @@ def step_beyond_fill(
     outside = ok & ~filled
     if not outside.any():
         return None
-    zs = step_zmaps(series, times_days, date_var, ok, dem_np, steady=True)
-    found = best_date_support(zs, ok)
+    found = best_date_support(step_zmaps(series, times_days, date_var, ok, dem_np, True), ok)
     if found is None:
         return None
     k, z, support = found
