@@ -22,9 +22,10 @@ import xarray as xr
 
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
-from insar_denoise.inference import stratification
+from insar_denoise.inference import creep_model, stratification
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR, support_step
+from insar_denoise.inference.creep_model import CREEP_ATTR, creep_series
 from insar_denoise.inference.fault_trace import TRACE_ATTR, trace_step
 from insar_denoise.inference.planning import (
     EngineJob,
@@ -82,8 +83,10 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     jumps = _unwrapping(job)  # may correct job.src
     # may correct job.src; the date variances of an unchanged stack are reused
     fix, date_var = _stratification(job, wrapped) if gated else (None, None)
+    date_var = None if fix else date_var
+    creep = _creep(job, wrapped, date_var) if gated else None  # may correct job.src
     ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
-    fn, blocks, chunk, date_var = _setup(job, wrapped, dev, None if fix else date_var)
+    fn, blocks, chunk, date_var = _setup(job, wrapped, dev, None if creep is not None else date_var)
     disp, dem, valid = block_inputs(ds, src, chunk)
     segments = int(wrapped.metadata.get("segments", 4))
     args = (fn, disp, dem, valid, blocks, days, date_var, segments, job.return_noise, fix)
@@ -95,6 +98,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         arrays, gain, notes = _finish_streamed(*args, chunk)
     relief, trace, second = notes
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
+    if creep is not None:  # the fault's model, taken out before the network, added back
+        deformation, cumulative = deformation + creep, cumulative + creep[-1]
     if fix is not None and noise is not None:  # the removed delay is part of the noise
         delay = fix.delay(dem if lazy else np.asarray(dem))
         noise = noise + (delay - delay[:1])
@@ -177,6 +182,32 @@ def _stratification(job: EngineJob, wrapped: Any) -> tuple[Correction | None, An
     if fix is not None:
         job.src = corrected(src, dem, fix)
     return fix, date_var
+
+
+def _creep(job: EngineJob, wrapped: Any, date_var: np.ndarray | None) -> np.ndarray | None:
+    """Fit a creeping fault's dislocation (:mod:`.creep_model`) and take its series out of
+    ``job.src``; the note goes to :data:`.creep_model.CREEP_ATTR`. Returns the model series
+    ``(T, H, W)`` mm relative to the first date (to add back), or None. Series up to
+    :data:`.creep_model.MAX_BYTES` (larger ones keep the band restoration of
+    :mod:`.fault_trace`)."""
+    from insar_denoise.inference.stack_runner import scene_date_variances
+
+    src, meta = job.src, wrapped.metadata
+    if src.size * 4 > creep_model.MAX_BYTES:
+        job.attrs[CREEP_ATTR] = f"skipped: series over {creep_model.MAX_BYTES // 10**6} MB"
+        return None
+    disp = np.asarray(src.values, dtype=np.float32)
+    if date_var is None:
+        crop = int(meta.get("train_crop_px", meta["default_tile"]))
+        date_var = scene_date_variances(as_dask(disp, (1, 512, 512)), crop)
+    dem = job.ds["dem"].transpose("y", "x").values if "dem" in job.ds else None
+    segments = int(meta.get("segments", 4))
+    series, note = creep_series(disp - disp[:1], dem, job.days, date_var, segments)
+    job.attrs[CREEP_ATTR] = note
+    if series is None:
+        return None
+    job.src = src.copy(data=disp - series)
+    return series
 
 
 def _setup(

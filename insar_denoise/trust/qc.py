@@ -25,7 +25,10 @@ Checks (codes), with generous factors so that they flag clear departures only:
   the elevation more than its noise maps do (:mod:`insar_denoise.inference.relief`);
 - ``fault_trace`` (from the result, :func:`fault_trace_findings`): the engine restored a
   straight creeping fault, a fitted model inserted in the output
-  (:mod:`insar_denoise.inference.fault_trace`).
+  (:mod:`insar_denoise.inference.fault_trace`);
+- ``creep_model`` (from the result, :func:`creep_model_findings`): the engine modelled a
+  creeping fault as a finite dislocation and added it to the output
+  (:mod:`insar_denoise.inference.creep_model`).
 """
 
 from __future__ import annotations
@@ -201,6 +204,46 @@ def relief_findings(attrs: dict[str, Any]) -> list[QCWarning]:
     return [QCWarning("relief", text, ratio)]
 
 
+def _trace_place(result: xr.Dataset, trace: dict) -> tuple[str, float]:
+    """Where a trace's point is (pixel, and map coordinates when the result has them) and
+    its strike (degrees clockwise from the grid's up direction)."""
+    row, col = trace["point"]
+    n_row, n_col = trace["normal"]
+    strike = math.degrees(math.atan2(n_row, n_col)) % 180.0  # along the line, from image up
+    where = f"pixel (row {row:.0f}, column {col:.0f})"
+    if "x" in result.coords and "y" in result.coords and result.sizes.get("x", 0) > 1:
+        x = float(np.interp(col, np.arange(result.sizes["x"]), result["x"].values))
+        y = float(np.interp(row, np.arange(result.sizes["y"]), result["y"].values))
+        where += f", x {x:.6g} y {y:.6g} in the output's CRS"
+    return where, strike
+
+
+def creep_model_findings(result: xr.Dataset) -> list[QCWarning]:
+    """The ``creep_model`` finding when the engine modelled a creeping fault
+    (:mod:`insar_denoise.inference.creep_model`): where, its tips and width, how large, and
+    that it is a fitted model added to the output, to check against mapped faults."""
+    from insar_denoise.inference.creep_model import CREEP_ATTR
+
+    try:
+        fit = json.loads(result.attrs.get(CREEP_ATTR, "none"))
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(fit, dict):
+        return []
+    trace = fit["trace"]
+    where, strike = _trace_place(result, trace)
+    tips = ", ".join("beyond the scene" if t is None else f"{t:+.0f} px" for t in fit["tips_px"])
+    text = (
+        f"a creeping fault was modelled and added to the output: a vertical strike-slip "
+        f"dislocation (Okada 1985) under a trace through {where} ({trace['z']:.1f} robust "
+        f"sigma), strike {strike:.0f} degrees clockwise from the grid's up direction, tips "
+        f"along it at {tips} from that point, {fit['width_px']:.0f} px deep, up to "
+        f"{fit['largest_mm']:.1f} mm in the line of sight. It is a fitted model: check it "
+        "against mapped faults (on high relief a ridge can look like a trace)"
+    )
+    return [QCWarning("creep_model", text, float(trace["z"]))]
+
+
 def fault_trace_findings(result: xr.Dataset) -> list[QCWarning]:
     """The ``fault_trace`` finding when the engine restored a fault trace
     (:mod:`insar_denoise.inference.fault_trace`): where, how large, and that it is a fitted
@@ -213,14 +256,7 @@ def fault_trace_findings(result: xr.Dataset) -> list[QCWarning]:
         return []
     if not isinstance(trace, dict):
         return []
-    row, col = trace["point"]
-    n_row, n_col = trace["normal"]
-    strike = math.degrees(math.atan2(n_row, n_col)) % 180.0  # along the line, from image up
-    where = f"pixel (row {row:.0f}, column {col:.0f})"
-    if "x" in result.coords and "y" in result.coords and result.sizes.get("x", 0) > 1:
-        x = float(np.interp(col, np.arange(result.sizes["x"]), result["x"].values))
-        y = float(np.interp(row, np.arange(result.sizes["y"]), result["y"].values))
-        where += f", x {x:.6g} y {y:.6g} in the output's CRS"
+    where, strike = _trace_place(result, trace)
     text = (
         f"a straight step was found in the least-squares cumulative ({trace['z']:.1f} robust "
         f"sigma over all lines) and restored in the output as a creeping strike-slip fault: "

@@ -2,8 +2,8 @@
 
 It runs the out-of-distribution checks (:func:`.qc.qc_checks`, and
 :func:`.qc.unwrapping_findings` on the unwrapping errors the engine removed,
-:func:`.qc.relief_findings` on its relief check, :func:`.qc.fault_trace_findings` on its
-fault-trace step), raises their findings as
+:func:`.qc.relief_findings` on its relief check, :func:`.qc.creep_model_findings` and
+:func:`.qc.fault_trace_findings` on its creep model and fault-trace step), raises their findings as
 ``OutOfDistributionWarning`` and records them in the ``insar_denoise_qc_warnings`` attribute,
 and adds the calibrated uncertainty of a window model when asked (whole-stack models predict
 their own, :func:`.uncertainty.predict_with_uncertainty` otherwise).
@@ -21,6 +21,7 @@ from insar_denoise.models.registry import LoadedModel
 from insar_denoise.options import RunOptions
 from insar_denoise.trust.qc import (
     QCWarning,
+    creep_model_findings,
     emit_warnings,
     fault_trace_findings,
     qc_checks,
@@ -49,7 +50,8 @@ def assess(
     """
     found = qc_checks(ds, None if model is None else model.metadata)
     found += unwrapping_findings(result.attrs)
-    found += relief_findings(result.attrs) + fault_trace_findings(result)
+    found += relief_findings(result.attrs) + creep_model_findings(result)
+    found += fault_trace_findings(result)
     emit_warnings(found, stacklevel=3)
     if found:
         result.attrs[QC_ATTR] = json.dumps([asdict(w) for w in found], default=float)
