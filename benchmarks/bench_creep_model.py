@@ -28,7 +28,7 @@ RUNS = ((192, 36), (512, 100), (1024, 40))
 
 
 def creep(size: int) -> np.ndarray:
-    """LOS mm of 20 mm of left-lateral slip on a vertical fault 14 km long, 0.1-2.1 km deep,
+    """LOS mm of 60 mm of left-lateral slip on a vertical fault 14 km long, 0.1-2.1 km deep,
     one tip in a scene of 17.3 km (90 m pixels at 192 px, finer above)."""
     pixel = 90.0 * 192 / size
     rows, cols = np.mgrid[:size, :size].astype(np.float64)
@@ -42,9 +42,10 @@ def creep(size: int) -> np.ndarray:
         dip_deg=90.0,
         length_m=14000.0,
         width_m=2000.0,
-        strike_slip_m=20.0,
+        strike_slip_m=60.0,
     )
-    return (0.56 * e.numpy() - 0.13 * n.numpy() + 0.79 * u.numpy()).astype(np.float32)
+    # seen ascending at 38 degrees: the ground-to-satellite vector (east, north, up)
+    return (-0.60 * e.numpy() - 0.13 * n.numpy() + 0.79 * u.numpy()).astype(np.float32)
 
 
 def stack(size: int, n_dates: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
