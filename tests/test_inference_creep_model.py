@@ -138,6 +138,7 @@ def test_creep_finding_says_where_and_that_it_is_a_model():
     assert found.code == "creep_model" and found.value == pytest.approx(12.3)
     assert "x 301800 y 4100" in found.message and "strike 0 degrees" in found.message
     assert "beyond the scene, +40 px" in found.message and "7.5 mm" in found.message
+    assert "from 1 to 17 px down dip (dip 90 degrees)" in found.message
     result.attrs[creep_model.CREEP_ATTR] = "none"
     assert creep_model_findings(result) == []
 

@@ -234,12 +234,13 @@ def creep_model_findings(result: xr.Dataset) -> list[QCWarning]:
     where, strike = _trace_place(result, trace)
     tips = ", ".join("beyond the scene" if t is None else f"{t:+.0f} px" for t in fit["tips_px"])
     text = (
-        f"a creeping fault was modelled and added to the output: a vertical strike-slip "
-        f"dislocation (Okada 1985) under a trace through {where} ({trace['z']:.1f} robust "
-        f"sigma), strike {strike:.0f} degrees clockwise from the grid's up direction, tips "
-        f"along it at {tips} from that point, {fit['width_px']:.0f} px deep, up to "
-        f"{fit['largest_mm']:.1f} mm in the line of sight. It is a fitted model: check it "
-        "against mapped faults (on high relief a ridge can look like a trace)"
+        f"a creeping fault was modelled and added to the output: a strike-slip dislocation "
+        f"(Okada 1985) under a trace through {where} ({trace['z']:.1f} robust sigma), strike "
+        f"{strike:.0f} degrees clockwise from the grid's up direction, tips along it at "
+        f"{tips} from that point, slipping from {fit['top_px']:.0f} to "
+        f"{fit['top_px'] + fit['width_px']:.0f} px down dip (dip {fit['dip_deg']:.0f} "
+        f"degrees), up to {fit['largest_mm']:.1f} mm in the line of sight. It is a fitted "
+        "model: check it against mapped faults (on high relief a ridge can look like a trace)"
     )
     return [QCWarning("creep_model", text, float(trace["z"]))]
 
