@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from insar_denoise.inference import step_scan
@@ -158,9 +159,20 @@ def test_engine_returns_the_broad_step(monkeypatch):
     truth = bowl.ravel() - bowl.mean()
     assert np.corrcoef(cum, truth)[0, 1] > 0.8
     assert 0.8 < (cum - cum.mean()) @ truth / (truth @ truth) < 1.2
+    # the step map's date noise is in the bands: they hold the errors at their level
+    err = np.abs((cum - np.median(cum)) - (bowl.ravel() - np.median(bowl)))
+    assert np.mean(err <= out["uncertainty"].values.ravel()) > 0.683
+    assert np.mean(err <= out["uncertainty_95"].values.ravel()) > 0.954
     monkeypatch.setattr(step_scan, "THRESHOLD", np.inf)
     off = denoise_dataset(ds, model, progress=False)["cumulative_deformation"].values
     assert np.nanstd(off) < 0.1
+
+
+def test_broad_step_variance_is_the_two_means_variance():
+    # equal date variances: the step of two means, var (1 / k + 1 / (T - k)) date_var
+    for k in (3, 10, 17):
+        got = step_scan.broad_step_variance(np.full(18, 4.0), k)
+        assert got == pytest.approx(4.0 * (1 / k + 1 / (18 - k)))
 
 
 def test_steady_step_weights_ignore_a_straight_line():

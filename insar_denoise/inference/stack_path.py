@@ -48,6 +48,7 @@ from insar_denoise.inference.significance import (
     gate_series,
     hat_matrix,
 )
+from insar_denoise.inference.step_scan import broad_step_variance
 from insar_denoise.inference.stratification import (
     STRAT_ATTR,
     Correction,
@@ -115,6 +116,9 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         attrs[SECOND_DETECTOR_ATTR] = json.dumps(second)
     out = to_dataset(ds, src, deformation, cumulative, noise, attrs)
     trend_var = None if fix is None else fix.trend_variance(dem if lazy else np.asarray(dem))
+    if second and "broad_step" in second:  # one date's atmosphere is in the step map
+        step_var = broad_step_variance(date_var, int(second["broad_step"]["date_index"]))
+        trend_var = step_var if trend_var is None else trend_var + step_var
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps, trend_var)
 
 
@@ -334,7 +338,8 @@ def _add_maps(
     the gate is off (the output is zero there; a signal under the detection limit may be)
     and where it opened everywhere (the network's map is returned whole). ``trend_var``
     (mm²): the variance of the stratification trend a corrected stack keeps
-    (:meth:`.stratification.Correction.trend_variance`), added to both bands in quadrature."""
+    (:meth:`.stratification.Correction.trend_variance`) and of a broad step's date noise
+    (:func:`.step_scan.broad_step_variance`), added to both bands in quadrature."""
     cal = meta.get("sigma_calibration") or {"k68": 1.0, "k95": 1.96}
     detect_mm = float(meta.get("detect_mm", 1.0))
     coords = out["cumulative_deformation"].coords

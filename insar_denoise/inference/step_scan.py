@@ -154,6 +154,18 @@ def step_weights(date_var: np.ndarray, k: int, times_days: np.ndarray | None = N
     return np.linalg.solve(basis.T @ (w[:, None] * basis), basis.T * w)[-1]
 
 
+def broad_step_variance(date_var: np.ndarray, k: int) -> float:
+    """Variance (mm²) of the date noise in the step map at date ``k`` (``sum_t b_t²
+    date_var_t``, :func:`step_weights`): what the broad step's output carries on top of the
+    cumulative's noise, since one date's atmosphere is not averaged down (a step on the last
+    date is that date's delay). The engine adds it to the bands of a broad step (session 27:
+    two fresh scenes of late broad steps held 58 % and 82 % of their pixels at 1σ without it,
+    91 % and 95 % with it)."""
+    dv = np.asarray(date_var, np.float64)
+    b = step_weights(dv, k)
+    return float(np.sum(b * b * dv))
+
+
 class StepNoise:
     """The expected square of the sign-flip noise maps of step maps (module docstring), for
     every candidate date, from the filtered dates ``(T, N)`` of one scale."""
