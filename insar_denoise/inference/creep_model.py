@@ -40,7 +40,12 @@ import torch
 
 from insar_denoise.inference.broad_scales import cumulative_weights
 from insar_denoise.inference.fault_trace import Trace, date_shares, find_trace, without_elevation
-from insar_denoise.inference.significance import cumulative_noise, hat_matrix
+from insar_denoise.inference.significance import (
+    cumulative_combos,
+    cumulative_noise,
+    hat_matrix,
+    noise_maps,
+)
 from insar_denoise.synth.okada import okada_surface
 
 #: result attribute holding the fitted model (JSON) or why there is none
@@ -417,11 +422,14 @@ def creep_series(
     n, h, w = referenced.shape
     if h * w > MAX_PIXELS:
         return None, f"skipped: scene over {MAX_PIXELS} pixels"
-    noise, projection = cumulative_noise(referenced, times_days, date_var, segments)
-    projection = np.where(np.isfinite(referenced).all(axis=0), projection, np.nan)
+    # the projection alone for the search (the gate's row, NaN on pixels missing a date);
+    # the noise maps only once a trace is found: most scenes have none
+    weights = cumulative_combos(times_days, date_var, segments)[-1:]
+    projection = noise_maps(referenced, weights)[0]
     trace = find_trace(projection, dem)
     if trace is None:
         return None, "none"
+    noise, _ = cumulative_noise(referenced, times_days, date_var, segments)
     if n < MIN_DATES:
         return None, f"skipped: {n} dates (at least {MIN_DATES}, for two halves to compare)"
     halves = half_projections(referenced, times_days, date_var, segments)

@@ -85,7 +85,8 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     # may correct job.src; the date variances of an unchanged stack are reused
     fix, date_var = _stratification(job, wrapped) if gated else (None, None)
     date_var = None if fix else date_var
-    creep = _creep(job, wrapped, date_var) if gated else None  # may correct job.src
+    # may correct job.src; its date variances serve on if it did not
+    creep, date_var = _creep(job, wrapped, date_var) if gated else (None, date_var)
     ds, src, days, attrs, lazy = job.ds, job.src, job.days, job.attrs, job.lazy
     fn, blocks, chunk, date_var = _setup(job, wrapped, dev, None if creep is not None else date_var)
     disp, dem, valid = block_inputs(ds, src, chunk)
@@ -188,10 +189,11 @@ def _stratification(job: EngineJob, wrapped: Any) -> tuple[Correction | None, An
     return fix, date_var
 
 
-def _creep(job: EngineJob, wrapped: Any, date_var: np.ndarray | None) -> np.ndarray | None:
+def _creep(job: EngineJob, wrapped: Any, date_var: np.ndarray | None) -> tuple:
     """Fit a creeping fault's dislocation (:mod:`.creep_model`) and take its series out of
     ``job.src``; the note goes to :data:`.creep_model.CREEP_ATTR`. Returns the model series
-    ``(T, H, W)`` mm relative to the first date (to add back), or None. Series up to
+    ``(T, H, W)`` mm relative to the first date (to add back), or None, and the input's date
+    variances (``date_var``, or those estimated here; None when skipped). Series up to
     :data:`.creep_model.MAX_BYTES` (larger ones keep the band restoration of
     :mod:`.fault_trace`)."""
     from insar_denoise.inference.stack_runner import scene_date_variances
@@ -199,7 +201,7 @@ def _creep(job: EngineJob, wrapped: Any, date_var: np.ndarray | None) -> np.ndar
     src, meta = job.src, wrapped.metadata
     if src.size * 4 > creep_model.MAX_BYTES:
         job.attrs[CREEP_ATTR] = f"skipped: series over {creep_model.MAX_BYTES // 10**6} MB"
-        return None
+        return None, date_var
     disp = np.asarray(src.values, dtype=np.float32)
     if date_var is None:
         crop = int(meta.get("train_crop_px", meta["default_tile"]))
@@ -209,9 +211,9 @@ def _creep(job: EngineJob, wrapped: Any, date_var: np.ndarray | None) -> np.ndar
     series, note = creep_series(disp - disp[:1], dem, job.days, date_var, segments)
     job.attrs[CREEP_ATTR] = note
     if series is None:
-        return None
+        return None, date_var
     job.src = src.copy(data=disp - series)
-    return series
+    return series, date_var
 
 
 def _setup(
