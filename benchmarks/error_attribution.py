@@ -14,7 +14,7 @@ to a constant offset (:func:`.referee_scoring.offset_free_scores`):
   straight line inside the open gate, and the RMS of the output's error there below and
   above ``BROAD_PX`` (a Gaussian of that std splits them).
 
-    python benchmarks/error_attribution.py --split in   # ~6 min a split (25 scenes)
+    python benchmarks/error_attribution.py --split in   # ~7 min a split (25 scenes)
     # -> experiments/benchmarks/error_attribution_{split}.json; --merge joins the two
 """
 
