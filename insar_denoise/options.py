@@ -38,6 +38,8 @@ class RunOptions:
     deramp : remove each date's least-squares plane first.
     fix_unwrapping : remove unwrapping errors of single dates first (whole-stack models,
         stacks of at least 12 dates; :mod:`insar_denoise.inference.unwrapping`).
+    denoise_fine_scales : inside the open gate, take out the fine scales the stack does not
+        support (whole-stack models; :mod:`insar_denoise.inference.fine_scales`).
     min_valid_dates : dates a pixel must be valid on to be kept (None: engine default).
     ref_yx, ref_lalo, ref_area : the spatial reference (pixel, WGS 84 point, box rows/cols).
     reference : ``"auto"`` (a ``ref_*`` option, else the input's own, else the valid-area
@@ -64,6 +66,7 @@ class RunOptions:
     lam: float | None = None
     deramp: bool = False
     fix_unwrapping: bool = True
+    denoise_fine_scales: bool = False
     min_valid_dates: int | None = None
     ref_yx: tuple[int, int] | None = None
     ref_lalo: tuple[float, float] | None = None
@@ -121,6 +124,7 @@ ENGINE_OPTIONS = (
     "lam",
     "deramp",
     "fix_unwrapping",
+    "denoise_fine_scales",
     "min_valid_dates",
 )
 REFERENCE_OPTIONS = ("ref_yx", "ref_lalo", "ref_area")
@@ -141,6 +145,7 @@ FILE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "sigma_px": (int, float),
     "deramp": (bool,),
     "fix_unwrapping": (bool,),
+    "denoise_fine_scales": (bool,),
     "min_valid_dates": (int,),
     "ref_yx": (list, tuple),
     "ref_lalo": (list, tuple),

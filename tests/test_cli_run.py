@@ -292,3 +292,14 @@ def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: P
     with xr.open_dataset(nc) as ds:
         np.testing.assert_allclose(ds["uncertainty"].values[ok], sigma[ok], rtol=1e-6)
         np.testing.assert_allclose(ds["uncertainty_95"].values[ok], half[ok], rtol=1e-6)
+
+
+def test_run_denoise_fine_scales_flag_reaches_the_engine(scene_dir: Path, tmp_path: Path):
+    """``--denoise-fine-scales`` is passed to the engine, which says what it did: this 64 px
+    scene is under the gate's smallest, so the step is skipped and said to be."""
+    nc = tmp_path / "fine.nc"
+    args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif"), "-o", str(nc), "-q"]
+    res = _invoke([*args, "--denoise-fine-scales"])
+    assert res.exit_code == 0, res.output
+    note = xr.open_dataset(nc).attrs["insar_denoise_fine_scales"]
+    assert note.startswith("skipped: scene under") and "px" in note

@@ -10,6 +10,7 @@ import pytest
 
 from insar_denoise.inference import (
     denoise_dataset,
+    fine_scales,
     planning,
     relief,
     stack_path,
@@ -36,9 +37,9 @@ def scene():
     return ds.chunk({"time": -1, "y": 64, "x": 64})
 
 
-def _run(ds, model, monkeypatch, streamed: bool):
+def _run(ds, model, monkeypatch, streamed: bool, **options):
     monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 0 if streamed else 10**12)
-    return denoise_dataset(ds, model, chunk=64, progress=False).compute()
+    return denoise_dataset(ds, model, chunk=64, progress=False, **options).compute()
 
 
 def test_disk_stack_round_trip_and_cleanup():
@@ -117,6 +118,23 @@ def test_streamed_gate_equals_in_memory_gate(scene, model, monkeypatch, flagged)
     note = got.attrs[stratification.STRAT_ATTR]
     assert note == ref.attrs[stratification.STRAT_ATTR]
     assert note.startswith("{") == (flagged == "corrected"), note
+
+
+def test_streamed_fine_scales_equal_in_memory(scene, model, monkeypatch):
+    """With ``denoise_fine_scales`` both paths take the same fine scales out, by the same
+    row strips, and the option changes the result inside the gate."""
+    ref = _run(scene, model, monkeypatch, streamed=False, denoise_fine_scales=True)
+    monkeypatch.setattr(planning, "DATES_PER_READ", 5)
+    got = _run(scene, model, monkeypatch, streamed=True, denoise_fine_scales=True)
+    for name in OUTPUTS:
+        a, b = ref[name].values, got[name].values
+        assert np.array_equal(np.isnan(a), np.isnan(b)), name
+        np.testing.assert_allclose(b, a, atol=2e-4, rtol=0, err_msg=name)
+    assert got.attrs[fine_scales.FINE_ATTR].startswith("denoised")
+    off = _run(scene, model, monkeypatch, streamed=False)
+    assert fine_scales.FINE_ATTR not in off.attrs
+    moved = np.abs(ref["cumulative_deformation"].values - off["cumulative_deformation"].values)
+    assert np.nanmax(moved) > 0.01
 
 
 def test_default_block_is_capped_but_holds_a_tile(scene, model):

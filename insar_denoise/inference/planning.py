@@ -44,6 +44,7 @@ class EngineJob:
     lam: float = 0.0
     min_valid_dates: int | None = None
     fix_unwrapping: bool = True
+    denoise_fine_scales: bool = False
 
 
 def block_inputs(

@@ -22,7 +22,7 @@ import xarray as xr
 
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
-from insar_denoise.inference import creep_model, stratification
+from insar_denoise.inference import creep_model, fine_scales, stratification
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR, support_step
 from insar_denoise.inference.creep_model import CREEP_ATTR, creep_series
@@ -95,9 +95,9 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     # only gated scenes stream (a scene under 160 px with a series over 200 MB is not real)
     streamed = gated and lazy and n_dates * h * w * 4 > IN_MEMORY_MAX_BYTES
     if not streamed:
-        arrays, gain, notes = _finish_in_memory(*args, lazy)
+        arrays, gain, notes = _finish_in_memory(*args, lazy, job.denoise_fine_scales)
     else:
-        arrays, gain, notes = _finish_streamed(*args, chunk)
+        arrays, gain, notes = _finish_streamed(*args, chunk, job.denoise_fine_scales)
     relief, trace, second = notes
     deformation, cumulative, noise, sigma, detection, gate_maps = arrays
     if creep is not None:  # the fault's model, taken out before the network, added back
@@ -107,6 +107,12 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         noise = noise + (delay - delay[:1])
     if jumps is not None and noise is not None:  # the removed unwrapping errors too
         noise = noise + jumps  # dask for lazy inputs
+    if job.denoise_fine_scales:
+        attrs[fine_scales.FINE_ATTR] = (
+            f"denoised: kept where their local power exceeds {fine_scales.KEEP_RATIO}x the noise's"
+            if gated
+            else f"skipped: scene under {GATE_MIN_PX} px (no gate)"
+        )
     key = "insar_denoise_significance_z" if gated else "insar_denoise_broad_gain"
     attrs[key] = json.dumps([round(float(g), 3) for g in gain if np.isfinite(g)])
     if relief is not None:
@@ -254,8 +260,11 @@ def _setup(
     return fn, blocks, chunk, date_var
 
 
-def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, lazy):
-    """The whole result computed at once, the broad scales shrunk on the full grid."""
+def _finish_in_memory(
+    fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, lazy, fine=False
+):
+    """The whole result computed at once, the broad scales shrunk on the full grid
+    (``fine``: :mod:`.fine_scales` last)."""
     from insar_denoise.inference.stack_runner import assemble_aligned
 
     n_dates = disp.shape[0]
@@ -275,7 +284,7 @@ def _finish_in_memory(fn, disp, dem, valid, blocks, days, date_var, segments, no
         )
         maps = (noise, projection, line_noise, line)
         series, g, gain, noise_sd, trace, second = gated_finish(
-            series, referenced, dem, days, date_var, segments, maps
+            series, referenced, dem, days, date_var, segments, maps, fine
         )
         gate_maps = (g, noise_sd)
     else:
@@ -297,28 +306,35 @@ def gated_finish(
     date_var: np.ndarray,
     segments: int,
     maps: tuple,
+    fine: bool = False,
 ) -> tuple:
     """The in-memory finish once the gate's maps are made (:func:`.significance.gate_series`,
-    :func:`.fault_trace.trace_step`, then :func:`.bilaplacian_support.support_step`):
-    ``(series, gate, largest z per filter, noise_sd, trace note, the second detector's
-    note)``. ``referenced (T, H, W)``: the input relative to the first date; ``maps``:
-    ``(noise, projection, line_noise, line)`` with their relief terms."""
+    :func:`.fault_trace.trace_step`, then :func:`.bilaplacian_support.support_step` and,
+    with ``fine``, :mod:`.fine_scales`): ``(series, gate, largest z per filter, noise_sd,
+    trace note, the second detector's note)``. ``referenced (T, H, W)``: the input relative
+    to the first date; ``maps``: ``(noise, projection, line_noise, line)`` with their relief
+    terms."""
     network = series  # gate_series returns a new array: the network's own series is kept
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     trace = trace_step(series, rows, maps[1], dem, hat, days)
     series, g, second = support_step(series, g, maps, days, dem, rows, date_var, network)
+    if fine:  # in place, on the series support_step returns
+        removal = fine_scales.removal_map(maps[1], maps[0], g, series.shape[1:])
+        fine_scales.shrink_fine_scales(series, removal)
     return series, g, gain, noise_sd, trace, second
 
 
-def _finish_streamed(fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, chunk):
+def _finish_streamed(
+    fn, disp, dem, valid, blocks, days, date_var, segments, noisy, fix, chunk, fine=False
+):
     """The result on disk (:mod:`.stack_stream`), returned as lazy arrays reading it."""
     from insar_denoise.inference.stack_stream import denoise_streamed, detection_base
 
     n_dates = disp.shape[0]
     series, maps, gain, gate_maps, notes = denoise_streamed(
-        fn, disp, dem, valid, blocks, days, date_var, segments, fix
+        fn, disp, dem, valid, blocks, days, date_var, segments, fix, fine
     )
     base = detection_base(maps)
     lazy_series = series.to_dask((n_dates, chunk, chunk))

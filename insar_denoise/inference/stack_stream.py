@@ -23,6 +23,7 @@ import functools
 import dask
 import numpy as np
 
+from insar_denoise.inference import fine_scales
 from insar_denoise.inference import significance as sig
 from insar_denoise.inference.bilaplacian_support import support_step
 from insar_denoise.inference.disk_stack import DiskStack
@@ -131,6 +132,7 @@ def denoise_streamed(
     date_var: np.ndarray,
     segments: int,
     fix: Correction | None = None,
+    fine: bool = False,
 ) -> tuple:
     """The aligned series and maps on disk with the significance gate applied (exactly the
     in-memory gate), its largest ``z`` per filter, the gate and the cumulative's noise std
@@ -139,7 +141,7 @@ def denoise_streamed(
     (:mod:`.relief`; None without a DEM), the fault-trace note (:mod:`.fault_trace`) and the
     second detector's largest ``z`` (:mod:`.bilaplacian_support`).
     ``fix``: the stratified-delay correction applied to ``disp`` (:mod:`.stratification`),
-    whose trend terms then replace the relief terms."""
+    whose trend terms then replace the relief terms. ``fine``: :mod:`.fine_scales` last."""
     n_dates = disp.shape[0]
     combos, partial = sig.gate_combos(times_days, date_var, segments)
     series, maps, noise = _passes(fn, disp, dem, valid, blocks, combos, partial)
@@ -170,6 +172,9 @@ def denoise_streamed(
     series, gate_map, second = support_step(
         series, gate_map, maps_, times_days, dem, rows, date_var
     )
+    if fine:  # the output's fine scales where the stack supports them
+        removal = fine_scales.removal_map(projection, residual_maps, gate_map, (h, w))
+        fine_scales.shrink_fine_scales(series, removal)
     del noise, noise_rows, projection, line_rows, line, cumulative, residual_maps, line_maps
     for a, b in row_strips(h, w):
         maps[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
