@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from insar_denoise.inference.strips import filtered_rows, row_strips
+from insar_denoise.inference.strips import apply_filter, filtered_rows, radius, row_strips
 
 #: result attribute: what the option did (absent when it was not asked for)
 FINE_ATTR = "insar_denoise_fine_scales"
@@ -32,17 +32,18 @@ POWER_PX = 8.0
 KEEP_RATIO = 1.5
 
 
-def _finite(rows: np.ndarray) -> np.ndarray:
-    return np.isfinite(rows).astype(np.float32)
-
-
 def fine_rows(read, height: int, a: int, b: int) -> np.ndarray:
     """Rows ``[a, b)`` of the fine component of the map read by ``read(lo, hi)``: the map
-    less its Gaussian of :data:`FINE_PX` over its finite pixels (0 where not finite)."""
-    total = filtered_rows(lambda lo, hi: np.nan_to_num(read(lo, hi)), height, a, b, FINE_PX)
-    weight = filtered_rows(lambda lo, hi: _finite(read(lo, hi)), height, a, b, FINE_PX)
-    rows = read(a, b)
-    return np.where(np.isfinite(rows), rows - total / np.maximum(weight, 1e-6), 0.0)
+    less its Gaussian of :data:`FINE_PX` over its finite pixels (0 where not finite). The
+    rows and their halo are read once (a disk read on the streamed path)."""
+    halo = radius(FINE_PX)
+    lo, hi = max(0, a - halo), min(height, b + halo)
+    block = read(lo, hi)
+    ok = np.isfinite(block)
+    total = apply_filter(np.where(ok, block, 0.0), FINE_PX)[a - lo : b - lo]
+    weight = apply_filter(ok.astype(np.float32), FINE_PX)[a - lo : b - lo]
+    rows, ok = block[a - lo : b - lo], ok[a - lo : b - lo]
+    return np.where(ok, rows - total / np.maximum(weight, 1e-6), 0.0)
 
 
 def _power_rows(read, height: int, a: int, b: int) -> np.ndarray:
