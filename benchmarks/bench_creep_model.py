@@ -5,7 +5,8 @@
 A steadily creeping finite fault (Okada 1985, one tip in the scene) under correlated noise,
 at the sizes the step runs on (up to ``creep_model.MAX_PIXELS`` and ``MAX_BYTES``): the
 trace search, the cross-validated choice of prewhitening (four fits to halves of the dates),
-the final fit and the dates' shares. Prints a row per size and writes
+the final fit and the dates' shares; then the same stack without the creep (the two
+searches alone, ``seconds_without_trace``). Prints a row per size and writes
 ``experiments/benchmarks/bench_creep_model.json`` (with the fitted map's r and gain).
 """
 
@@ -48,11 +49,13 @@ def creep(size: int) -> np.ndarray:
     return (-0.60 * e.numpy() - 0.13 * n.numpy() + 0.79 * u.numpy()).astype(np.float32)
 
 
-def stack(size: int, n_dates: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stack(
+    size: int, n_dates: int, seed: int = 0, calm: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``(T, size, size)`` float32 mm relative to the first date (3 mm correlated noise per
-    date, the creep growing linearly) and the creep's cumulative."""
+    date, the creep growing linearly; ``calm``: noise only) and the creep's cumulative."""
     rng = np.random.default_rng(seed)
-    truth = creep(size)
+    truth = creep(size) * (0.0 if calm else 1.0)
     out = np.empty((n_dates, size, size), np.float32)
     for t in range(n_dates):
         noise = ndimage.gaussian_filter(rng.normal(size=(size, size)), 6 * size / 192)
@@ -81,6 +84,13 @@ def main() -> None:
             row["fit"] = json.loads(note)
         else:
             row["note"] = note
+        # the same stack without the creep: the searches alone (the model's least-squares
+        # cumulative, then the straight line's), what most scenes pay
+        calm = stack(size, n_dates, calm=True)[0]
+        start = time.perf_counter()
+        _, calm_note = creep_model.creep_series(calm, None, days, np.full(n_dates, 9.0), 4)
+        row["seconds_without_trace"] = round(time.perf_counter() - start, 1)
+        row["note_without_trace"] = calm_note
         print(row, flush=True)
         rows.append(row)
     OUT.write_text(json.dumps({"runs": rows}, indent=1) + "\n")
