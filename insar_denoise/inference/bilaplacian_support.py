@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from insar_denoise.inference import step_scan
+from insar_denoise.inference import gate_history, step_scan
 from insar_denoise.inference.area_history import area_ramps
 from insar_denoise.inference.detector_supports import (
     MAX_SHARE,
@@ -296,6 +296,7 @@ def support_step(
         if broad is not None:
             return _write_broad_step(series, gate_map, broad, note)
     if found.new is None:
+        note = _network_history(series, gate_map, rows, dem, times_days, date_var, note)
         return series, gate_map, {**note, "filled_pixels": 0} if note else note
     if network is not None and rows is not None and date_var is not None:
         # a step beyond the areas: the harmonic prediction would take the signal around
@@ -306,7 +307,9 @@ def support_step(
             step["outside"] = round(beyond.outside, 3)
             if beyond.broad:
                 note = {**note, "step_beyond": {**step, "opened": True}}
-                return network, np.ones((h, w), np.float32), note
+                gate_map = np.ones((h, w), np.float32)
+                note = _network_history(network, gate_map, rows, dem, times_days, date_var, note)
+                return network, gate_map, note
             note = {**note, "step_beyond": step}
     days = np.asarray(times_days, np.float64)
     shapes = [(days - days[0]) / float(days[-1] - days[0])]
@@ -326,6 +329,21 @@ def support_step(
             ramps.append(ramp.note(int(area.sum())))
     series, gate_map = _fill(series, gate_map, found.new, estimate, np.stack(shapes), which)
     return series, gate_map, {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
+
+
+def _network_history(series, gate_map, rows, dem, times_days, date_var, note: dict) -> dict:
+    """Where the network's series stays in the gate, its history a ramp where the data prefer
+    one (:mod:`.gate_history`; in place); the note with ``"gate_ramp"`` then."""
+    if rows is None or date_var is None:
+        return note
+    found = gate_history.gate_ramp(series, gate_map, rows, dem, times_days, date_var)
+    if found is None:
+        return note
+    gate_history.write_ramp(series, gate_map, found)
+    pixels = int(
+        sum((np.asarray(gate_map[a:b]) > GATE_ON).sum() for a, b in row_strips(*series.shape[1:]))
+    )
+    return {**note, "gate_ramp": found.note(pixels)}
 
 
 def _fill(series, gate_map, new, estimate, shape_of, which, gate_on=None) -> tuple:
