@@ -6,8 +6,9 @@ engine's code, so a change of the engine needs only its own runs: each scene of 
 (``dates_paired.scene_scores``' choice), and the summary is recomputed with the stored
 ``stack`` / ``best`` / SNR entries.
 
-    python benchmarks/dates_paired_model.py [--split in|shifted]   # ~7 min a split
-    # -> experiments/benchmarks/dates_paired_s27_{split}.json; --merge joins the two
+    python benchmarks/dates_paired_model.py [--split in|shifted] [--tag s30]   # ~7 min a split
+    # -> experiments/benchmarks/dates_paired_{tag}_{split}.json (tag s27 by default);
+    # --merge [--tag s30] joins the two
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--previous", type=Path, default=OUT / "dates_paired.json")
     p.add_argument("--split", choices=("in", "shifted"))
     p.add_argument("--merge", action="store_true", help="join the two splits' files")
+    p.add_argument("--tag", default="s27", help="output names: dates_paired_TAG[_split].json")
     args = p.parse_args(argv)
     if args.merge:
         parts = {
-            s: json.loads((OUT / f"dates_paired_s27_{s}.json").read_text())
+            s: json.loads((OUT / f"dates_paired_{args.tag}_{s}.json").read_text())
             for s in ("in", "shifted")
         }
         every = [x for part in parts.values() for x in part["scenes"]]
         result = {"splits": {s: parts[s] for s in parts}, "both_splits": summarise(every)}
-        (OUT / "dates_paired_s27.json").write_text(json.dumps(result, indent=1))
+        (OUT / f"dates_paired_{args.tag}.json").write_text(json.dumps(result, indent=1))
         print("both", json.dumps(result["both_splits"]))
         return 0
     previous = json.loads(args.previous.read_text())["splits"][args.split]["scenes"]
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     result = {"summary": summarise(scenes), "scenes": scenes}
-    (OUT / f"dates_paired_s27_{args.split}.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"dates_paired_{args.tag}_{args.split}.json").write_text(json.dumps(result, indent=1))
     print(args.split, json.dumps(result["summary"]))
     return 0
 
