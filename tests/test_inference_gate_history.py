@@ -85,3 +85,26 @@ def test_the_second_detector_refits_the_network_series_it_leaves_whole():
     assert abs(note["gate_ramp"]["ramp_start_days"] - 0.6 * days[-1]) < 40
     c = bump.shape[0] // 2
     assert out[-1, c, c] - out[0, c, c] == pytest.approx(bump[c, c], rel=0.08)
+
+
+def test_the_amplitude_standard_error_matches_its_scatter_over_draws():
+    """Twelve turbulence draws of one step: the fitted amplitude (1 / 1.15 of the network's
+    overshooting pattern) scatters by about its stated standard error, not more."""
+    n = 36
+    history = (np.linspace(0.0, 1.0, n) > 0.5).astype(float)
+    z = []
+    for seed in range(12):
+        referenced, series, gate, dem, _, days = _scene(history, seed=seed)
+        rows = lambda t, a, b, r=referenced: r[t, a:b]  # noqa: E731
+        found = gh.gate_ramp(series, gate, rows, dem, days, np.ones(n))
+        z.append((found.amplitude - 1.0 / 1.15) / found.amplitude_sd)
+    assert abs(np.mean(z)) < 0.8 and 0.4 < np.std(z) < 1.5
+
+
+def test_the_bands_gain_the_amplitude_error_in_proportion_to_the_map():
+    from insar_denoise.inference.stack_path import gate_ramp_variance
+
+    cumulative = np.array([[0.0, 0.0, 0.0], [0.0, 10.0, 20.0]])
+    var = gate_ramp_variance(cumulative, {"amplitude": 0.8, "amplitude_sd": 0.04})
+    # (0.04 / 0.8)² = 0.0025 of the squared map above its median (0)
+    np.testing.assert_allclose(var, 0.0025 * cumulative**2)

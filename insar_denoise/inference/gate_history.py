@@ -49,16 +49,18 @@ def scene_history(rows, pattern: np.ndarray, use: np.ndarray, dem, n_dates: int)
 
 @dataclass
 class GateRamp:
-    """A ramp found by :func:`gate_ramp`: its history, the amplitude of the pattern on it and
-    the level outside the gate the pattern is taken from."""
+    """A ramp found by :func:`gate_ramp`: its history, the amplitude of the pattern on it
+    (and its standard error), and the level outside the gate the pattern is taken from."""
 
     ramp: Ramp
     amplitude: float
     reference: float
+    amplitude_sd: float = 0.0
 
     def note(self, pixels: int) -> dict:
         """The entry in the second detector's note."""
-        return {**self.ramp.note(pixels), "amplitude": round(self.amplitude, 3)}
+        sd = round(self.amplitude_sd, 4)
+        return {**self.ramp.note(pixels), "amplitude": round(self.amplitude, 3), "amplitude_sd": sd}
 
 
 def gate_ramp(
@@ -95,8 +97,12 @@ def gate_ramp(
     if ramp is None or ramp.bic_gain <= MIN_BIC_GAIN:
         return None
     x = np.c_[np.ones(n), ramp.shape] * np.sqrt(weights)[:, None]
-    amplitude = float(np.linalg.lstsq(x, history * np.sqrt(weights), rcond=None)[0][1])
-    return GateRamp(ramp, amplitude, ref)
+    y = history * np.sqrt(weights)
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    # the amplitude's standard error from the fit's own residual scatter (weights relative)
+    scatter = float(np.sum((y - x @ coef) ** 2)) / max(n - 2, 1)
+    sd = float(np.sqrt(scatter * np.linalg.inv(x.T @ x)[1, 1]))
+    return GateRamp(ramp, float(coef[1]), ref, sd)
 
 
 def write_ramp(series, gate_map, found: GateRamp) -> None:

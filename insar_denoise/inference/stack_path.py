@@ -126,7 +126,18 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     if second and "broad_step" in second:  # one date's atmosphere is in the step map
         step_var = broad_step_variance(date_var, int(second["broad_step"]["date_index"]))
         trend_var = step_var if trend_var is None else trend_var + step_var
+    if second and "gate_ramp" in second:  # the history's amplitude is fitted: its error
+        ramp_var = gate_ramp_variance(cumulative, second["gate_ramp"])  # scales the map
+        trend_var = ramp_var if trend_var is None else trend_var + ramp_var
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps, trend_var)
+
+
+def gate_ramp_variance(cumulative, note: dict):
+    """The variance (mm²) the fitted amplitude of :mod:`.gate_history` adds to the map:
+    ``(sd / amplitude)² x (cumulative - median)²`` (numpy or dask)."""
+    rel = (note["amplitude_sd"] / max(abs(note["amplitude"]), 1e-12)) ** 2
+    level = np.nanmedian(np.asarray(cumulative))
+    return rel * (cumulative - level) ** 2
 
 
 def _note_relief(attrs: dict, ratio: float, mm: float) -> None:
