@@ -21,18 +21,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_fault_trace import run_children  # noqa: E402
 
-CHILD = """
-import json, resource, time
-import numpy as np
-from insar_denoise.inference import bilaplacian_support as bls
-from insar_denoise.inference.area_history import area_ramps
-n, n_dates = {n}, {dates}
+#: child code (after ``n`` is set): ``field()``, a 2 mm steep-spectrum random field (``k⁻³·⁵``
+#: power, as turbulence) per call, from ``rng`` (seed 0); shared with bench_gate_history.py
+STEEP_FIELDS = """
 rng = np.random.default_rng(0)
 k = np.hypot(*np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij"))
 amp = np.where(k > 0, np.maximum(k, 1.0 / n) ** -1.75, 0.0).astype(np.float32)
 def field():
     f = np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((n, n)).astype(np.float32))).real
     return (2.0 * f / f.std()).astype(np.float32)
+"""
+
+CHILD = (
+    """
+import json, resource, time
+import numpy as np
+from insar_denoise.inference import bilaplacian_support as bls
+from insar_denoise.inference.area_history import area_ramps
+n, n_dates = {n}, {dates}
+"""
+    + STEEP_FIELDS
+    + """
 noise = np.stack([field() for _ in range(16)])
 line_noise = np.stack([field() for _ in range(16)])
 yy, xx = np.mgrid[:n, :n] - n / 2.0
@@ -57,6 +66,7 @@ print(json.dumps(dict(size=n, bump_px={bump}, seconds=round(seconds, 1), peak_rs
                       new_px=0 if new is None else int(new.sum()), dates=n_dates,
                       ramp_seconds=round(ramp_seconds, 1), ramps=len(ramps))))
 """
+)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from scipy import ndimage
 from insar_denoise.inference import gate_history, step_scan
 from insar_denoise.inference.area_history import area_ramps
 from insar_denoise.inference.detector_supports import (
+    GATE_ON,
     MAX_SHARE,
     MIN_INTERIOR,
     SCALES,
@@ -57,8 +58,6 @@ from insar_denoise.inference.strips import row_strips
 THRESHOLD = 6.0
 #: scenes over this many pixels skip the step (the 2048² frame-time run is unchanged)
 MAX_PIXELS = 1024 * 1024
-#: gate values above this count as the gate's support
-GATE_ON = 0.5
 #: the estimate is smoothed inside each filled area by a Gaussian of this width (px), weighted
 #: by the area (session 18 replay: detected at SNR >= 10 0.76 -> 0.80 `in`, RMSE lower in
 #: every filled bin; 3 px lowers the `in` gain at SNR 20-50 0.97 -> 0.91, 2 px keeps it)
@@ -340,10 +339,7 @@ def _network_history(series, gate_map, rows, dem, times_days, date_var, note: di
     if found is None:
         return note
     gate_history.write_ramp(series, gate_map, found)
-    pixels = int(
-        sum((np.asarray(gate_map[a:b]) > GATE_ON).sum() for a, b in row_strips(*series.shape[1:]))
-    )
-    return {**note, "gate_ramp": found.note(pixels)}
+    return {**note, "gate_ramp": found.note()}
 
 
 def _fill(series, gate_map, new, estimate, shape_of, which, gate_on=None) -> tuple:

@@ -13,6 +13,8 @@ SCALES: tuple[float, ...] = (8.0, 16.0, 32.0)
 GROW = 3.0
 #: a filter is used where at least 100 pixels lie two scales or more from the edge
 MIN_INTERIOR = 100
+#: gate values above this count as the gate's support
+GATE_ON = 0.5
 #: supports (the gate's and the new) covering more than this share of the valid pixels are
 #: not filled: the harmonic estimate needs surroundings to predict the noise from (session
 #: 18 replay, 0.5 -> 0.75: `shifted` detected at SNR >= 10 0.60 -> 0.64, no bin's RMSE up);

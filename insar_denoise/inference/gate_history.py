@@ -22,14 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from insar_denoise.inference.area_history import MIN_AREA_PX, MIN_BIC_GAIN, Ramp, fit_ramp
+from insar_denoise.inference.detector_supports import GATE_ON
 from insar_denoise.inference.noise_prediction import elevation_basis
 from insar_denoise.inference.strips import row_strips
 
 #: stacks with fewer dates keep the network's history (a ramp's two knots and offsets
 #: would leave too few dates; the step scan's bound)
 MIN_DATES = 12
-#: the gate's pixels: where it is above this
-GATE_ON = 0.5
 #: larger scenes keep the network's history (the pattern and each date are read whole)
 MAX_PIXELS = 1024 * 1024
 
@@ -50,17 +49,23 @@ def scene_history(rows, pattern: np.ndarray, use: np.ndarray, dem, n_dates: int)
 @dataclass
 class GateRamp:
     """A ramp found by :func:`gate_ramp`: its history, the amplitude of the pattern on it
-    (and its standard error), and the level outside the gate the pattern is taken from."""
+    (and its standard error), the level outside the gate the pattern is taken from and the
+    gate's pixels it is written on."""
 
     ramp: Ramp
     amplitude: float
     reference: float
-    amplitude_sd: float = 0.0
+    amplitude_sd: float
+    pixels: int
 
-    def note(self, pixels: int) -> dict:
+    def note(self) -> dict:
         """The entry in the second detector's note."""
         sd = round(self.amplitude_sd, 4)
-        return {**self.ramp.note(pixels), "amplitude": round(self.amplitude, 3), "amplitude_sd": sd}
+        return {
+            **self.ramp.note(self.pixels),
+            "amplitude": round(self.amplitude, 3),
+            "amplitude_sd": sd,
+        }
 
 
 def gate_ramp(
@@ -102,7 +107,7 @@ def gate_ramp(
     # the amplitude's standard error from the fit's own residual scatter (weights relative)
     scatter = float(np.sum((y - x @ coef) ** 2)) / max(n - 2, 1)
     sd = float(np.sqrt(scatter * np.linalg.inv(x.T @ x)[1, 1]))
-    return GateRamp(ramp, float(coef[1]), ref, sd)
+    return GateRamp(ramp, float(coef[1]), ref, sd, int(gate.sum()))
 
 
 def write_ramp(series, gate_map, found: GateRamp) -> None:
