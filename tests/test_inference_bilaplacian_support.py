@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from random_fields import gaussian_bump, power_law
+from scipy import ndimage
 
 from insar_denoise.inference import bilaplacian_support as bls
 
@@ -255,3 +256,44 @@ def test_a_broad_bump_under_speckle_is_smoothed_wider_only_on_enough_dates():
     # 36 dates: the risk takes the wider smoothing; 9 (7 residual dof behind the noise
     # maps): the narrow one stays
     assert error[36] < 0.8 * error[9]
+
+
+def test_small_areas_predict_their_noise_from_just_outside_them():
+    rng = np.random.default_rng(1)
+    size = 128
+    ok = np.ones((size, size), bool)
+    area = np.zeros_like(ok)
+    area[40:80, 40:80] = True  # 10 % of the scene
+    fields = power_law(rng, 5, size)
+    got = bls.prediction_pixels(fields[0], area, ok & ~area, ok, fields[1:], None)
+    np.testing.assert_array_equal(got, ok & ~area)
+
+
+def test_a_broad_area_predicts_its_noise_beyond_a_broad_source_tails():
+    size = 192
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    area = np.hypot(yy, xx) < 62  # a third of the scene
+    ok = np.ones((size, size), bool)
+    outside = ok & ~area
+    band = outside & (ndimage.distance_transform_edt(~area) <= bls.BROAD_MARGIN_PX)
+    for width, tails in ((40.0, True), (10.0, False)):
+        right = 0
+        for seed in (1, 2, 3, 4):
+            fields = power_law(np.random.default_rng(seed), 17, size)
+            truth = 8.0 * gaussian_bump(size, width)
+            lin = truth + fields[0]
+            got = bls.prediction_pixels(lin, area, outside, ok, fields[1:], None)
+            far = not np.array_equal(got, outside)
+            assert not far or np.array_equal(got, outside & ~band)
+            error = {}
+            for key, pixels in ((True, outside & ~band), (False, outside)):
+                estimate = lin - bls.harmonic_fill(lin, ~pixels)
+                reference = truth - np.median(truth[pixels])
+                error[key] = np.sqrt(np.mean((estimate - reference)[area] ** 2))
+            # the broad source's tails cross the area's edge: predicting from beyond them
+            # lowers the error; the compact one's atmosphere is best predicted from just
+            # outside
+            assert (error[True] < error[False]) == tails
+            right += far == tails
+        # the unbiased risk (one realisation) picks the better prediction in most draws
+        assert right >= 3

@@ -109,6 +109,32 @@ def test_restore_adds_the_missing_dislocation_shared_over_dates():
     np.testing.assert_allclose(series[2], 0.4 * expected, atol=1e-4)  # steady creep: t / T
 
 
+def test_a_trace_on_the_straight_line_alone_is_restored_steady_in_time():
+    from insar_denoise.inference.significance import LINEAR_SEGMENTS, hat_matrix
+
+    shape, n_dates = (160, 160), 8
+    days = np.arange(n_dates) * 12.0
+    creep = _step(shape, 0.0, (80.0, 80.0), amplitude=10.0, width=8.0)
+    weather = np.stack([_atmosphere(shape, seed=10 + t, mm=1.0) for t in range(n_dates)])
+    displacement = np.stack([creep * t / (n_dates - 1) for t in range(n_dates)]) + weather
+    rows = lambda t, a, b: displacement[t, a:b] - displacement[0, a:b]  # noqa: E731
+    projection = _atmosphere(shape, seed=3)  # the model weighting's map: no trace there
+    line = creep + _atmosphere(shape, seed=2)  # the straight line's: the fault
+    hat = np.eye(n_dates)  # the model's history would follow each date's noisy amplitude
+    series = np.zeros((n_dates, *shape), np.float32)
+    assert fault_trace.trace_step(series, rows, projection, None, hat, days) == "none"
+    assert not series.any()
+    line_hat = hat_matrix(days, np.ones(n_dates), LINEAR_SEGMENTS)
+    note = fault_trace.trace_step(series, rows, projection, None, hat, days, (line, line_hat))
+    assert json.loads(note)["z"] > fault_trace.THRESHOLD
+    near = np.abs(fault_trace.signed_distance(shape, (80.0, 80.0), (0.0, 1.0))) < 24
+    gain = np.polyfit(creep[near], series[-1][near], 1)[0]
+    assert 0.8 < gain < 1.2
+    # shared in time by the straight line's history: steady, t / T
+    for t in range(1, n_dates - 1):
+        np.testing.assert_allclose(series[t], t / (n_dates - 1) * series[-1], atol=1e-3)
+
+
 @pytest.fixture(scope="module")
 def creep_scene():
     """Benchmark v2 split ``in`` scene 52: 7.6 mm of creep, 9 dates, 2.9 mm of turbulence;

@@ -15,7 +15,10 @@ interpolation of the map from the pixels outside every support (kriging with the
 covariance of a ``k⁻²`` field; Matheron 1973; :mod:`.noise_prediction`), smoothed by a
 Gaussian of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a
 straight line in time, or the ramp in time that the area's own data prefer (a step, a
-transient; :mod:`.area_history`, session 20).
+transient; :mod:`.area_history`, session 20). Where the areas cover a quarter of the scene
+or more, the noise is predicted from beyond a band of :data:`BROAD_MARGIN_PX` around them
+instead when Stein's unbiased risk of that prediction is the lower (a broad source's tails
+reach past its detected area; :func:`prediction_pixels`, session 31).
 
 On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
 weighting's map only widens what the straight line's map detects.
@@ -48,7 +51,11 @@ from insar_denoise.inference.detector_supports import (
     grown_area,
     interior,
 )
-from insar_denoise.inference.noise_prediction import elevation_free, harmonic_fill
+from insar_denoise.inference.noise_prediction import (
+    HarmonicPredictor,
+    elevation_free,
+    harmonic_fill,
+)
 from insar_denoise.inference.significance import date_level, fit_segments, gate_opened
 from insar_denoise.inference.strips import row_strips
 
@@ -77,6 +84,10 @@ RISK_MAPS = 8
 #: maps' own smoothing residual keep their value: a sharp fault's step (`in` 78, gain 0.82
 #: smoothed everywhere 0.69, with this 0.81)
 EDGE_Z = 4.0
+#: filled areas covering at least this share of the scene predict their noise from beyond a
+#: band of :data:`BROAD_MARGIN_PX` around them (:func:`prediction_pixels`)
+BROAD_SHARE = 0.25
+BROAD_MARGIN_PX = 16.0
 #: below this many residual degrees of freedom per pixel behind the noise maps of the model
 #: weighting's least-squares map (``T - fit_segments(T) - 1``; 4 at T = 9), that map only
 #: widens what the straight line's map detects and detects nothing alone: on Benchmark v2
@@ -179,6 +190,35 @@ def risk_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray) -> n
     return edge_kept_smoothing(values, area, noise)
 
 
+def prediction_risk(values: np.ndarray, unknown: np.ndarray, area: np.ndarray, noise) -> float:
+    """Stein's unbiased risk on ``area`` of ``values`` less their harmonic prediction from
+    outside ``unknown``, less the noise variance it does not depend on: ``||(M y)_A||² - 2
+    tr_A(M Σ)``, the trace from the noise maps ``(n, H, W)`` (``E <(M n)_A, n_A>``; Stein
+    1981, eq. 3, as :func:`smoothing_risk`)."""
+    predict = HarmonicPredictor(unknown)
+    trace = np.mean([float(np.sum((predict(m) * m)[area])) for m in noise])
+    return float(np.sum(predict(values)[area] ** 2)) - 2.0 * trace
+
+
+def prediction_pixels(lin, new: np.ndarray, outside: np.ndarray, ok: np.ndarray, noise, dem):
+    """The pixels the noise inside the filled areas ``new`` is predicted from: ``outside``
+    or, where the areas cover at least :data:`BROAD_SHARE` of the scene, ``outside`` less a
+    band of :data:`BROAD_MARGIN_PX` around them when that prediction's unbiased risk
+    (:func:`prediction_risk`) is the lower (a broad source's tails reach beyond its detected
+    area, and a prediction from them takes the tails for atmosphere). ``noise``: the line's
+    noise maps, their elevation fit removed as the map's and scaled to its spread outside."""
+    if new.sum() < BROAD_SHARE * ok.sum():
+        return outside
+    far = outside & (ndimage.distance_transform_edt(~new) > BROAD_MARGIN_PX)
+    if far.sum() < (1.0 - MAX_SHARE) * ok.sum():
+        return outside
+    maps = elevation_free(np.asarray(noise, np.float64), ok, dem, outside)
+    spread = np.sqrt(np.mean([np.var(m[outside]) for m in maps]))
+    maps *= float(np.std(lin[outside])) / max(spread, 1e-12)
+    near, wide = (prediction_risk(lin, ~o, new, maps) for o in (outside, far))
+    return far if wide < near else outside
+
+
 @dataclass
 class Detection:
     """What :func:`detect` found: the pixels to fill (None: nothing), the straight line's
@@ -252,6 +292,7 @@ def detect(
         return Detection(None, None, zmax, covered=new)
     lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
     line_noise = np.nan_to_num(stacks[1])
+    outside = prediction_pixels(lin, new, outside, ok, line_noise, dem)
     residual = lin - harmonic_fill(lin, ~outside)
     # the risk's trace term rests on the line's noise maps: with few residual degrees of
     # freedom behind them (T - 2) they are too uncertain (`in` shallow Mogi 40, 9 dates:

@@ -335,13 +335,21 @@ def trace_step(
     dem: Any,
     hat: np.ndarray,
     times_days: np.ndarray,
+    line: tuple | None = None,
 ) -> str:
-    """Find a trace in ``projection`` and restore it in ``series`` (:func:`restore`); the
-    note for :data:`TRACE_ATTR`: the trace's JSON, ``"none"`` or why it was skipped."""
+    """Find a trace in ``projection`` or, where it holds none, in the straight line's
+    cumulative ``line = (map, its hat matrix)``, and restore it in ``series``
+    (:func:`restore`, shared between dates by that map's hat); the note for
+    :data:`TRACE_ATTR`: the trace's JSON, ``"none"`` or why it was skipped. A steady creep
+    can be clear on the straight line only (session 31: Benchmark v2 `in` 27, a 72-date
+    creep the creep model's cross-validation rejects, z 8.9 there, returned as zero)."""
     h, w = series.shape[1:]
     if h * w > MAX_PIXELS:
         return f"skipped: scene over {MAX_PIXELS} pixels"
     trace = find_trace(np.asarray(projection[0:h], dtype=np.float64), dem)
+    if trace is None and line is not None:
+        trace = find_trace(np.asarray(line[0][0:h], dtype=np.float64), dem)
+        hat = line[1]
     if trace is None:
         return "none"
     restore(series, date_rows, trace, hat, times_days)

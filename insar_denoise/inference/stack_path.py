@@ -39,6 +39,7 @@ from insar_denoise.inference.planning import (
 from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR
 from insar_denoise.inference.significance import (
     FILTERS,
+    LINEAR_SEGMENTS,
     MIN_CELLS,
     N_REALISATIONS,
     band_floors,
@@ -329,7 +330,8 @@ def gated_finish(
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
-    trace = trace_step(series, rows, maps[1], dem, hat, days)
+    line = (maps[3], hat_matrix(days, date_var, LINEAR_SEGMENTS))
+    trace = trace_step(series, rows, maps[1], dem, hat, days, line)
     series, g, second = support_step(series, g, maps, days, dem, rows, date_var, network)
     if fine:  # in place, on the series support_step returns
         removal = fine_scales.removal_map(maps[1], maps[0], g, series.shape[1:])

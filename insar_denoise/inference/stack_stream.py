@@ -167,7 +167,8 @@ def denoise_streamed(
             series[t, a:b] = sig.gate_rows(series[t, a:b], gate_map[a:b], level)
     hat = sig.hat_matrix(times_days, date_var, segments)
     rows = lambda t, a, b: np.asarray(referenced[t, a:b])  # noqa: E731
-    trace = trace_step(series, rows, projection, dem, hat, times_days)
+    line_hat = sig.hat_matrix(times_days, date_var, sig.LINEAR_SEGMENTS)
+    trace = trace_step(series, rows, projection, dem, hat, times_days, (line, line_hat))
     maps_ = (residual_maps, projection, line_maps, line)
     series, gate_map, second = support_step(
         series, gate_map, maps_, times_days, dem, rows, date_var
