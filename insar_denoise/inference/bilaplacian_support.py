@@ -200,7 +200,9 @@ def prediction_risk(values: np.ndarray, unknown: np.ndarray, area: np.ndarray, n
     return float(np.sum(predict(values)[area] ** 2)) - 2.0 * trace
 
 
-def prediction_pixels(lin, new: np.ndarray, outside: np.ndarray, ok: np.ndarray, noise, dem):
+def prediction_pixels(
+    lin: np.ndarray, new: np.ndarray, outside: np.ndarray, ok: np.ndarray, noise, dem
+) -> np.ndarray:
     """The pixels the noise inside the filled areas ``new`` is predicted from: ``outside``
     or, where the areas cover at least :data:`BROAD_SHARE` of the scene, ``outside`` less a
     band of :data:`BROAD_MARGIN_PX` around them when that prediction's unbiased risk
