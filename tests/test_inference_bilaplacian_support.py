@@ -297,3 +297,29 @@ def test_a_broad_area_predicts_its_noise_beyond_a_broad_source_tails():
             right += far == tails
         # the unbiased risk (one realisation) picks the better prediction in most draws
         assert right >= 3
+
+
+def test_the_note_says_where_the_prediction_left_a_band_out(monkeypatch):
+    rng = np.random.default_rng(3)
+    size, n_dates = 192, 6
+    fields = 2.0 * power_law(rng, 17, size)
+    stat = fields[0] + 6.0 * gaussian_bump(size, 14.0)
+    days = np.array([0.0, 12, 24, 36, 48, 60])
+
+    def step() -> dict:
+        series = np.zeros((n_dates, size, size), np.float32)
+        gate = np.zeros((size, size), np.float32)
+        return bls.support_step(series, gate, _maps(stat, fields[1:]), days)[2]
+
+    assert "prediction_beyond_px" not in step()  # a compact area: from just outside it
+    seen = {}
+
+    def beyond_a_band(lin, new, outside, ok, noise, dem):
+        seen["far"] = outside & (ndimage.distance_transform_edt(~new) > bls.BROAD_MARGIN_PX)
+        return seen["far"]
+
+    monkeypatch.setattr(bls, "prediction_pixels", beyond_a_band)
+    note = step()
+    assert note["prediction_beyond_px"] == bls.BROAD_MARGIN_PX and note["filled_pixels"] > 0
+    found = bls.detect(np.zeros((size, size), np.float32), _maps(stat, fields[1:]), (size, size))
+    np.testing.assert_array_equal(found.outside, seen["far"])

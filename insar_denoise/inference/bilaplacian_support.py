@@ -226,7 +226,8 @@ class Detection:
     """What :func:`detect` found: the pixels to fill (None: nothing), the straight line's
     cumulative there, the largest ``z`` per map and scale, the pixels the noise prediction is
     made from (the rest is predicted), the line's noise maps ``(n, H, W)`` and the pixels of
-    the supports and the gate (also when they cover too much of the scene to fill)."""
+    the supports and the gate (also when they cover too much of the scene to fill) and the
+    band (px) left out of the prediction around the areas (0: none)."""
 
     new: np.ndarray | None
     estimate: np.ndarray | None
@@ -234,6 +235,7 @@ class Detection:
     outside: np.ndarray | None = None
     line_noise: np.ndarray | None = None
     covered: np.ndarray | None = None
+    beyond_px: float = 0.0
 
 
 def new_supports(
@@ -294,7 +296,9 @@ def detect(
         return Detection(None, None, zmax, covered=new)
     lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
     line_noise = np.nan_to_num(stacks[1])
-    outside = prediction_pixels(lin, new, outside, ok, line_noise, dem)
+    predict_from = prediction_pixels(lin, new, outside, ok, line_noise, dem)
+    beyond = BROAD_MARGIN_PX if not np.array_equal(predict_from, outside) else 0.0
+    outside = predict_from
     residual = lin - harmonic_fill(lin, ~outside)
     # the risk's trace term rests on the line's noise maps: with few residual degrees of
     # freedom behind them (T - 2) they are too uncertain (`in` shallow Mogi 40, 9 dates:
@@ -303,7 +307,7 @@ def detect(
         estimate = edge_kept_smoothing(residual, new, line_noise)
     else:
         estimate = risk_smoothing(residual, new, line_noise)
-    return Detection(new, estimate, zmax, outside, line_noise)
+    return Detection(new, estimate, zmax, outside, line_noise, beyond_px=beyond)
 
 
 def support_step(
@@ -325,7 +329,8 @@ def support_step(
     motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`), the
     network's ungated series ``network`` (in-memory path) is returned whole instead of the
     fill, the gate open. ``(series, gate, note)``, the note ``{"largest_z": {map:scale: z},
-    "filled_pixels": n, "ramps": [...], "step_beyond": {...}}`` (or ``"broad_step"``; empty
+    "filled_pixels": n, "ramps": [...], "step_beyond": {...}, "prediction_beyond_px": 16}``
+    (the last where :func:`prediction_pixels` left a band out; or ``"broad_step"``; empty
     when skipped)."""
     n, h, w = series.shape
     found = detect(gate_map, maps, (h, w), dem, n)
@@ -370,7 +375,10 @@ def support_step(
             which[area] = len(shapes) - 1
             ramps.append(ramp.note(int(area.sum())))
     series, gate_map = _fill(series, gate_map, found.new, estimate, np.stack(shapes), which)
-    return series, gate_map, {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
+    note = {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
+    if found.beyond_px:
+        note["prediction_beyond_px"] = found.beyond_px
+    return series, gate_map, note
 
 
 def _network_history(series, gate_map, rows, dem, times_days, date_var, note: dict) -> dict:
