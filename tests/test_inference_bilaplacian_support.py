@@ -138,11 +138,16 @@ def test_smoothing_within_an_area_keeps_its_level_and_averages_white_noise():
     assert noise[inner].std() == pytest.approx(1.0 / (2.0 * np.sqrt(np.pi) * 2.0), rel=0.1)
 
 
-def test_smoothing_keeps_a_sharp_step_the_noise_cannot_make():
-    rng = np.random.default_rng(12)
+def _sharp_step() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An 80 px area, a 10 mm step across its middle column and 16 maps of 0.3 mm white
+    noise."""
     area = np.ones((80, 80), bool)
     step = np.where(np.arange(80)[None, :] < 40, 0.0, 10.0) * np.ones((80, 1))
-    noise = 0.3 * rng.standard_normal((16, 80, 80))
+    return area, step, 0.3 * np.random.default_rng(12).standard_normal((16, 80, 80))
+
+
+def test_smoothing_keeps_a_sharp_step_the_noise_cannot_make():
+    area, step, noise = _sharp_step()
     out = bls.edge_kept_smoothing(step + noise[0], area, noise[1:])
     # the two columns beside the step keep the raw values (within the noise), not the blur
     assert np.abs(out[:, 39:41] - step[:, 39:41]).mean() < 0.5
@@ -233,10 +238,7 @@ def test_a_broad_signal_under_speckle_takes_a_wider_smoothing():
 
 
 def test_the_risk_keeps_a_sharp_step_at_the_narrow_smoothing():
-    rng = np.random.default_rng(12)
-    area = np.ones((80, 80), bool)
-    step = np.where(np.arange(80)[None, :] < 40, 0.0, 10.0) * np.ones((80, 1))
-    noise = 0.3 * rng.standard_normal((16, 80, 80))
+    area, step, noise = _sharp_step()
     out = bls.risk_smoothing(step + noise[0], area, noise[1:])
     np.testing.assert_array_equal(out, bls.edge_kept_smoothing(step + noise[0], area, noise[1:]))
 
