@@ -53,14 +53,57 @@ class Ramp:
     end_days: float
     bic_gain: float
 
+    @property
+    def weight(self) -> float:
+        """The ramp's posterior weight against the line: 1 over :data:`MIN_BIC_GAIN`, 0
+        under ``-MIN_BIC_GAIN``, ``1 / (1 + exp(-gain / 2))`` between (BIC weights;
+        Raftery 1995, Sociol. Methodol. 25, 111, eq. 35)."""
+        if self.bic_gain > MIN_BIC_GAIN:
+            return 1.0
+        if self.bic_gain < -MIN_BIC_GAIN:
+            return 0.0
+        return float(1.0 / (1.0 + np.exp(-self.bic_gain / 2.0)))
+
     def note(self, pixels: int) -> dict:
         """The area's entry in the second detector's note."""
-        return {
+        entry = {
             "pixels": pixels,
             "ramp_start_days": round(self.start_days, 1),
             "ramp_end_days": round(self.end_days, 1),
             "bic_gain": round(self.bic_gain, 1),
         }
+        if self.weight < 1.0:
+            entry["ramp_weight"] = round(self.weight, 3)
+        return entry
+
+
+@dataclass
+class AreaHistory:
+    """One filled area's history: ``area`` (H, W) bool, the ``ramp``, the ``cumulative`` on
+    the area's pixels (each one's coefficient on the ramp), its noise ``scale`` over the
+    line's, the ramp's ``weight`` against the line and ``shape``, the series' history (the
+    ramp, or the weighted average of the ramp's and the line's at the area's amplitudes)."""
+
+    area: np.ndarray
+    ramp: Ramp
+    cumulative: np.ndarray
+    scale: float
+    weight: float
+    shape: np.ndarray
+
+
+def averaged_history(
+    frac: np.ndarray, ramp: np.ndarray, weight: float, ratio: float
+) -> np.ndarray | None:
+    """The series' history when the cumulative is ``(1 - weight) line + weight ramp``
+    estimates and the ramp's amplitude is ``ratio`` times the line's: ``((1 - w) t + w ratio
+    ramp(t)) / ((1 - w) + w ratio)``, 0 at the first date and 1 at the last; None where the
+    two amplitudes disagree in sign (the average would cancel)."""
+    if weight >= 1.0:
+        return ramp
+    if not np.isfinite(ratio) or ratio <= 0.0:
+        return None
+    return ((1.0 - weight) * frac + weight * ratio * ramp) / ((1.0 - weight) + weight * ratio)
 
 
 def ramp_basis(frac: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -133,12 +176,12 @@ def area_ramps(
     dem,
     times_days: np.ndarray,
     date_var: np.ndarray,
-) -> list[tuple[np.ndarray, Ramp, np.ndarray, float]]:
-    """``[(area, ramp, cumulative on the area, noise scale)]`` for each area of ``new`` whose
-    history is a ramp rather than the straight line; ``rows(t, lo, hi)``: the input relative
-    to the first date; ``outside``: the pixels the noise prediction is made from (the rest
-    is predicted); ``noise scale``: the ramp coefficient's noise std over
-    the line's (white date noise)."""
+) -> list[AreaHistory]:
+    """An :class:`AreaHistory` for each area of ``new`` whose history is a ramp rather than
+    the straight line, wholly or in part (:attr:`Ramp.weight`); ``rows(t, lo, hi)``: the
+    input relative to the first date; ``outside``: the pixels the noise prediction is made
+    from (the rest is predicted); the noise scale: the ramp coefficient's noise std over the
+    line's (white date noise)."""
     h, w = new.shape
     n = len(times_days)
     labels, n_areas = ndimage.label(new)
@@ -166,12 +209,42 @@ def area_ramps(
     for k in big:
         px = dates[:, lab == k].astype(np.float64)
         history = _split_half_history(px[:, whole[lab == k]], frac, weights)
-        ramp = fit_ramp(history, frac, weights, float(days[-1] - days[0]))
-        if ramp is None or ramp.bic_gain <= MIN_BIC_GAIN:
+        fitted = averaged_fit(history, frac, weights, float(days[-1] - days[0]))
+        if fitted is None:
             continue
+        ramp, shape, _ = fitted
         scale = np.sqrt((_coefficients(ramp.shape, weights) ** 2 @ var) / line_var)
-        out.append((labels == k, ramp, pixel_coefficients(px, ramp.shape, weights), float(scale)))
+        cumulative = pixel_coefficients(px, ramp.shape, weights)
+        out.append(AreaHistory(labels == k, ramp, cumulative, float(scale), ramp.weight, shape))
     return out
+
+
+def averaged_fit(
+    history: np.ndarray, frac: np.ndarray, weights: np.ndarray, span_days: float = 1.0
+) -> tuple[Ramp, np.ndarray, float] | None:
+    """The best ramp of ``history`` (:func:`fit_ramp`), the series' history (the ramp, or its
+    average with the line by :attr:`Ramp.weight`, :func:`averaged_history`) and the factor
+    that takes the line's cumulative to the averaged one, ``(1 - w) + w a_ramp / a_line``
+    (the amplitudes of ``history`` on each); None where the line stands alone."""
+    ramp = fit_ramp(history, frac, weights, span_days)
+    if ramp is None or ramp.weight <= 0.0:
+        return None
+    ratio = _amplitude(history, ramp.shape, weights) / _amplitude(history, frac, weights)
+    shape = averaged_history(frac, ramp.shape, ramp.weight, ratio)
+    if shape is None:
+        return None
+    return ramp, shape, (1.0 - ramp.weight) + ramp.weight * ratio
+
+
+def _amplitude(history: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> float:
+    """The weighted least-squares amplitude of ``history`` on ``shape`` with one offset per
+    half (odd and even dates), as :func:`fit_ramp` fits it."""
+    n = len(history)
+    even = (np.arange(n) % 2 == 0).astype(np.float64)
+    design = np.c_[even, 1.0 - even, shape]
+    w = np.asarray(weights, np.float64)
+    coef = np.linalg.lstsq(design * np.sqrt(w)[:, None], history * np.sqrt(w), rcond=None)[0]
+    return float(coef[2])
 
 
 def pixel_coefficients(px: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:

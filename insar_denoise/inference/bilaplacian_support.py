@@ -364,16 +364,20 @@ def support_step(
     estimate = found.estimate
     ramps = []
     if rows is not None and date_var is not None:
-        for area, ramp, cumulative, scale in area_ramps(
-            rows, found.new, found.outside, dem, days, date_var
-        ):
+        for found_history in area_ramps(rows, found.new, found.outside, dem, days, date_var):
+            area, cumulative = found_history.area, found_history.cumulative
             values = np.zeros((h, w))
             values[area] = np.where(np.isfinite(cumulative), cumulative, estimate[area])
-            smooth = edge_kept_smoothing(values, area, found.line_noise * np.float32(scale))
+            scale = np.float32(found_history.scale)
+            smooth = edge_kept_smoothing(values, area, found.line_noise * scale)
+            # the line's and the ramp's estimates averaged where neither model wins alone
+            weight = found_history.weight
+            if weight < 1.0:
+                smooth = weight * smooth + (1.0 - weight) * estimate
             estimate = np.where(area, smooth, estimate)
-            shapes.append(ramp.shape)
+            shapes.append(found_history.shape)
             which[area] = len(shapes) - 1
-            ramps.append(ramp.note(int(area.sum())))
+            ramps.append(found_history.ramp.note(int(area.sum())))
     series, gate_map = _fill(series, gate_map, found.new, estimate, np.stack(shapes), which)
     note = {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
     if found.beyond_px:
