@@ -325,3 +325,58 @@ def test_the_note_says_where_the_prediction_left_a_band_out(monkeypatch):
     assert note["prediction_beyond_px"] == bls.BROAD_MARGIN_PX and note["filled_pixels"] > 0
     found = bls.detect(np.zeros((size, size), np.float32), _maps(stat, fields[1:]), (size, size))
     np.testing.assert_array_equal(found.outside, seen["far"])
+
+
+@pytest.mark.parametrize(("width", "amplitude"), [(4.0, 10.0), (10.0, 3.0)])
+def test_the_risk_change_standard_error_matches_its_spread_over_noise(width, amplitude):
+    # a compact strong peak (smoothing changes it: a noisy risk) and a broad weak one; over
+    # 30 noise draws the change of the risk from 2 px to 8 px scatters as predicted
+    rng = np.random.default_rng(3)
+    size = 96
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    area = np.hypot(yy, xx) < 30
+    truth = amplitude * np.exp(-(xx**2 + yy**2) / (2 * width**2))
+
+    def noise(k: int) -> np.ndarray:
+        return np.stack(
+            [
+                2.0 * ndimage.gaussian_filter(rng.standard_normal((size, size)), 1.0)
+                for _ in range(k)
+            ]
+        )
+
+    change, predicted = [], []
+    for _ in range(30):
+        values, maps = truth + noise(1)[0], noise(16)
+        change.append(
+            bls.smoothing_risk(values, area, maps, 8.0)
+            - bls.smoothing_risk(values, area, maps, 2.0)
+        )
+        predicted.append(bls.risk_change_sd(values, area, maps, 8.0))
+    assert np.std(change) == pytest.approx(np.median(predicted), rel=0.3)
+
+
+def test_the_risk_widens_only_where_its_fall_stands_above_its_noise():
+    # a 12 px bump under power-law turbulence: the unbiased risk of a wider smoothing often
+    # falls a little below the 2 px one's while the true error rises (its data term moves
+    # with the noise); taking a width only where the fall exceeds twice its standard error
+    # widens none of eight draws for the worse, the plain least risk does
+    size = 128
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    area = np.hypot(yy, xx) < 40
+    truth = 10.0 * gaussian_bump(size, 12.0)
+    sse = lambda est: float(np.sum((est - truth)[area] ** 2))  # noqa: E731
+    rule, plain, worse_rule, worse_plain = 0.0, 0.0, 0, 0
+    for seed in range(8):
+        fields = 1.5 * power_law(np.random.default_rng(seed), 17, size)
+        values, maps = truth + fields[0], fields[1:]
+        narrow = bls.edge_kept_smoothing(values, area, maps)
+        risks = {s: bls.smoothing_risk(values, area, maps, s) for s in (2.0, *bls.WIDER_PX)}
+        least = min(risks, key=risks.get)
+        naive = narrow if least == 2.0 else bls.smooth_within(values, area, least)
+        out = bls.risk_smoothing(values, area, maps)
+        rule, plain = rule + sse(out), plain + sse(naive)
+        worse_rule += sse(out) > sse(narrow)
+        worse_plain += sse(naive) > sse(narrow)
+    assert worse_plain >= 1 and worse_rule == 0
+    assert rule < plain
