@@ -86,16 +86,16 @@ def test_nothing_changes_where_the_gate_is_closed():
 
 
 def test_engine_option_lowers_the_error_of_a_broad_source():
-    """Benchmark v2 `shifted` 19 (a deep fault, SNR 13): the option takes out speckle the
-    network left inside the gate (RMSE 0.84 -> 0.64 mm, r 0.75 -> 0.83 when measured, design
-    table (aa); `shifted` 66, the first example, is smoothed by default since session 30's
-    risk-chosen smoothing); it is off by default."""
+    """Benchmark v2 `shifted` 74 (a deep fault, SNR 32): the option takes out speckle the
+    network left inside the gate (RMSE 1.16 -> 1.07 mm, r 0.84 -> 0.86 when measured in
+    session 32; the earlier examples, `shifted` 66 and 19, are smoothed by default since the
+    risk-chosen smoothing of sessions 30 and 32); it is off by default."""
     from insar_denoise.evaluation.referee_scenes import design, simulate
     from insar_denoise.evaluation.referee_scoring import offset_free_scores
     from insar_denoise.inference import denoise_dataset
     from insar_denoise.models import load_model
 
-    spec = next(s for s in design(84, 0, "shifted") if s.index == 19)
+    spec = next(s for s in design(84, 0, "shifted") if s.index == 74)
     batch, ds = simulate(spec, "shifted", 192)
     truth = batch.cumulative[0].numpy().astype(np.float64)
     model = load_model("default")
@@ -104,5 +104,5 @@ def test_engine_option_lowers_the_error_of_a_broad_source():
         out = denoise_dataset(ds, model, progress=False, denoise_fine_scales=option)
         cumulative = out["cumulative_deformation"].values.astype(np.float64)
         scores[option] = offset_free_scores(cumulative, truth, batch.valid[0].numpy())
-    assert scores[True]["rmse_mm"] < 0.9 * scores[False]["rmse_mm"]
-    assert scores[True]["r"] > scores[False]["r"] + 0.05
+    assert scores[True]["rmse_mm"] < 0.95 * scores[False]["rmse_mm"]
+    assert scores[True]["r"] > scores[False]["r"] + 0.01
