@@ -81,14 +81,13 @@ class Ramp:
 class AreaHistory:
     """One filled area's history: ``area`` (H, W) bool, the ``ramp``, the ``cumulative`` on
     the area's pixels (each one's coefficient on the ramp), its noise ``scale`` over the
-    line's, the ramp's ``weight`` against the line and ``shape``, the series' history (the
-    ramp, or the weighted average of the ramp's and the line's at the area's amplitudes)."""
+    line's and ``shape``, the series' history (the ramp, or its average with the line's by
+    :attr:`Ramp.weight` at the area's amplitudes)."""
 
     area: np.ndarray
     ramp: Ramp
     cumulative: np.ndarray
     scale: float
-    weight: float
     shape: np.ndarray
 
 
@@ -113,6 +112,12 @@ def ramp_basis(frac: np.ndarray, start: int, end: int) -> np.ndarray:
     return np.clip((frac - frac[start]) / width, 0.0, 1.0)
 
 
+def _half_offsets(n: int) -> np.ndarray:
+    """One offset per half of the dates (odd and even), ``(n, 2)``."""
+    even = (np.arange(n) % 2 == 0).astype(np.float64)
+    return np.c_[even, 1.0 - even]
+
+
 def _residual(columns: np.ndarray, offsets: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``columns (P, T)`` less their weighted least-squares fit by ``offsets (T, k)``."""
     gram = offsets.T @ (w[:, None] * offsets)
@@ -129,8 +134,7 @@ def fit_ramp(
     n = len(history)
     if n < MIN_DATES:
         return None
-    even = (np.arange(n) % 2 == 0).astype(np.float64)
-    offsets = np.c_[even, 1.0 - even]
+    offsets = _half_offsets(n)
     knots = np.unique(np.linspace(0, n - 1, min(n, MAX_KNOTS)).round().astype(int))
     pairs = [(i, j) for a, i in enumerate(knots) for j in knots[a + 1 :]]
     ramps = np.stack([ramp_basis(frac, i, j) for i, j in pairs])
@@ -215,7 +219,7 @@ def area_ramps(
         ramp, shape, _ = fitted
         scale = np.sqrt((_coefficients(ramp.shape, weights) ** 2 @ var) / line_var)
         cumulative = pixel_coefficients(px, ramp.shape, weights)
-        out.append(AreaHistory(labels == k, ramp, cumulative, float(scale), ramp.weight, shape))
+        out.append(AreaHistory(labels == k, ramp, cumulative, float(scale), shape))
     return out
 
 
@@ -239,12 +243,9 @@ def averaged_fit(
 def _amplitude(history: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> float:
     """The weighted least-squares amplitude of ``history`` on ``shape`` with one offset per
     half (odd and even dates), as :func:`fit_ramp` fits it."""
-    n = len(history)
-    even = (np.arange(n) % 2 == 0).astype(np.float64)
-    design = np.c_[even, 1.0 - even, shape]
     w = np.asarray(weights, np.float64)
-    coef = np.linalg.lstsq(design * np.sqrt(w)[:, None], history * np.sqrt(w), rcond=None)[0]
-    return float(coef[2])
+    y, r = _residual(np.stack([history, shape]), _half_offsets(len(history)), w)
+    return float((w * r) @ y / max(float((w * r) @ r), 1e-30))
 
 
 def pixel_coefficients(px: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -184,17 +184,22 @@ def risk_change_sd(values: np.ndarray, area: np.ndarray, noise: np.ndarray, sigm
     (S - I)ᵀ (S - I) y`` (the delta method; the trace terms are fixed), read on the noise
     maps ``(n, H, W)`` as the root mean square of ``<g_sigma - g_2px, n>``. Large where a
     strong signal's shape is changed by the smoothing (its risk is then noisy)."""
+    narrow = _risk_gradient(values, area, SMOOTH_PX)
+    return _projection_rms(_risk_gradient(values, area, sigma) - narrow, area, noise)
 
-    def gradient(s: float) -> np.ndarray:
-        weight = ndimage.gaussian_filter(area.astype(np.float64), s)
-        change = np.where(area, smooth_within(values, area, s, weight) - values, 0.0)
-        # (S - I)ᵀ of the normalised convolution S = D⁻¹ G M: M G D⁻¹ - I on the area
-        back = ndimage.gaussian_filter(np.where(area, change / np.maximum(weight, 1e-9), 0.0), s)
-        return 2.0 * np.where(area, back - change, 0.0)
 
-    g = gradient(sigma) - gradient(SMOOTH_PX)
-    maps = np.asarray(noise, np.float64)
-    return float(np.sqrt(np.mean([float(np.sum((g * m)[area])) ** 2 for m in maps])))
+def _risk_gradient(values: np.ndarray, area: np.ndarray, sigma: float) -> np.ndarray:
+    """``2 (S - I)ᵀ (S - I) y`` on ``area`` for :func:`smooth_within` at ``sigma``."""
+    weight = ndimage.gaussian_filter(area.astype(np.float64), sigma)
+    change = np.where(area, smooth_within(values, area, sigma, weight) - values, 0.0)
+    # (S - I)ᵀ of the normalised convolution S = D⁻¹ G M: M G D⁻¹ - I on the area
+    back = ndimage.gaussian_filter(np.where(area, change / np.maximum(weight, 1e-9), 0.0), sigma)
+    return 2.0 * np.where(area, back - change, 0.0)
+
+
+def _projection_rms(g: np.ndarray, area: np.ndarray, noise) -> float:
+    """The root mean square of ``<g, n>`` on ``area`` over the noise maps ``(n, H, W)``."""
+    return float(np.sqrt(np.mean([float(np.sum((g * m)[area])) ** 2 for m in np.asarray(noise)])))
 
 
 def risk_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -204,8 +209,12 @@ def risk_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray) -> n
     :func:`risk_change_sd` (a broad signal under noise the narrow smoothing leaves)."""
     base = smoothing_risk(values, area, noise, SMOOTH_PX)
     risks = {s: smoothing_risk(values, area, noise, s) for s in WIDER_PX}
+    narrow = _risk_gradient(values, area, SMOOTH_PX)  # as risk_change_sd, computed once
     fallen = [
-        s for s in WIDER_PX if risks[s] < base - RISK_Z * risk_change_sd(values, area, noise, s)
+        s
+        for s in WIDER_PX
+        if risks[s]
+        < base - RISK_Z * _projection_rms(_risk_gradient(values, area, s) - narrow, area, noise)
     ]
     if fallen:
         return smooth_within(values, area, min(fallen, key=risks.get))
@@ -393,7 +402,7 @@ def support_step(
             scale = np.float32(found_history.scale)
             smooth = edge_kept_smoothing(values, area, found.line_noise * scale)
             # the line's and the ramp's estimates averaged where neither model wins alone
-            weight = found_history.weight
+            weight = found_history.ramp.weight
             if weight < 1.0:
                 smooth = weight * smooth + (1.0 - weight) * estimate
             estimate = np.where(area, smooth, estimate)
