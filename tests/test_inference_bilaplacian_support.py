@@ -380,3 +380,27 @@ def test_the_risk_widens_only_where_its_fall_stands_above_its_noise():
         worse_plain += sse(naive) > sse(narrow)
     assert worse_plain >= 1 and worse_rule == 0
     assert rule < plain
+
+
+def test_the_relief_fit_on_the_pixels_around_an_area_leaves_a_broad_signals_tails():
+    rng = np.random.default_rng(11)
+    size = 192
+    truth = 8.0 * gaussian_bump(size, 40.0)
+    # a valley under the signal (its tails lie along it on the pixels around the area) and
+    # sharp ridges that carry the stratified delay's own signature
+    ridges = ndimage.gaussian_filter(rng.normal(size=(size, size)), 2.0)
+    dem = 2000.0 - 3000.0 * gaussian_bump(size, 80.0) + 300.0 * ridges / ridges.std()
+    z = (dem - np.median(dem)) / 1000.0
+    noise = rng.normal(0.0, 0.2, (size, size))
+    stat = truth + 6.0 * z + 2.0 * z * z + noise
+    ok = np.ones((size, size), bool)
+    yy, xx = np.mgrid[:size, :size]
+    around = np.hypot(yy - size / 2, xx - size / 2) > 60  # the area: a disc of 60 px
+
+    def error(estimate: np.ndarray) -> float:  # what the fit got wrong, up to a level
+        e = (estimate - truth - noise)[~around]
+        return float(np.std(e - e.mean()) / np.std(truth[~around]))
+
+    banded = bls.elevation_free_banded(stat, ok, dem, bls.RELIEF_BAND_PX, fit_on=around)
+    plain = bls.elevation_free(stat[None], ok, dem, around)[0]
+    assert error(banded) < 0.15 and error(plain) > 0.3

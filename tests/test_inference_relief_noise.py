@@ -97,3 +97,22 @@ def test_unflagged_scenes_keep_their_noise_maps():
     assert relief_noise.gate_noise(noise, *args, relief=None) is noise
     calm = (relief.RELIEF_RATIO - 0.1, 10.0)
     assert relief_noise.gate_noise(noise, *args, relief=calm) is noise
+
+
+def test_balanced_terms_have_exactly_the_covariance_random_signs_only_approach():
+    rng = np.random.default_rng(5)
+    coefs = rng.normal(0.0, [6.0, 2.0], (36, 2))
+    weights = rng.uniform(-0.1, 0.1, 36)
+    cov = (coefs * weights[:, None] ** 2).T @ coefs
+    terms = relief_noise.balanced_terms(cov, 16)
+    assert terms.shape == (16, 2)
+    np.testing.assert_allclose(terms.T @ terms / 16, cov, rtol=1e-9, atol=1e-12)
+    # the local mean square of K z + Q z² at every elevation is the exact variance; 16
+    # random-sign sums (realisation_terms) miss it by more than 10 % somewhere
+    z = np.linspace(0.0, 3.0, 31)
+    basis = np.stack([z, z * z], axis=1)
+    exact = np.einsum("ij,jk,ik->i", basis, cov, basis)
+    np.testing.assert_allclose(np.mean((basis @ terms.T) ** 2, axis=1), exact, rtol=1e-9)
+    signs = relief_noise.realisation_terms(coefs, weights, 16)
+    sampled = np.mean((basis @ signs.T) ** 2, axis=1)
+    assert np.max(np.abs(sampled[1:] / exact[1:] - 1.0)) > 0.1

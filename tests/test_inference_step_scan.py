@@ -223,3 +223,58 @@ def test_a_detected_step_that_is_not_broad_needs_the_step_beyond_steady_motion(m
     assert z > step_scan.THRESHOLD  # the plain step sees part of the steady motion
     rows = lambda t, a, b: steady[t, a:b]  # noqa: E731
     assert step_scan.broad_step(rows, steady.shape, days, date_var) is None
+
+
+def _valley_dem(seed: int) -> np.ndarray:
+    """A DEM (m) whose broad part is a valley under the bowl of :func:`_scene` (60 px wide)
+    and whose sharp ridges (2 px) carry most of the local relief."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    valley = -800.0 * np.exp(-((yy - 90) ** 2 + (xx - 100) ** 2) / (2 * 60.0**2))
+    ridges = ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), 2.0)
+    return (2000.0 + valley + 400.0 * ridges / ridges.std()).astype(np.float32)
+
+
+def test_banded_relief_fit_keeps_a_bowl_along_the_valley_and_removes_the_delay():
+    from insar_denoise.inference.noise_prediction import elevation_free, elevation_free_banded
+
+    dem = _valley_dem(6)
+    z = (dem - np.median(dem)) / 1000.0
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    bowl = -10.0 * np.exp(-((yy - 90) ** 2 + (xx - 100) ** 2) / (2 * 50.0**2))
+    noise = np.random.default_rng(7).normal(0.0, 0.3, bowl.shape)
+    values = bowl + 8.0 * z + 3.0 * z * z + noise
+    ok = np.ones(bowl.shape, bool)
+    ok[20:50, 30:70] = False  # a hole: the band's means are normalised over the valid pixels
+
+    def error(estimate):  # what the fit got wrong: the bowl and the noise should stay
+        e = (estimate - bowl - noise)[ok]
+        return np.std(e - e.mean()) / np.std(bowl[ok])
+
+    banded = elevation_free_banded(values, ok, dem, step_scan.RELIEF_BAND_PX)
+    plain = elevation_free(values[None], ok, dem, ok)[0]
+    assert error(banded) < 0.05 and error(plain) > 0.3
+    assert np.all(banded[~ok] == 0.0)
+    # without a DEM only the level goes, as the plain fit
+    np.testing.assert_allclose(
+        elevation_free_banded(values, ok, None, 8.0), elevation_free(values[None], ok, None, ok)[0]
+    )
+
+
+def test_broad_step_keeps_a_bowl_that_follows_the_relief(monkeypatch):
+    series, bowl, days = _scene(8, 12.0, width_px=60.0)
+    dem = _valley_dem(9)
+    date_var = np.full(N_DATES, 9.0)
+    rows = lambda t, a, b: series[t, a:b]  # noqa: E731
+
+    def gain(found):
+        est, truth = found.estimate - found.estimate.mean(), bowl - bowl.mean()
+        return float(np.sum(est * truth) / np.sum(truth * truth))
+
+    found = step_scan.broad_step(rows, series.shape, days, date_var, dem)
+    assert found is not None and abs(found.k - STEP_AT) <= 1
+    # the plain fit (before session 33) takes the bowl's part along the valley for delay
+    plain = lambda v, ok, dem, s: step_scan.elevation_free(v[None], ok, dem, ok)[0]  # noqa: E731
+    monkeypatch.setattr(step_scan, "elevation_free_banded", plain)
+    before = step_scan.broad_step(rows, series.shape, days, date_var, dem)
+    assert gain(found) > 0.9 and gain(before) < 0.8

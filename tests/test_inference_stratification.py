@@ -197,3 +197,17 @@ def test_short_flagged_stack_does_not_pass_its_stratification_as_deformation():
     # line in time of its stratification passed the gate (p99 184 mm on the scored pixels)
     # and the gap patch was judged against the noise of pixels seen on every date (171 mm)
     assert np.percentile(np.abs(cum), 99) < 1.0
+
+
+def test_gate_terms_carry_exactly_the_kept_trends_variance(flag_all):
+    disp, dem, days = _stack(36, strat_mm_per_km=20.0, steady_mm_per_km=0.0, seed=3)
+    fix = stratification.plan(disp, dem, days, np.ones(36, np.float32), 4, 16)[0]
+    z = (dem - fix.base_m) / 1000.0
+    z_ref = (np.median(dem) - fix.base_m) / 1000.0
+    # relative to the median elevation (as trend_variance), the realisations' mean square of
+    # K z + Q z² is the kept line's variance at every pixel, not a 16-draw estimate of it
+    k, q = fix.terms[:, 0, None, None], fix.terms[:, 1, None, None]
+    draws = k * (z - z_ref) + q * (z * z - z_ref * z_ref)
+    np.testing.assert_allclose(
+        np.mean(draws**2, axis=0), np.asarray(fix.trend_variance(dem)), rtol=1e-4, atol=1e-6
+    )

@@ -15,10 +15,13 @@ interpolation of the map from the pixels outside every support (kriging with the
 covariance of a ``k⁻²`` field; Matheron 1973; :mod:`.noise_prediction`), smoothed by a
 Gaussian of :data:`SMOOTH_PX` inside the area except at edges the noise cannot make, a
 straight line in time, or the ramp in time that the area's own data prefer (a step, a
-transient; :mod:`.area_history`, session 20). Where the areas cover a quarter of the scene
-or more, the noise is predicted from beyond a band of :data:`BROAD_MARGIN_PX` around them
-instead when Stein's unbiased risk of that prediction is the lower (a broad source's tails
-reach past its detected area; :func:`prediction_pixels`, session 31).
+transient; :mod:`.area_history`, session 20). The straight line's map first loses its relief
+fit ``c + k z + q z²`` on the pixels around the areas, ``k, q`` fitted in the band below
+:data:`RELIEF_BAND_PX` (a broad source's tails follow the relief there too; session 33).
+Where the areas cover a quarter of the scene or more, the noise is predicted from beyond a
+band of :data:`BROAD_MARGIN_PX` around them instead when Stein's unbiased risk of that
+prediction is the lower (a broad source's tails reach past its detected area;
+:func:`prediction_pixels`, session 31).
 
 On short stacks (under :data:`PROJECTION_MIN_DOF` residual degrees of freedom) the model
 weighting's map only widens what the straight line's map detects.
@@ -54,6 +57,7 @@ from insar_denoise.inference.detector_supports import (
 from insar_denoise.inference.noise_prediction import (
     HarmonicPredictor,
     elevation_free,
+    elevation_free_banded,
     harmonic_fill,
 )
 from insar_denoise.inference.significance import date_level, fit_segments, gate_opened
@@ -89,6 +93,10 @@ EDGE_Z = 4.0
 #: band of :data:`BROAD_MARGIN_PX` around them (:func:`prediction_pixels`)
 BROAD_SHARE = 0.25
 BROAD_MARGIN_PX = 16.0
+#: the straight line's map loses its relief fit (on the pixels around the areas) in the band
+#: below this scale (px; :func:`.noise_prediction.elevation_free_banded`; 8 px: `in` Mogi 39
+#: 1.12 -> 1.30 mm, 16 px 1.08, the rest alike; session 33)
+RELIEF_BAND_PX = 16.0
 #: below this many residual degrees of freedom per pixel behind the noise maps of the model
 #: weighting's least-squares map (``T - fit_segments(T) - 1``; 4 at T = 9), that map only
 #: widens what the straight line's map detects and detects nothing alone: on Benchmark v2
@@ -325,7 +333,9 @@ def detect(
     outside = ok & ~support & ~gate_on
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
         return Detection(None, None, zmax, covered=new)
-    lin = elevation_free(np.where(ok, lin, 0.0)[None], ok, dem, outside)[0]
+    # fitted in a band below broad signals' scale: their tails outside the areas follow the
+    # relief there (session 33: `in` deep fault 46 1.17 -> 0.99 mm, `shifted` 45 1.93 -> 1.47)
+    lin = elevation_free_banded(np.where(ok, lin, 0.0), ok, dem, RELIEF_BAND_PX, fit_on=outside)
     line_noise = np.nan_to_num(stacks[1])
     predict_from = prediction_pixels(lin, new, outside, ok, line_noise, dem)
     beyond = BROAD_MARGIN_PX if not np.array_equal(predict_from, outside) else 0.0

@@ -3,7 +3,9 @@
 Turbulent delay is smooth: inside an area the best linear prediction of a ``k⁻²`` field from
 the pixels around it is its harmonic interpolation (kriging with the generalised covariance
 of such a field; Matheron 1973, Adv. Appl. Prob. 5, 439). Stratified delay follows the
-relief: each map first loses its least-squares ``c + k z + q z²`` (``z`` the DEM).
+relief: each map first loses its least-squares ``c + k z + q z²`` (``z`` the DEM), or, for a
+map that may hold a signal broader than the relief's features, the same with ``k, q`` fitted in
+a high-pass band (:func:`elevation_free_banded`).
 """
 
 from __future__ import annotations
@@ -79,3 +81,37 @@ def elevation_free(maps: np.ndarray, ok: np.ndarray, dem, fit_on: np.ndarray) ->
     coef = np.linalg.lstsq(basis[fit_on], maps[:, fit_on].T, rcond=None)[0]
     out = maps - np.moveaxis(basis @ coef, -1, 0)
     return np.where(ok, out, 0.0)
+
+
+def elevation_free_banded(
+    values: np.ndarray, ok: np.ndarray, dem, sigma_px: float, fit_on: np.ndarray | None = None
+) -> np.ndarray:
+    """``values (H, W)`` less ``c + k z + q z²`` (``z`` the DEM in km), ``k, q`` fitted on the
+    map and the basis each less its Gaussian mean of ``sigma_px`` (normalised over ``ok``;
+    pixels of ``fit_on``, default ``ok``, where ``ok`` covers over half of that mean), ``c``
+    so that those pixels' mean is 0; 0 off ``ok``.
+
+    A plain fit takes the part of a broad signal that lies along the relief (a bowl under a
+    valley) for stratified delay; above ``sigma_px`` the signal barely enters this fit, while
+    the relief's sharp features (ridges, valleys) still carry the delay (Lin et al. 2010,
+    Geochem. Geophys. Geosyst. 11, Q09002: the phase-elevation ratio estimated band by
+    band). Without a DEM, or too few pixels, the plain :func:`elevation_free`."""
+    ok = np.asarray(ok, bool)
+    fit_on = ok if fit_on is None else np.asarray(fit_on, bool)
+    if dem is None:
+        return elevation_free(values[None], ok, None, fit_on)[0]
+    basis = elevation_basis(ok.shape, dem)
+    weight = ndimage.gaussian_filter(ok.astype(np.float64), sigma_px)
+    inner = ok & (weight > 0.5) & fit_on
+    if inner.sum() < 10 * basis.shape[-1]:
+        return elevation_free(values[None], ok, dem, fit_on)[0]
+
+    def high_pass(image: np.ndarray) -> np.ndarray:
+        mean = ndimage.gaussian_filter(np.where(ok, image, 0.0), sigma_px)
+        return image - mean / np.maximum(weight, 1e-9)
+
+    filled = np.where(ok, np.asarray(values, np.float64), 0.0)
+    columns = np.stack([high_pass(basis[..., j])[inner] for j in range(1, basis.shape[-1])], 1)
+    coef = np.linalg.lstsq(columns, high_pass(filled)[inner], rcond=None)[0]
+    out = filled - basis[..., 1:] @ coef
+    return np.where(ok, out - out[inner].mean(), 0.0)

@@ -54,7 +54,7 @@ from insar_denoise.inference.detector_supports import (
     grown_area,
     interior,
 )
-from insar_denoise.inference.noise_prediction import elevation_free
+from insar_denoise.inference.noise_prediction import elevation_free, elevation_free_banded
 from insar_denoise.inference.significance import fit_segments
 
 #: a step needs this many dates on each side (with fewer, the residuals of one side cannot
@@ -70,6 +70,10 @@ THRESHOLD = 7.0
 MAX_CANDIDATES = 24
 #: the broad step's map is smoothed by a Gaussian of this width (px)
 SMOOTH_PX = 8.0
+#: the broad step's map loses its relief fit in the band below this scale (px;
+#: :func:`.noise_prediction.elevation_free_banded`; 8 and 16 px gave the same on `in` 35 and
+#: `shifted` 6, 62, session 33)
+RELIEF_BAND_PX = 8.0
 #: the smoothed map is written where the valid pixels' share of the smoothing weight exceeds
 #: this (into gap patches up to about two smoothing widths from valid pixels)
 REACH = 0.05
@@ -331,7 +335,9 @@ def broad_step(
             return None
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
-    step_map = elevation_free(combined.reshape(1, h, w), ok, dem_np, ok)[0]
+    # the relief fit in a band below the broad signal's scale: a plain fit took a bowl's part
+    # along the relief (session 33: `in` 35 3.50 -> 2.70 mm, `shifted` 62 2.86 -> 1.69)
+    step_map = elevation_free_banded(combined.reshape(h, w), ok, dem_np, RELIEF_BAND_PX)
     weight = ndimage.gaussian_filter(ok.astype(np.float64), SMOOTH_PX)
     smooth = ndimage.gaussian_filter(np.where(ok, step_map, 0.0), SMOOTH_PX)
     # pixels missing on some dates (a gap patch) get the smoothed map from around them

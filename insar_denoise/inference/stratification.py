@@ -11,11 +11,13 @@ deformation that follows the relief grows steadily and stays in the input.
 
 What stays is the fitted trend, which the fit residuals of the gate's noise maps no longer
 see; its uncertainty (the slope of ``α + β t`` estimated from ``T`` noisy coefficients) is
-added to each noise realisation as ``K_j z + Q_j z²`` with ``(K_j, Q_j) = sum_t s_jt w_t
-(k'_t, q'_t) sqrt(T / (T − 2))`` (``w_t`` the weights of the trend's span, ``s_jt`` random
-signs). With fewer dates the trend takes most of the delay and the correction does not pay:
-such stacks keep the relief terms of :mod:`.relief_noise` instead (there, the whole per-date
-stratification, line included).
+added to each noise realisation as ``K_j z + Q_j z²``, where the terms ``(K_j, Q_j)`` have
+exactly the covariance of the trend's span, ``sum_t w_t² (k'_t, q'_t)ᵀ (k'_t, q'_t) T / (T −
+2)`` (``w_t`` the weights of the span; :func:`.relief_noise.balanced_terms`: points on an
+ellipse rather than random-sign sums, whose 16 draws scatter the local noise by ±35 %; session
+33: a 4.3 km peak of `shifted` 34 passed at z 6.1 on them). With fewer dates the trend takes
+most of the delay and the correction does not pay: such stacks keep the relief terms of
+:mod:`.relief_noise` instead (there, the whole per-date stratification, line included).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from insar_denoise.inference.relief import relief_ratio, relief_warning, sample_
 from insar_denoise.inference.relief_noise import (
     MIN_TREND_DATES,
     WithStratification,
+    balanced_terms,
     date_coefficients,
     detrended,
     gate_noises,
-    realisation_terms,
 )
 from insar_denoise.inference.significance import LINEAR_SEGMENTS, cumulative_noise
 
@@ -170,10 +172,10 @@ def plan(
     spread = detrended(coefs, times_days)  # k'_t, q'_t x sqrt(T / (T - 2))
     removed = spread / math.sqrt(n_dates / (n_dates - 2))
     weights = trend_weights(times_days)
-    terms = realisation_terms(spread, weights, n_realisations)
     # the span of the fitted line, sum_t w_t c_t, has covariance sum_t w_t² Cov(c_t), each
     # date's from its scatter about the line (Draper & Smith 1998, Applied Regression, 1.4)
     span_cov = (spread * weights[:, None] ** 2).T @ spread
+    terms = balanced_terms(span_cov, n_realisations)
     fix = Correction(removed, base, terms, relief, span_cov, float(np.nanmedian(sub_dem)))
     fix.trend_sd_max_mm = float(np.sqrt(np.max(fix.trend_variance(sub_dem))))
     return fix, relief, fix.to_attr()
