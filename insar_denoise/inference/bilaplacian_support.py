@@ -334,7 +334,7 @@ def detect(
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
         return Detection(None, None, zmax, covered=new)
     # fitted in a band below broad signals' scale: their tails outside the areas follow the
-    # relief there (session 33: `in` deep fault 46 1.17 -> 0.99 mm, `shifted` 45 1.93 -> 1.47)
+    # relief there (session 33: `in` deep fault 46 1.17 -> 0.99 mm, `shifted` Mogi 66 1.14 -> 1.08)
     lin = elevation_free_banded(np.where(ok, lin, 0.0), ok, dem, RELIEF_BAND_PX, fit_on=outside)
     line_noise = np.nan_to_num(stacks[1])
     predict_from = prediction_pixels(lin, new, outside, ok, line_noise, dem)

@@ -336,7 +336,7 @@ def broad_step(
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
     # the relief fit in a band below the broad signal's scale: a plain fit took a bowl's part
-    # along the relief (session 33: `in` 35 3.50 -> 2.70 mm, `shifted` 62 2.86 -> 1.69)
+    # along the relief (session 33: `in` 35 3.50 -> 2.69 mm, `shifted` 62 2.86 -> 1.69)
     step_map = elevation_free_banded(combined.reshape(h, w), ok, dem_np, RELIEF_BAND_PX)
     weight = ndimage.gaussian_filter(ok.astype(np.float64), SMOOTH_PX)
     smooth = ndimage.gaussian_filter(np.where(ok, step_map, 0.0), SMOOTH_PX)
