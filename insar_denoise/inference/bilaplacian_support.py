@@ -186,13 +186,21 @@ def smoothing_risk(values: np.ndarray, area: np.ndarray, noise: np.ndarray, sigm
     return float(np.sum(fit[area] ** 2)) + 2.0 * trace
 
 
-def risk_change_sd(values: np.ndarray, area: np.ndarray, noise: np.ndarray, sigma: float) -> float:
+def risk_change_sd(
+    values: np.ndarray,
+    area: np.ndarray,
+    noise: np.ndarray,
+    sigma: float,
+    narrow: np.ndarray | None = None,
+) -> float:
     """The standard error of the change of :func:`smoothing_risk` from :data:`SMOOTH_PX` to
     ``sigma``: its data term ``||(S - I) y||²`` moves with the noise by ``<g, n>``, ``g = 2
     (S - I)ᵀ (S - I) y`` (the delta method; the trace terms are fixed), read on the noise
     maps ``(n, H, W)`` as the root mean square of ``<g_sigma - g_2px, n>``. Large where a
-    strong signal's shape is changed by the smoothing (its risk is then noisy)."""
-    narrow = _risk_gradient(values, area, SMOOTH_PX)
+    strong signal's shape is changed by the smoothing (its risk is then noisy). ``narrow``:
+    ``g_2px`` when already computed (:func:`_risk_gradient`)."""
+    if narrow is None:
+        narrow = _risk_gradient(values, area, SMOOTH_PX)
     return _projection_rms(_risk_gradient(values, area, sigma) - narrow, area, noise)
 
 
@@ -217,12 +225,11 @@ def risk_smoothing(values: np.ndarray, area: np.ndarray, noise: np.ndarray) -> n
     :func:`risk_change_sd` (a broad signal under noise the narrow smoothing leaves)."""
     base = smoothing_risk(values, area, noise, SMOOTH_PX)
     risks = {s: smoothing_risk(values, area, noise, s) for s in WIDER_PX}
-    narrow = _risk_gradient(values, area, SMOOTH_PX)  # as risk_change_sd, computed once
+    narrow = _risk_gradient(values, area, SMOOTH_PX)  # once for every width
     fallen = [
         s
         for s in WIDER_PX
-        if risks[s]
-        < base - RISK_Z * _projection_rms(_risk_gradient(values, area, s) - narrow, area, noise)
+        if risks[s] < base - RISK_Z * risk_change_sd(values, area, noise, s, narrow)
     ]
     if fallen:
         return smooth_within(values, area, min(fallen, key=risks.get))
