@@ -486,16 +486,13 @@ def creep_series(
     chosen, misfit, null = cross_validated(halves, dem, trace, noise)
     fit = fit_dislocation(projection, dem, trace, chosen)
     amplitudes = date_amplitudes(referenced, fit.cumulative, dem)
-    limit = 1.0 - CV_MARGIN
-    if misfit > null * limit and history_bic_gain(amplitudes, times_days, date_var, segments) <= (
-        MIN_BIC_GAIN
-    ):
-        limit = 1.0 - STEADY_CV_MARGIN  # steady in time: the margin
+    steady = history_bic_gain(amplitudes, times_days, date_var, segments) <= MIN_BIC_GAIN
+    limit = 1.0 - (STEADY_CV_MARGIN if steady else CV_MARGIN)
     if misfit > null * limit:
         return None, (
-            f"rejected: fitted to one half of the dates, the model predicts the other no "
-            f"better than no model (misfit {misfit / null:.3f} of none's, at most {limit:g}; "
-            f"trace z {trace.z:.1f})"
+            f"rejected: fitted to one half of the dates, the model predicts the other too "
+            f"poorly (misfit {misfit / null:.3f} of no model's, at most {limit:g} for a "
+            f"{'steady' if steady else 'non-steady'} history; trace z {trace.z:.1f})"
         )
     shares = date_shares(amplitudes, hat_matrix(times_days, date_var, segments), times_days)
     series = shares[:, None, None].astype(np.float32) * fit.cumulative[None]
