@@ -138,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict[str, dict[str, dict[str, list[float]]]] = {}
     snrs: dict[str, list[float]] = {}
     frac = (days / days[-1])[:, None, None]
-    dem = ds["dem"].values if "dem" in ds else None
+    dem = None if "dem" not in ds else np.nan_to_num(ds["dem"].values.astype(np.float64))
     noise = estimate_noise_params(disp.values, ok, spacing, dem)
     for k, source in enumerate(SOURCES):
         units = signals(source, args.n, shape, days, spacing, args.seed + k)
         # the SNR is linear in the amplitude: once per unit map
-        unit_snr = [scene_snr(frac * u, ok, _dem_or_flat(dem, shape), noise).snr for u in units]
+        unit_snr = [scene_snr(frac * u, ok, dem, noise).snr for u in units]
         for amp in args.amplitudes:
             cell = scores.setdefault(f"{source}|{amp:g}", {})
             snrs[f"{source}|{amp:g}"] = [amp * v for v in unit_snr]
@@ -175,8 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         for cell, c in scores.items()
     }
-    for cell in scores:
-        table[cell]["snr_median"] = float(np.median(snrs[cell]))
     false_pos = {m: rs.false_positive_level(rs.centered(base[k], ok)) for m, k in names.items()}
     strong = [
         {"cell": cell, "snr": snr, "gain": gain, "r": r}
@@ -217,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "false_positive_p99_mm": false_pos,
         "by_source_amplitude": table,
+        "snr_median": {cell: float(np.median(v)) for cell, v in snrs.items()},
         "noise_model": {
             "turbulence_beta": float(noise.turb_beta[0]),
             "turbulence_std_mm_per_date": [float(v) for v in noise.turb_std_mm[0]],
@@ -234,11 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dem_or_flat(dem, shape: tuple[int, int]) -> np.ndarray:
-    """The DEM, or a flat one (no stratification term) where the stack has none."""
-    return np.zeros(shape) if dem is None else np.nan_to_num(np.asarray(dem, np.float64))
-
-
 def format_table(report: dict) -> str:
     """Markdown table: one row per source and amplitude, ``r / gain / response`` per method."""
     methods = list(report["false_positive_p99_mm"])
@@ -246,7 +240,7 @@ def format_table(report: dict) -> str:
     for cell, row in report["by_source_amplitude"].items():
         source, amp = cell.split("|")
         cells = [" / ".join(_f(row[m][k]) for k in ("r", "gain", "response")) for m in methods]
-        snr = _f(row.get("snr_median"))
+        snr = _f(report.get("snr_median", {}).get(cell))
         lines.append(f"| {source} {amp} mm (SNR {snr}) | " + " | ".join(cells) + " |")
     fp = report["false_positive_p99_mm"]
     lines.append("| no injection: p99 (mm) | " + " | ".join(_f(fp[m]) for m in methods) + " |")
