@@ -12,6 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from insar_denoise.cli.main import main
+from insar_denoise.inference import stack_path
 from insar_denoise.io.scene import write_scene
 from insar_denoise.synth import SimConfig, simulate_scene
 
@@ -236,9 +237,11 @@ def test_tile_larger_than_the_scene_records_the_tile_used(scene_dir: Path, tmp_p
     out = tmp_path / "d.tif"
     res = _run(scene_dir, "-o", out, "--tile", 512, "-q")
     assert res.exit_code == 0, res.output
-    # the 64 px scene plus the overlap on both sides, up to the model's tile multiple
-    used = -(-(64 + 2 * overlap) // multiple) * multiple
-    assert "--tile 512 px is larger than the scene (64x64 px)" in res.stderr
+    # the 64 px scene, padded to the gate's size (stack_path.GATE_MIN_PX), plus the overlap
+    # on both sides, up to the model's tile multiple
+    used = -(-(stack_path.GATE_MIN_PX + 2 * overlap) // multiple) * multiple
+    padded = f"{stack_path.GATE_MIN_PX}x{stack_path.GATE_MIN_PX}"
+    assert f"--tile 512 px is larger than the scene (64x64 px, padded to {padded} px)" in res.stderr
     assert f"tiles of {used} px used" in res.stderr
     with rasterio.open(out) as src:
         assert src.tags()["TILE_PX"] == str(used)

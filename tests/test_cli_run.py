@@ -50,8 +50,21 @@ def _rmse_up_to_a_constant(est: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((err - np.median(err)) ** 2)))
 
 
-def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp_path: Path):
-    out = tmp_path / "def.tif"
+@pytest.fixture(scope="module")
+def strong_scene_dir(tmp_path_factory) -> Path:
+    """The scene of ``scene_dir`` with 40 mm instead of 10: an Okada source broader than the
+    64 px scene, at ideal-observer SNR 32 (10 mm: SNR 8, returned as zero by the gate)."""
+    out = tmp_path_factory.mktemp("strong")
+    config = SimConfig(size=64, n_dates=10, turbulence_std_mm=(2.0, 4.0), holes_prob=0.0)
+    write_scene(simulate_scene(config, 7, source="okada", amplitude_mm=40.0), out)
+    return out
+
+
+def test_run_default_model_beats_raw_and_keeps_georeference(strong_scene_dir: Path, tmp_path: Path):
+    """A scene under the gate's size (padded to it) with a signal broader than the scene
+    comes back whole (session 35: a detection over a quarter of a small scene opens the
+    gate everywhere; with three quarters, as on large scenes, the gain was 0.59)."""
+    scene_dir, out = strong_scene_dir, tmp_path / "def.tif"
     res = _invoke(
         [
             "run",
@@ -69,7 +82,9 @@ def test_run_default_model_beats_raw_and_keeps_georeference(scene_dir: Path, tmp
     assert est.shape == (1, 64, 64) and est.dtype == np.float32
     assert transform == t_truth and crs == crs_truth
     raw = _read(Path(_stack(scene_dir)[-1]))[0][0] - _read(Path(_stack(scene_dir)[0]))[0][0]
-    assert _rmse_up_to_a_constant(est[0], truth[0]) < 0.8 * _rmse_up_to_a_constant(raw, truth[0])
+    assert _rmse_up_to_a_constant(est[0], truth[0]) < 0.7 * _rmse_up_to_a_constant(raw, truth[0])
+    o, t = est[0] - np.median(est[0]), truth[0] - np.median(truth[0])
+    assert 0.9 < float((o * t).sum() / (t * t).sum()) < 1.1
     with rasterio.open(out) as src:
         tags = src.tags()
     assert tags["METHOD"] == "model" and tags["COMMAND_LINE"]
@@ -272,9 +287,9 @@ def test_run_uncertainty_bands_of_the_window_model(scene_dir: Path, tmp_path: Pa
 
 
 def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: Path):
-    """The whole-stack default writes its own sigma head's bands: the conformal factors of
-    its metadata times one sigma map, so band 2 / band 1 is k95 / k68; the NetCDF output holds
-    the same maps."""
+    """The whole-stack default writes its bands: the conformal factors of its metadata times
+    its sigma head's map, raised to the gate's floors (this 64 px scene is padded to the
+    gate's size); the NetCDF output holds the same maps."""
     from insar_denoise.models import load_model
 
     cal = load_model("default").metadata["sigma_calibration"]
@@ -288,7 +303,8 @@ def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: P
         sigma, half = s.read(1), s.read(2)
     ok = np.isfinite(sigma)
     assert ok.mean() > 0.9 and np.all(sigma[ok] > 0)
-    np.testing.assert_allclose(half[ok] / sigma[ok], cal["k95"] / cal["k68"], rtol=1e-5)
+    # each band is the larger of the head's (k95 / k68 apart) and the gate's floor for it
+    assert np.all(half[ok] > sigma[ok]) and cal["k95"] > cal["k68"]
     with xr.open_dataset(nc) as ds:
         np.testing.assert_allclose(ds["uncertainty"].values[ok], sigma[ok], rtol=1e-6)
         np.testing.assert_allclose(ds["uncertainty_95"].values[ok], half[ok], rtol=1e-6)
@@ -296,10 +312,13 @@ def test_run_uncertainty_bands_of_the_shipped_model(scene_dir: Path, tmp_path: P
 
 def test_run_denoise_fine_scales_flag_reaches_the_engine(scene_dir: Path, tmp_path: Path):
     """``--denoise-fine-scales`` is passed to the engine, which says what it did: this 64 px
-    scene is under the gate's smallest, so the step is skipped and said to be."""
+    scene is padded to the gate's size (session 35), so the step runs and says so."""
     nc = tmp_path / "fine.nc"
     args = ["run", *_stack(scene_dir), "--dem", str(scene_dir / "dem.tif"), "-o", str(nc), "-q"]
     res = _invoke([*args, "--denoise-fine-scales"])
     assert res.exit_code == 0, res.output
     note = xr.open_dataset(nc).attrs["insar_denoise_fine_scales"]
-    assert note.startswith("skipped: scene under") and "px" in note
+    assert note.startswith("denoised: kept where their local power exceeds")
+    plain = _invoke([*args[:-3], "-o", str(tmp_path / "plain.nc"), "-q"])
+    assert plain.exit_code == 0, plain.output
+    assert "insar_denoise_fine_scales" not in xr.open_dataset(tmp_path / "plain.nc").attrs

@@ -147,11 +147,18 @@ def test_default_block_is_capped_but_holds_a_tile(scene, model):
     assert out.attrs["insar_denoise_chunk_px"] == stack_path.BLOCK_MAX_PX
 
 
-def test_scenes_under_the_gate_size_stay_in_memory(model, monkeypatch):
+def test_scenes_under_the_gate_size_are_padded_and_equal_in_memory(model, monkeypatch):
+    """A lazy 96 x 88 px scene is padded to the gate's size and gated; the streamed path
+    (forced by a zero memory limit) gives the in-memory result."""
     ds = synthetic_dataset(n_dates=12, shape=(96, 88), seed=3, noise_mm=2.0)
-    out = _run(ds.chunk({"time": -1, "y": 64, "x": 64}), model, monkeypatch, streamed=True)
-    assert "insar_denoise_broad_gain" in out.attrs  # the Wiener step, in memory
-    assert "insar_denoise_significance_z" not in out.attrs
+    lazy = ds.chunk({"time": -1, "y": 64, "x": 64})
+    ref = _run(lazy, model, monkeypatch, streamed=False)
+    got = _run(lazy, model, monkeypatch, streamed=True)
+    assert json.loads(got.attrs[stack_path.PAD_ATTR]) == [stack_path.GATE_MIN_PX] * 2
+    assert "insar_denoise_significance_z" in got.attrs
+    assert got["cumulative_deformation"].shape == (96, 88)
+    for name in OUTPUTS:
+        np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, rtol=0)
 
 
 def test_block_run_reuse_matches_copy_and_copy_leaves_input(model):

@@ -45,8 +45,10 @@ from insar_denoise.inference.relief import elevation_coefficients
 ANGLE_STEP_DEG = 2.0
 #: half-widths (px) of the two sides compared across a line
 WIDTHS: tuple[int, ...] = (2, 4, 8)
-#: shortest line tested (px)
+#: shortest line tested (px); scenes narrower than it test lines of :data:`MIN_LENGTH_SHARE`
+#: of their smaller side (:func:`min_length`)
 MIN_LENGTH_PX = 96
+MIN_LENGTH_SHARE = 0.9
 #: detection threshold (robust standard deviations over all lines of the scene)
 THRESHOLD = 6.5
 #: a trace's step must run along the line: no quarter of the line may carry more than this
@@ -132,16 +134,25 @@ def side_differences(f: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, 
     return mean, rows
 
 
+def min_length(ok: np.ndarray) -> int:
+    """Shortest line (px) tested on a scene valid where ``ok``: :data:`MIN_LENGTH_PX`, or
+    :data:`MIN_LENGTH_SHARE` of the smaller side of the valid pixels' bounding box where that
+    is shorter (a small scene, or one padded with invalid pixels)."""
+    extent = [np.ptp(np.nonzero(ok.any(axis=a))[0]) + 1 if ok.any() else 0 for a in (1, 0)]
+    return min(MIN_LENGTH_PX, int(MIN_LENGTH_SHARE * min(extent)))
+
+
 def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int, int]:
     """``(z, angle, column, w)`` of the most significant line of ``p`` (``ok`` its valid
     pixels) and the half-width ``w`` of :data:`WIDTHS` that found it."""
+    shortest = min_length(ok)
     stats: dict[int, list] = {w: [] for w in WIDTHS}
     for angle in np.arange(0.0, 180.0, ANGLE_STEP_DEG):
         f = _rotate(p, angle)
         k = _rotate(ok.astype(np.float64), angle) > 0.999
         for w in WIDTHS:
             mean, rows = side_differences(f, k, w)
-            cols = np.nonzero(rows >= MIN_LENGTH_PX)[0]
+            cols = np.nonzero(rows >= shortest)[0]
             stats[w].append((angle, cols, mean[cols] * np.sqrt(rows[cols])))
     best = (0.0, 0.0, 0, WIDTHS[0])
     for w in WIDTHS:
@@ -239,7 +250,7 @@ def find_trace(projection: np.ndarray, dem: Any = None) -> Trace | None:
     (NaN = not valid), or None when no line passes :data:`THRESHOLD`."""
     p = np.asarray(projection, dtype=np.float64)
     ok = np.isfinite(p)
-    if ok.sum() < MIN_LENGTH_PX**2 / 4:
+    if ok.sum() < min_length(ok) ** 2 / 4:
         return None
     dem = None if dem is None else np.asarray(dem, dtype=np.float64)
     p = without_elevation(p - np.median(p[ok]), ok, dem)

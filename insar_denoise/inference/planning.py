@@ -45,6 +45,8 @@ class EngineJob:
     min_valid_dates: int | None = None
     fix_unwrapping: bool = True
     denoise_fine_scales: bool = False
+    #: the input's ``(H, W)`` when the scene is it padded (:func:`.stack_path.denoise_padded`)
+    padded_from: tuple[int, int] | None = None
 
 
 def block_inputs(
@@ -152,9 +154,14 @@ def check_dataset(ds: xr.Dataset, need_dem: bool) -> None:
 
 
 def tile_plan(
-    meta: dict, tile: int | None, overlap: int | None, hw: tuple[int, int]
+    meta: dict,
+    tile: int | None,
+    overlap: int | None,
+    hw: tuple[int, int],
+    padded_from: tuple[int, int] | None = None,
 ) -> tuple[int, int, tuple[int, int], int | str]:
-    """Checked tile and overlap (px), the tile shape used on this scene and its description."""
+    """Checked tile and overlap (px), the tile shape used on this scene and its description
+    (``padded_from``: the input's size when the scene ``hw`` is it padded)."""
     h, w = hw
     multiple = int(meta["tile_multiple"])
     if tile is not None and int(tile) < multiple:
@@ -186,21 +193,30 @@ def tile_plan(
         min(tile, round_up(h + 2 * overlap, multiple)),
         min(tile, round_up(w + 2 * overlap, multiple)),
     )
-    used = tile if tile_hw == (tile, tile) else _clamped(tile, tile_hw, (h, w), overlap, asked)
-    return tile, overlap, tile_hw, used
+    if tile_hw == (tile, tile):
+        return tile, overlap, tile_hw, tile
+    return tile, overlap, tile_hw, _clamped(tile, tile_hw, (h, w), overlap, asked, padded_from)
 
 
 def _clamped(
-    tile: int, tile_hw: tuple[int, int], hw: tuple[int, int], overlap: int, asked: bool
+    tile: int,
+    tile_hw: tuple[int, int],
+    hw: tuple[int, int],
+    overlap: int,
+    asked: bool,
+    padded_from: tuple[int, int] | None = None,
 ) -> int | str:
     """Say that ``tile`` was cut to the scene plus its overlap (a warning when the caller
     asked for it, else info); return the tile used (px, or ``HxW`` when not square)."""
     used = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
+    scene = f"{hw[0]}x{hw[1]} px"
+    if padded_from is not None:
+        scene = f"{padded_from[0]}x{padded_from[1]} px, padded to {scene}"
     log.log(
         logging.WARNING if asked else logging.INFO,
-        "tile=%d px is larger than the scene (%dx%d px) plus overlap=%d px: tiles of %s px used",
+        "tile=%d px is larger than the scene (%s) plus overlap=%d px: tiles of %s px used",
         tile,
-        *hw,
+        scene,
         overlap,
         used,
     )

@@ -79,6 +79,11 @@ N_REALISATIONS = 16
 #: replay, session 20: `shifted` bowl 63 3.07 -> 1.74 mm, `in` creep 55 4.31 -> 3.95; the
 #: second detector's ``MAX_SHARE``, above which it cannot predict the noise from around)
 WHOLE_SCENE_SHARE = 0.75
+#: the same on a scene whose valid pixels span less than :func:`small_extent_px` (a small
+#: scene padded to the gate's size): a detection over a quarter of it is a signal broader
+#: than the scene (72 x 48 px crops of Benchmark v2, ``benchmarks/small_scenes.py``: 6 -> 7
+#: of 15 at SNR >= 20 within the gain target, no-deformation crops still 0.0 mm)
+SMALL_SCENE_SHARE = 0.25
 #: pixels missing on some dates: the most common patterns of missing dates of a map (a
 #: block on the streamed path) get their own noise maps, up to this many, each covering at
 #: least :data:`MIN_PATTERN_PX` pixels there (the rest stay NaN: frames with pixel-by-pixel
@@ -245,6 +250,11 @@ def _reader(src, dtype=None):
 def extent(kind: str, scale: float) -> float:
     """Width (px) of what a filter responds to: twice the scale for a band-pass."""
     return 2.0 * scale if kind == "bandpass" else scale
+
+
+def small_extent_px() -> int:
+    """Smallest scene (px) with room for every filter: :data:`MIN_CELLS` times the largest."""
+    return int(MIN_CELLS * max(extent(*f) for f in FILTERS))
 
 
 def _filtered_rows(
@@ -439,14 +449,20 @@ def gate(
 
 def _open_if_broad(g, read, shape: tuple[int, int]) -> None:
     """Set the gate ``g`` to 1 everywhere (in place, row strips) when it covers more than
-    :data:`WHOLE_SCENE_SHARE` of the pixels where ``read`` (the cumulative) is finite."""
+    :data:`WHOLE_SCENE_SHARE` of the pixels where ``read`` (the cumulative) is finite, or
+    :data:`SMALL_SCENE_SHARE` where those pixels span less than :func:`small_extent_px`."""
     h, w = shape
     covered = finite = 0
+    rows, cols = [], np.zeros(w, bool)
     for a, b in strips.row_strips(h, w):
         ok = np.isfinite(read(a, b))
         covered += int((np.asarray(g[a:b])[ok] > 0.5).sum())
         finite += int(ok.sum())
-    if finite and covered > WHOLE_SCENE_SHARE * finite:
+        rows.extend(a + np.nonzero(ok.any(axis=1))[0])
+        cols |= ok.any(axis=0)
+    small = finite and min(rows[-1] - rows[0], np.ptp(np.nonzero(cols)[0])) + 1 < small_extent_px()
+    share = SMALL_SCENE_SHARE if small else WHOLE_SCENE_SHARE
+    if finite and covered > share * finite:
         for a, b in strips.row_strips(h, w):
             g[a:b] = np.ones((b - a, w), np.float32)
 

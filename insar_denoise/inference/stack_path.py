@@ -38,16 +38,14 @@ from insar_denoise.inference.planning import (
 )
 from insar_denoise.inference.relief import RELIEF_MM_ATTR, RELIEF_RATIO_ATTR
 from insar_denoise.inference.significance import (
-    FILTERS,
     LINEAR_SEGMENTS,
-    MIN_CELLS,
     N_REALISATIONS,
     band_floors,
-    extent,
     gate_noise_maps,
     gate_opened,
     gate_series,
     hat_matrix,
+    small_extent_px,
 )
 from insar_denoise.inference.step_scan import broad_step_variance
 from insar_denoise.inference.stratification import (
@@ -74,13 +72,21 @@ GATE = True
 #: two-sided 95 % quantile of a Gaussian: the kept stratification trend's variance enters the
 #: 95 % band scaled by its square
 Z95 = 1.96
-#: smaller scenes keep the Wiener step: the gate needs room for its largest scale
-GATE_MIN_PX = int(MIN_CELLS * max(extent(*f) for f in FILTERS))
+#: the gate needs room for its largest scale: smaller scenes are padded to this size
+GATE_MIN_PX = small_extent_px()
+#: scenes under :data:`GATE_MIN_PX` are padded with invalid pixels up to it and run the
+#: gated path (:func:`denoise_padded`); False: they keep the Wiener step of
+#: :mod:`.broad_scales` (``benchmarks/small_scenes.py`` compares the two)
+PAD_SMALL = True
+#: result attribute recording the padding of a small scene
+PAD_ATTR = "insar_denoise_padded_to_px"
 
 
 def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     """Denoise ``job.src`` (``(T, H, W)`` DataArray of ``job.ds``) with a whole-stack model."""
     n_dates, h, w = job.src.shape
+    if GATE and PAD_SMALL and min(h, w) < GATE_MIN_PX:
+        return denoise_padded(job, wrapped, dev)
     gated = GATE and min(h, w) >= GATE_MIN_PX
     jumps = _unwrapping(job)  # may correct job.src
     # may correct job.src; the date variances of an unchanged stack are reused
@@ -131,6 +137,42 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         ramp_var = gate_ramp_variance(cumulative, second["gate_ramp"])  # scales the map
         trend_var = ramp_var if trend_var is None else trend_var + ramp_var
     return _add_maps(out, wrapped.metadata, sigma, detection, lazy, gate_maps, trend_var)
+
+
+def padded_dataset(ds: xr.Dataset, size: int) -> tuple[xr.Dataset, tuple[slice, slice]]:
+    """``ds`` padded on both sides of ``y`` and ``x`` to at least ``size`` pixels with
+    invalid pixels (NaN displacement and DEM, ``valid`` False), its coordinates continued
+    at the grid's spacing; and the slices of the original grid in the padded one."""
+    h, w = ds.sizes["y"], ds.sizes["x"]
+    pads = {dim: max(0, size - n) for dim, n in (("y", h), ("x", w))}
+    widths = {dim: (p // 2, p - p // 2) for dim, p in pads.items()}
+    out = ds.pad(widths, mode="constant")
+    for dim, (before, _) in widths.items():
+        c = np.asarray(ds[dim].values, dtype=np.float64)
+        step = c[1] - c[0] if c.size > 1 else 1.0
+        out = out.assign_coords({dim: c[0] + step * (np.arange(out.sizes[dim]) - before)})
+    if "valid" in ds:
+        out["valid"] = out["valid"].fillna(False).astype(bool)
+    inner = tuple(slice(widths[d][0], widths[d][0] + n) for d, n in (("y", h), ("x", w)))
+    return out, inner
+
+
+def denoise_padded(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
+    """A scene under :data:`GATE_MIN_PX` on either side, denoised padded with invalid pixels
+    up to it (:func:`padded_dataset`): the gate, the trace and creep steps and the second
+    detector then run as on a large scene with holes, which they handle (Benchmark v2
+    crops of 72 x 48 px, ``benchmarks/small_scenes.py``); the result is cut back to the
+    input's grid, coordinates and transform."""
+    original = job.ds
+    big, (rows, cols) = padded_dataset(original, GATE_MIN_PX)
+    job.padded_from = tuple(job.src.shape[1:])
+    job.ds, job.src = big, big["displacement"].transpose("time", "y", "x")
+    job.attrs[PAD_ATTR] = json.dumps([int(big.sizes["y"]), int(big.sizes["x"])])
+    out = denoise_stack(job, wrapped, dev).isel(y=rows, x=cols)
+    out = out.assign_coords(y=original["y"].values, x=original["x"].values)
+    if original.rio.crs is not None:
+        out = out.rio.write_crs(original.rio.crs).rio.write_transform(original.rio.transform())
+    return out
 
 
 def gate_ramp_variance(cumulative, note: dict):
@@ -255,7 +297,7 @@ def _setup(
             f"the stack has {n_dates} dates but the model needs at least {min_dates(wrapped)} "
             "dates (its min_valid_dates); add dates or use a classical method="
         )
-    tile, overlap, tile_hw, used = tile_plan(meta, job.tile, job.overlap, (h, w))
+    tile, overlap, tile_hw, used = tile_plan(meta, job.tile, job.overlap, (h, w), job.padded_from)
     chunk = int(job.chunk or default_chunk(tile, overlap, BLOCK_MAX_PX))
     batch_size = job.batch_size or max(1, min(16, fit_batch_size(tile_hw, n_dates, dev)))
     need = min_valid_dates(job.min_valid_dates, n_dates, min_dates(wrapped))
