@@ -264,7 +264,10 @@ def test_gate_is_the_same_on_one_thread_or_two(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_a_signal_broader_than_the_scene_opens_the_gate_everywhere():
+def test_a_signal_broader_than_the_scene_opens_the_gate_everywhere(monkeypatch):
+    """The 128 px scene is under ``small_extent_px``: its quarter rule is checked last; the
+    large-scene share first, by giving the small scene the same."""
+    monkeypatch.setattr(significance, "SMALL_SCENE_SHARE", significance.WHOLE_SCENE_SHARE)
     rng = np.random.default_rng(4)
     n = 128
     noise = rng.normal(0.0, 1.0, (16, n, n)).astype(np.float32)
@@ -277,3 +280,6 @@ def test_a_signal_broader_than_the_scene_opens_the_gate_everywhere():
     assert g_broad.min() == 1.0  # 0.87 of the scene detected: no pixel set to its level
     assert 0.0 < (g_narrow > 0.5).mean() < significance.WHOLE_SCENE_SHARE
     assert g_narrow.min() == 0.0
+    assert (g_narrow > 0.5).mean() > 0.25  # so that on a small scene (a quarter) it opens:
+    monkeypatch.undo()
+    assert gate((cum + narrow).astype(np.float32), noise)[0].min() == 1.0
