@@ -22,6 +22,7 @@ median share of each crop's pixels, and the deforming pixels' share pooled over 
 
     python benchmarks/small_scenes.py --split in -o experiments/benchmarks/small_scenes_in.json
     python benchmarks/small_scenes.py --merge A.json B.json -o small_scenes.json   # ~6 min each
+    python benchmarks/small_scenes.py --split in --crop 128 128 -o ...   # another size
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ SNR_TARGET, GAIN_RANGE, R_TARGET = 20.0, (0.9, 1.1), 0.9
 METHODS = ("model", "model_wiener", "best", "zero")
 
 
-def crop_window(truth: np.ndarray, valid: np.ndarray, none: bool) -> tuple[slice, slice]:
+def crop_window(
+    truth: np.ndarray, valid: np.ndarray, none: bool, crop: tuple[int, int] = CROP
+) -> tuple[slice, slice]:
     """The :data:`CROP` window around the largest |truth - median| or, for a no-deformation
     scene (``none``), the one with the most valid pixels (8 px steps; a crop that is mostly
     hole tests nothing)."""
-    (h, w), (ch, cw) = truth.shape, CROP
+    (h, w), (ch, cw) = truth.shape, crop
     if none:
         starts = [(y, x) for y in range(0, h - ch + 1, 8) for x in range(0, w - cw + 1, 8)]
         y0, x0 = max(starts, key=lambda s: int(valid[s[0] : s[0] + ch, s[1] : s[1] + cw].sum()))
@@ -90,12 +93,12 @@ def band_coverage(cum: np.ndarray, band: np.ndarray, truth: np.ndarray, valid: n
     }
 
 
-def crop_record(split: str, spec, model) -> dict:
+def crop_record(split: str, spec, model, crop: tuple[int, int] = CROP) -> dict:
     """Scores of every method on the crop of one scene."""
     batch, ds = simulate(spec, split, 192)
     truth = batch.cumulative[0].numpy().astype(np.float64)
     none = spec.source_type == "none"
-    rows, cols = crop_window(truth, batch.valid[0].numpy(), none)
+    rows, cols = crop_window(truth, batch.valid[0].numpy(), none, crop)
     sub = ds.isel(y=rows, x=cols)
     t, valid = truth[rows, cols], batch.valid[0].numpy()[rows, cols]
     padded, wiener = model_outputs(sub, model, True), model_outputs(sub, model, False)
@@ -215,10 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, default=METRICS, help="a Benchmark v2 metrics.json")
     p.add_argument("--merge", type=Path, nargs="+", help="join split files (with -o)")
     p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--crop", type=int, nargs=2, default=CROP, metavar=("H", "W"), help="px")
     args = p.parse_args(argv)
     if args.merge:
         records = [r for f in args.merge for r in json.loads(f.read_text())["crops"]]
-        report = {"crop_px": list(CROP), "summary": summary(records), "crops": records}
+        crops = {tuple(json.loads(f.read_text())["crop_px"]) for f in args.merge}
+        if len(crops) > 1:
+            p.error(f"the files hold crops of different sizes: {sorted(crops)}")
+        report = {"crop_px": list(crops.pop()), "summary": summary(records), "crops": records}
         args.output.write_text(json.dumps(report, indent=1))
         print(json.dumps(report["summary"], indent=1))
         return 0
@@ -228,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model("default")
     records = []
     for spec in selected(args.split, args.metrics):
-        rec = crop_record(args.split, spec, model)
+        rec = crop_record(args.split, spec, model, tuple(args.crop))
         records.append(rec)
         if "snr" in rec:
             ms = rec["methods"]
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     report = {
-        "crop_px": list(CROP),
+        "crop_px": list(args.crop),
         "split": args.split,
         "summary": summary(records),
         "crops": records,
