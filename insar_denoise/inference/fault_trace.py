@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from insar_denoise.inference.relief import elevation_coefficients
+from insar_denoise.inference.significance import valid_extent
 
 #: rotation step of the line search (degrees over 0-180)
 ANGLE_STEP_DEG = 2.0
@@ -138,8 +139,7 @@ def min_length(ok: np.ndarray) -> int:
     """Shortest line (px) tested on a scene valid where ``ok``: :data:`MIN_LENGTH_PX`, or
     :data:`MIN_LENGTH_SHARE` of the smaller side of the valid pixels' bounding box where that
     is shorter (a small scene, or one padded with invalid pixels)."""
-    extent = [np.ptp(np.nonzero(ok.any(axis=a))[0]) + 1 if ok.any() else 0 for a in (1, 0)]
-    return min(MIN_LENGTH_PX, int(MIN_LENGTH_SHARE * min(extent)))
+    return min(MIN_LENGTH_PX, int(MIN_LENGTH_SHARE * valid_extent(ok.any(axis=1), ok.any(axis=0))))
 
 
 def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int, int]:

@@ -257,6 +257,13 @@ def small_extent_px() -> int:
     return int(MIN_CELLS * max(extent(*f) for f in FILTERS))
 
 
+def valid_extent(rows: np.ndarray, cols: np.ndarray) -> int:
+    """Smaller side (px) of the valid pixels' bounding box, from the masks of the rows and
+    of the columns that hold any (0 when none do)."""
+    spans = [np.nonzero(m)[0] for m in (rows, cols)]
+    return min(int(s[-1] - s[0]) + 1 for s in spans) if all(s.size for s in spans) else 0
+
+
 def _filtered_rows(
     read, height: int, a: int, b: int, kind: str, sigma: float, base: float
 ) -> np.ndarray:
@@ -453,14 +460,14 @@ def _open_if_broad(g, read, shape: tuple[int, int]) -> None:
     :data:`SMALL_SCENE_SHARE` where those pixels span less than :func:`small_extent_px`."""
     h, w = shape
     covered = finite = 0
-    rows, cols = [], np.zeros(w, bool)
+    rows, cols = np.zeros(h, bool), np.zeros(w, bool)
     for a, b in strips.row_strips(h, w):
         ok = np.isfinite(read(a, b))
         covered += int((np.asarray(g[a:b])[ok] > 0.5).sum())
         finite += int(ok.sum())
-        rows.extend(a + np.nonzero(ok.any(axis=1))[0])
+        rows[a:b] = ok.any(axis=1)
         cols |= ok.any(axis=0)
-    small = finite and min(rows[-1] - rows[0], np.ptp(np.nonzero(cols)[0])) + 1 < small_extent_px()
+    small = valid_extent(rows, cols) < small_extent_px()
     share = SMALL_SCENE_SHARE if small else WHOLE_SCENE_SHARE
     if finite and covered > share * finite:
         for a, b in strips.row_strips(h, w):
