@@ -114,3 +114,58 @@ def test_a_quarter_of_a_small_scene_opens_the_gate_everywhere():
 
     assert significance.small_extent_px() == stack_path.GATE_MIN_PX == 160
     assert opened(60) and not opened(190)
+
+
+def test_the_second_detector_keeps_two_scales_from_a_padded_scenes_own_edge():
+    """Inside a padded small scene the second detector's interior starts two scales from
+    the input scene's edge, where the invalid padding begins; outside it, from the array's
+    edge as before."""
+    from insar_denoise.inference import scene_edges
+    from insar_denoise.inference.detector_supports import interior
+
+    ok = np.ones((160, 160), bool)
+    full = interior(ok, 8.0)
+    assert full[16:144, 16:144].all() and full.sum() == 128 * 128
+    with scene_edges.padded_scene(slice(16, 144), slice(20, 140)):
+        assert scene_edges.inner_bounds((100, 100), 8.0) == (16, 84, 16, 84)  # does not fit
+        inner = interior(ok, 8.0)
+        rows, cols = np.flatnonzero(inner.any(axis=1)), np.flatnonzero(inner.any(axis=0))
+        assert (rows[0], rows[-1], cols[0], cols[-1]) == (32, 127, 36, 123)
+        assert inner.sum() == 96 * 88
+        assert interior(ok, 32.0) is None  # 128 - 4 x 32 px leaves no interior
+    assert scene_edges.inner_bounds((160, 160), 8.0) == (16, 144, 16, 144)
+
+
+def test_a_no_deformation_crop_gets_no_patch_at_its_edge(model):
+    """Benchmark v2 ``in`` 56 (9 dates, no deformation) cut to 128 x 128 px as
+    ``benchmarks/small_scenes.py --crop 128 128`` does: the second detector found z 8.2
+    at 8 px within 8 px of the crop's edge and filled a 2.8 mm (p99) patch there while its
+    interior followed the padded array's edge; the output is now flat."""
+    from insar_denoise.evaluation.referee_scenes import design, simulate
+
+    spec = next(s for s in design(84, 0, "in") if s.index == 56)
+    _, ds = simulate(spec, "in", 192)
+    out = denoise_dataset(ds.isel(y=slice(8, 136), x=slice(64, 192)), model, progress=False)
+    cum = out["cumulative_deformation"].values
+    ok = np.isfinite(cum)
+    assert ok.mean() > 0.8
+    assert np.percentile(np.abs(cum[ok] - np.median(cum[ok])), 99) < 0.5
+
+
+def test_a_broad_source_filling_a_small_crop_comes_back(model):
+    """Benchmark v2 ``shifted`` 15 (a shallow Mogi source broader than the crop) cut to
+    72 x 48 px around its largest offset (crop SNR 23): the second detector's 16 and 32 px
+    supports, tested up to the padding, covered over three quarters of the crop and were
+    not filled (the output was zero); tested two scales in, its 8 px support is filled."""
+    from insar_denoise.evaluation.referee_scenes import design, simulate
+
+    spec = next(s for s in design(84, 0, "shifted") if s.index == 15)
+    batch, ds = simulate(spec, "shifted", 192)
+    truth = batch.cumulative[0].numpy().astype(np.float64)
+    a = np.abs(truth - np.median(truth))
+    y, x = np.unravel_index(int(np.argmax(a)), a.shape)
+    y0, x0 = int(np.clip(y - 36, 0, 192 - 72)), int(np.clip(x - 24, 0, 192 - 48))
+    rows, cols = slice(y0, y0 + 72), slice(x0, x0 + 48)
+    out = denoise_dataset(ds.isel(y=rows, x=cols), model, progress=False, return_noise=False)
+    gain, r = _gain_r(out, truth[rows, cols], batch.valid[0].numpy()[rows, cols])
+    assert 0.9 < gain < 1.1 and r > 0.9

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from insar_denoise.inference.scene_edges import inner_bounds
+
 #: scales (px) of the detectors' filters
 SCALES: tuple[float, ...] = (8.0, 16.0, 32.0)
 #: a detection's support: the connected area above this z
@@ -23,11 +25,12 @@ MAX_SHARE = 0.75
 
 
 def interior(ok: np.ndarray, scale: float) -> np.ndarray | None:
-    """The ``ok`` pixels two scales or more from the edge, None when under
-    :data:`MIN_INTERIOR` (reflected copies inflate the filtered noise near the edge)."""
-    e = int(2 * scale)
+    """The ``ok`` pixels two scales or more from the array's edges and from a padded small
+    scene's own (:func:`.scene_edges.inner_bounds`), None when under :data:`MIN_INTERIOR`
+    (the filtered noise is inflated near an edge)."""
+    r0, r1, c0, c1 = inner_bounds(ok.shape, scale)
     inner = np.zeros_like(ok)
-    inner[e:-e, e:-e] = True
+    inner[r0:r1, c0:c1] = True
     inner &= ok
     return inner if inner.sum() >= MIN_INTERIOR else None
 

@@ -22,7 +22,7 @@ import xarray as xr
 
 from insar_denoise.errors import InputError
 from insar_denoise.inference import broad_scales as bs
-from insar_denoise.inference import creep_model, fine_scales, stratification
+from insar_denoise.inference import creep_model, fine_scales, scene_edges, stratification
 from insar_denoise.inference.assembly import to_dataset
 from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR, support_step
 from insar_denoise.inference.creep_model import CREEP_ATTR, creep_series
@@ -168,7 +168,8 @@ def denoise_padded(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     job.padded_from = tuple(job.src.shape[1:])
     job.ds, job.src = big, big["displacement"].transpose("time", "y", "x")
     job.attrs[PAD_ATTR] = json.dumps([int(big.sizes["y"]), int(big.sizes["x"])])
-    out = denoise_stack(job, wrapped, dev).isel(y=rows, x=cols)
+    with scene_edges.padded_scene(rows, cols):
+        out = denoise_stack(job, wrapped, dev).isel(y=rows, x=cols)
     out = out.assign_coords(y=original["y"].values, x=original["x"].values)
     if original.rio.crs is not None:
         out = out.rio.write_crs(original.rio.crs).rio.write_transform(original.rio.transform())
