@@ -17,21 +17,32 @@ def model():
     return load_model("default")
 
 
-@pytest.fixture(scope="module")
-def creep_crop():
-    """Benchmark v2 ``in`` scene 24 (9 dates, 33 mm of creep on a fault ending in the
-    scene) cut to 72 x 48 px around its largest offset, as ``benchmarks/small_scenes.py``
-    does (ideal-observer SNR on the crop: 30.9)."""
+def _scene(split: str, index: int):
+    """Benchmark v2 scene ``index`` of ``split`` at 192 px: ``(batch, dataset)``."""
     from insar_denoise.evaluation.referee_scenes import design, simulate
 
-    spec = next(s for s in design(84, 0, "in") if s.index == 24)
-    batch, ds = simulate(spec, "in", 192)
+    spec = next(s for s in design(84, 0, split) if s.index == index)
+    return simulate(spec, split, 192)
+
+
+def _peak_crop(split: str, index: int):
+    """The scene cut to 72 x 48 px around its largest offset, as
+    ``benchmarks/small_scenes.py`` does: ``(dataset, truth, valid)`` of the crop."""
+    batch, ds = _scene(split, index)
     truth = batch.cumulative[0].numpy().astype(np.float64)
     a = np.abs(truth - np.median(truth))
     y, x = np.unravel_index(int(np.argmax(a)), a.shape)
     y0, x0 = int(np.clip(y - 36, 0, 192 - 72)), int(np.clip(x - 24, 0, 192 - 48))
     rows, cols = slice(y0, y0 + 72), slice(x0, x0 + 48)
     return ds.isel(y=rows, x=cols), truth[rows, cols], batch.valid[0].numpy()[rows, cols]
+
+
+@pytest.fixture(scope="module")
+def creep_crop():
+    """Benchmark v2 ``in`` scene 24 (9 dates, 33 mm of creep on a fault ending in the
+    scene) cut to 72 x 48 px around its largest offset (ideal-observer SNR on the crop:
+    30.9)."""
+    return _peak_crop("in", 24)
 
 
 def _gain_r(out, truth, valid) -> tuple[float, float]:
@@ -141,10 +152,7 @@ def test_a_no_deformation_crop_gets_no_patch_at_its_edge(model):
     ``benchmarks/small_scenes.py --crop 128 128`` does: the second detector found z 8.2
     at 8 px within 8 px of the crop's edge and filled a 2.8 mm (p99) patch there while its
     interior followed the padded array's edge; the output is now flat."""
-    from insar_denoise.evaluation.referee_scenes import design, simulate
-
-    spec = next(s for s in design(84, 0, "in") if s.index == 56)
-    _, ds = simulate(spec, "in", 192)
+    _, ds = _scene("in", 56)
     out = denoise_dataset(ds.isel(y=slice(8, 136), x=slice(64, 192)), model, progress=False)
     cum = out["cumulative_deformation"].values
     ok = np.isfinite(cum)
@@ -157,15 +165,7 @@ def test_a_broad_source_filling_a_small_crop_comes_back(model):
     72 x 48 px around its largest offset (crop SNR 23): the second detector's 16 and 32 px
     supports, tested up to the padding, covered over three quarters of the crop and were
     not filled (the output was zero); tested two scales in, its 8 px support is filled."""
-    from insar_denoise.evaluation.referee_scenes import design, simulate
-
-    spec = next(s for s in design(84, 0, "shifted") if s.index == 15)
-    batch, ds = simulate(spec, "shifted", 192)
-    truth = batch.cumulative[0].numpy().astype(np.float64)
-    a = np.abs(truth - np.median(truth))
-    y, x = np.unravel_index(int(np.argmax(a)), a.shape)
-    y0, x0 = int(np.clip(y - 36, 0, 192 - 72)), int(np.clip(x - 24, 0, 192 - 48))
-    rows, cols = slice(y0, y0 + 72), slice(x0, x0 + 48)
-    out = denoise_dataset(ds.isel(y=rows, x=cols), model, progress=False, return_noise=False)
-    gain, r = _gain_r(out, truth[rows, cols], batch.valid[0].numpy()[rows, cols])
+    sub, truth, valid = _peak_crop("shifted", 15)
+    out = denoise_dataset(sub, model, progress=False, return_noise=False)
+    gain, r = _gain_r(out, truth, valid)
     assert 0.9 < gain < 1.1 and r > 0.9

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 #: distance (filter scales) kept from the array's and from a padded scene's own edges
 EDGE_SCALES = 2.0
 
-_BOX: ContextVar[tuple[int, int, int, int] | None] = ContextVar("scene_box", default=None)
+_BOX: ContextVar[tuple[int, int, int, int] | None] = ContextVar("padded_scene_box", default=None)
 
 
 @contextmanager
