@@ -229,3 +229,23 @@ def test_run_warns_that_a_trace_was_restored(creep_scene, monkeypatch):
         denoise(ds, load_model("default"), RunOptions(progress=False))
     texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
     assert any(t.startswith("[fault_trace] a straight step was found") for t in texts)
+
+
+def test_stratified_delay_along_a_straight_ridge_is_not_a_trace():
+    """A 1 km straight ridge on broad relief whose broad delay a front partly cancels: a
+    whole-scene elevation fit takes too little delay per km and leaves a line along the
+    ridge (Benchmark v2 `in` 80 cut to 128 px: a false trace at z 8.8); fitted on the
+    detail below :data:`fault_trace.RELIEF_BAND_PX`, the ridge's delay goes."""
+    shape = (192, 192)
+    r, c = np.mgrid[:192, :192].astype(np.float64)
+    ramp = 2000.0 * c / 191.0
+    a = np.deg2rad(30.0)
+    ridge = 1000.0 * np.exp(-0.5 * (((r - 96.0) * -np.sin(a) + (c - 90.0) * np.cos(a)) / 3.0) ** 2)
+    dem = ramp + ridge
+    delay = 5.0 * dem / 1000.0 - 4.0 * ramp / 1000.0  # 5 mm/km, a front cancelling 4 of the broad
+    p = delay + _atmosphere(shape, seed=3, mm=2.0)
+    ok = np.ones(shape, bool)
+    whole_scene = fault_trace.without_elevation(p - np.median(p), ok, dem)
+    assert fault_trace.search(whole_scene, ok)[0] > fault_trace.THRESHOLD
+    assert fault_trace.search(fault_trace.without_relief(p - np.median(p), ok, dem), ok)[0] < 5.0
+    assert fault_trace.find_trace(p, dem) is None
