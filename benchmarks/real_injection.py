@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "model_at_snr_20": {
             "n": len(strong),
-            "share_meeting_target": float(np.mean(met)) if met else None,
-            "share_meeting_target_on_response": float(np.mean(met_response)) if met else None,
+            "share_meeting_target": float(np.mean(met)) if strong else None,
+            "share_meeting_target_on_response": float(np.mean(met_response)) if strong else None,
             "injections": strong,
         },
         "wall_s": round(time.perf_counter() - start, 1),

@@ -120,10 +120,8 @@ def without_elevation(p: np.ndarray, ok: np.ndarray, dem: Any) -> np.ndarray:
 def without_relief(p: np.ndarray, ok: np.ndarray, dem: Any) -> np.ndarray:
     """``p`` less ``c + k z + q z²``, ``k`` and ``q`` fitted on the map's and the DEM's detail
     below :data:`RELIEF_BAND_PX` (:func:`.noise_prediction.elevation_free_banded`), zero where
-    not ``ok``; without a DEM, :func:`without_elevation`. The search reads this map: straight
-    ridges carry stratified delay that a whole-scene fit leaves along them."""
-    if dem is None:
-        return without_elevation(p, ok, dem)
+    not ``ok`` (without a DEM only ``c``). The search reads this map: straight ridges carry
+    stratified delay that a whole-scene fit leaves along them."""
     return elevation_free_banded(np.where(ok, p, 0.0), ok, dem, RELIEF_BAND_PX)
 
 
