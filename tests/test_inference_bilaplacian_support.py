@@ -81,10 +81,11 @@ def test_step_fills_a_straight_line_and_opens_the_gate():
     assert out[-1, 0, 0] == 0.0
 
 
-def test_a_step_beyond_the_areas_returns_the_network_series_whole(monkeypatch):
+def test_a_step_beyond_the_areas_writes_that_step_over_the_scene(monkeypatch):
     """Where the step scan's step beyond steady motion covers much of the pixels outside the
-    areas (:func:`.step_scan.step_beyond_fill`), the network's ungated series is returned
-    and the gate opens; where it stays inside them, the areas are filled as before."""
+    areas (:func:`.step_scan.step_beyond_fill`), the step at its date is written over the
+    whole scene (0 before the date, the step's map from it) and the gate opens; where it stays
+    inside them, the areas are filled as before."""
     from insar_denoise.inference import step_scan
 
     rng = np.random.default_rng(3)
@@ -92,29 +93,36 @@ def test_a_step_beyond_the_areas_returns_the_network_series_whole(monkeypatch):
     fields = 2.0 * power_law(rng, 17, size)
     stat = fields[0] + 6.0 * gaussian_bump(size, 14.0)
     days = np.array([0.0, 12, 24, 36, 48, 60])
-    network = rng.normal(size=(n_dates, size, size)).astype(np.float32)
-    rows = lambda t, a, b: network[t, a:b]  # noqa: E731
+    referenced = rng.normal(size=(n_dates, size, size)).astype(np.float32)
+    rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     date_var = np.ones(n_dates)
+    step_map = rng.normal(size=(size, size))
+    history = (np.arange(n_dates) >= 3).astype(np.float64)
+    written = np.ones((size, size), bool)
     seen = {}
 
     def beyond(rows_, shape, times, dv, filled, dem=None):
         seen["filled"] = int(filled.sum())
-        return step_scan.StepBeyondFill(3, 20.0, seen["outside"])
+        broad = seen["outside"] > step_scan.OUTSIDE_SHARE
+        step = step_scan.BroadStep(step_map, history, 3, 20.0, written) if broad else None
+        return step_scan.StepBeyondFill(3, 20.0, seen["outside"], step)
 
     monkeypatch.setattr(step_scan, "step_beyond_fill", beyond)
-    for outside, opened in ((0.5, True), (0.05, False)):
+    for outside, broad in ((0.5, True), (0.05, False)):
         seen["outside"] = outside
         series = np.zeros((n_dates, size, size), np.float32)
         gate = np.zeros((size, size), np.float32)
         maps = _maps(stat, fields[1:])
-        out, g, note = bls.support_step(series, gate, maps, days, None, rows, date_var, network)
+        out, g, note = bls.support_step(series, gate, maps, days, None, rows, date_var, True)
         assert seen["filled"] > 0
         assert note["step_beyond"]["outside"] == outside
-        if opened:
-            assert out is network and (g == 1.0).all() and note["step_beyond"]["opened"]
+        if broad:
+            assert (g == 1.0).all() and note["broad_step"]["date_index"] == 3
+            assert np.allclose(out[:3], 0.0)
+            assert np.allclose(out[3:], step_map[None], atol=1e-5)
         else:
             assert note["filled_pixels"] == int(g.sum()) < size * size
-            assert out[-1, 0, 0] == 0.0 and "opened" not in note["step_beyond"]
+            assert out[-1, 0, 0] == 0.0 and "broad_step" not in note
 
 
 def test_large_scenes_skip_the_step():

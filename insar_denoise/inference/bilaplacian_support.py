@@ -28,8 +28,9 @@ weighting's map only widens what the straight line's map detects.
 
 Where neither the gate nor this step finds anything, the step scan of :mod:`.step_scan` may
 return a broad signal that starts at one date (session 25); where this step fills areas but a
-step beyond steady motion reaches well outside them, the network's ungated map is returned
-instead of the fill (session 26, :func:`.step_scan.step_beyond_fill`).
+step beyond steady motion reaches well outside them, the step at its date is written over
+the scene instead of the fill (session 26, :func:`.step_scan.step_beyond_fill`; session 38:
+the step scan's estimate instead of the network's ungated map).
 
 Benchmark v2 (model card "A second detector"): detected at SNR >= 10 0.68 -> 0.76 -> 0.80
 (``in``, sessions 13 / 17 / 18) and 0.48 -> 0.60 -> 0.64 (``shifted``), false-positive p99
@@ -366,7 +367,7 @@ def support_step(
     dem=None,
     rows=None,
     date_var: np.ndarray | None = None,
-    network=None,
+    beyond: bool = False,
 ) -> tuple:
     """Fill the areas of :func:`detect` in ``series (T, H, W)`` (an array or a disk stack,
     row strips) from each date's level, a straight line in time or, with ``rows(t, lo, hi)``
@@ -374,12 +375,13 @@ def support_step(
     :mod:`.area_history` where an area's data prefer one, and set the gate to 1 there (in
     place where they are writable); where nothing is found, the step scan's broad step
     (:func:`.step_scan.broad_step`) fills the scene instead; where a step beyond steady
-    motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`), the
-    network's ungated series ``network`` (in-memory path) is returned whole instead of the
-    fill, the gate open. ``(series, gate, note)``, the note ``{"largest_z": {map:scale: z},
-    "filled_pixels": n, "ramps": [...], "step_beyond": {...}, "prediction_beyond_px": 16}``
-    (the last where :func:`prediction_pixels` left a band out; or ``"broad_step"``; empty
-    when skipped)."""
+    motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`, with
+    ``beyond``: the in-memory path), the step at its date fills the scene instead, as the
+    broad step. ``(series, gate, note)``, the
+    note ``{"largest_z": {map:scale: z}, "filled_pixels": n, "ramps": [...], "step_beyond":
+    {...}, "prediction_beyond_px": 16}`` (the last where :func:`prediction_pixels` left a
+    band out; or ``"broad_step"``, with ``"step_beyond"`` where that wrote it; empty when
+    skipped)."""
     n, h, w = series.shape
     found = detect(gate_map, maps, (h, w), dem, n)
     note = {"largest_z": {k: round(v, 2) for k, v in found.zmax.items()}} if found.zmax else {}
@@ -393,19 +395,17 @@ def support_step(
     if found.new is None:
         note = _network_history(series, gate_map, rows, dem, times_days, date_var, note)
         return series, gate_map, {**note, "filled_pixels": 0} if note else note
-    if network is not None and rows is not None and date_var is not None:
+    if beyond and rows is not None and date_var is not None:
         # a step beyond the areas: the harmonic prediction would take the signal around
-        # them for noise (session 26: `shifted` bowl 5, 5.97 -> 1.79 mm)
-        beyond = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
-        if beyond is not None:
-            step = {"date_index": beyond.k, "z": round(beyond.z, 2)}
-            step["outside"] = round(beyond.outside, 3)
-            if beyond.broad:
-                note = {**note, "step_beyond": {**step, "opened": True}}
-                gate_map = np.ones((h, w), np.float32)
-                note = _network_history(network, gate_map, rows, dem, times_days, date_var, note)
-                return network, gate_map, note
-            note = {**note, "step_beyond": step}
+        # them for noise (session 26: `shifted` bowl 5, 5.97 -> 1.79 mm with the network's
+        # ungated map; session 38, the step itself: 0.89 mm, and no date's stratification
+        # that the network keeps, a fresh draw of `shifted` 45 21.3 -> 3.3 mm)
+        scan = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
+        if scan is not None:
+            step = {"date_index": scan.k, "z": round(scan.z, 2)}
+            note = {**note, "step_beyond": {**step, "outside": round(scan.outside, 3)}}
+            if scan.step is not None:
+                return _write_broad_step(series, gate_map, scan.step, note)
     days = np.asarray(times_days, np.float64)
     shapes = [(days - days[0]) / float(days[-1] - days[0])]
     which = np.zeros((h, w), np.int16)

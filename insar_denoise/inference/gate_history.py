@@ -1,8 +1,7 @@
 """The history in time of the network's map where the gate returns it: a ramp where the data
 say so.
 
-Where the second detector fills no area (its supports cover most of the scene, or a step
-beyond its areas returns the network's map, :func:`.step_scan.step_beyond_fill`), the output
+Where the second detector fills no area (its supports cover most of the scene), the output
 is the network's series, piecewise linear in time (:func:`.significance.fit_segments`
 segments). A step (an eruption's inflation, a bowl that starts to subside) is then a ramp
 over a segment and its cumulative is the last segment's end, which carries the last dates'

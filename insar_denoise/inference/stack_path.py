@@ -369,13 +369,12 @@ def gated_finish(
     trace note, the second detector's note)``. ``referenced (T, H, W)``: the input relative
     to the first date; ``maps``: ``(noise, projection, line_noise, line)`` with their relief
     terms."""
-    network = series  # gate_series returns a new array: the network's own series is kept
     series, g, gain, noise_sd = gate_series(series, referenced, days, date_var, segments, maps)
     hat = hat_matrix(days, date_var, segments)
     rows = lambda t, a, b: referenced[t, a:b]  # noqa: E731
     line = (maps[3], hat_matrix(days, date_var, LINEAR_SEGMENTS))
     trace = trace_step(series, rows, maps[1], dem, hat, days, line)
-    series, g, second = support_step(series, g, maps, days, dem, rows, date_var, network)
+    series, g, second = support_step(series, g, maps, days, dem, rows, date_var, beyond=True)
     if fine:  # in place, on the series support_step returns
         removal = fine_scales.removal_map(maps[1], maps[0], g, series.shape[1:])
         fine_scales.shrink_fine_scales(series, removal)

@@ -33,9 +33,11 @@ Where the second detector does fill areas, :func:`step_beyond_fill` scans the st
 straight line in time (a steady signal, which the straight line already sees, gives none):
 where, at its best date, it is detected over more than :data:`OUTSIDE_SHARE` of the pixels
 outside the areas, the harmonic prediction would take the signal around them for noise, and
-the network's ungated map is returned instead (session 26: `shifted` bowl 5, SNR 40, 6.17 ->
-1.83 mm, gain 0.16 -> 1.13; the deep fault `shifted` 47, whose step stays inside its area,
-0.08 of the outside, keeps its fill).
+the step at that date is written over the scene instead (:func:`step_estimate`, as the broad
+step; session 26 returned the network's ungated map: `shifted` bowl 5, SNR 40, 6.17 -> 1.83
+mm, gain 0.16 -> 1.13, now 0.89 mm; the network kept a date's stratification on a fresh
+draw of the deep fault `shifted` 45, 21.3 mm against 3.3 for the step; session 38. The deep
+fault `shifted` 47, whose step stays inside its area, 0.08 of the outside, keeps its fill).
 """
 
 from __future__ import annotations
@@ -333,6 +335,14 @@ def broad_step(
         k, z, steady_support = found
         if z <= THRESHOLD or steady_support[ok].mean() <= STEADY_SHARE:
             return None
+    return step_estimate(series, ok, dem_np, date_var, k, z)
+
+
+def step_estimate(series: np.ndarray, ok: np.ndarray, dem_np, date_var, k: int, z: float):
+    """:class:`BroadStep` of the step at date ``k`` of ``series (T, H, W)`` (relative to the
+    first date): the step's combination of the dates less its relief fit in a band, smoothed
+    by :data:`SMOOTH_PX`, written where the smoothing reaches."""
+    n, h, w = series.shape
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
     # the relief fit in a band below the broad signal's scale: a plain fit took a bowl's part
@@ -351,11 +361,13 @@ def broad_step(
 class StepBeyondFill:
     """A step beyond steady motion (its date ``k`` and ``z``) and the share of the pixels
     outside the filled areas that its detections cover (``outside``); ``broad``: it is
-    detected and covers more than :data:`OUTSIDE_SHARE` of them."""
+    detected and covers more than :data:`OUTSIDE_SHARE` of them; ``step``: then the step at
+    ``k`` over the scene (:func:`step_estimate`)."""
 
     k: int
     z: float
     outside: float
+    step: BroadStep | None = None
 
     @property
     def broad(self) -> bool:
@@ -381,4 +393,7 @@ def step_beyond_fill(
     if found is None:
         return None
     k, z, support = found
-    return StepBeyondFill(k, z, float((support & outside).sum() / outside.sum()))
+    beyond = StepBeyondFill(k, z, float((support & outside).sum() / outside.sum()))
+    if beyond.broad:
+        beyond.step = step_estimate(series, ok, dem_np, date_var, k, z)
+    return beyond
