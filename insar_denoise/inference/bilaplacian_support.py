@@ -375,13 +375,12 @@ def support_step(
     :mod:`.area_history` where an area's data prefer one, and set the gate to 1 there (in
     place where they are writable); where nothing is found, the step scan's broad step
     (:func:`.step_scan.broad_step`) fills the scene instead; where a step beyond steady
-    motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`, with
-    ``beyond``: the in-memory path), the step at its date fills the scene instead, as the
-    broad step. ``(series, gate, note)``, the
-    note ``{"largest_z": {map:scale: z}, "filled_pixels": n, "ramps": [...], "step_beyond":
-    {...}, "prediction_beyond_px": 16}`` (the last where :func:`prediction_pixels` left a
-    band out; or ``"broad_step"``, with ``"step_beyond"`` where that wrote it; empty when
-    skipped)."""
+    motion reaches well outside the areas (:func:`.step_scan.step_beyond_fill`, scanned
+    with ``beyond``: the in-memory path), the step at its date fills the scene instead, as
+    the broad step. ``(series, gate, note)``, the note ``{"largest_z": {map:scale: z},
+    "filled_pixels": n, "ramps": [...], "step_beyond": {...}, "prediction_beyond_px": 16}``
+    (the last where :func:`prediction_pixels` left a band out; or ``"broad_step"``, beside
+    ``"step_beyond"`` where that wrote it; empty when skipped)."""
     n, h, w = series.shape
     found = detect(gate_map, maps, (h, w), dem, n)
     note = {"largest_z": {k: round(v, 2) for k, v in found.zmax.items()}} if found.zmax else {}

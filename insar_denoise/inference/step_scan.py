@@ -338,7 +338,9 @@ def broad_step(
     return step_estimate(series, ok, dem_np, date_var, k, z)
 
 
-def step_estimate(series: np.ndarray, ok: np.ndarray, dem_np, date_var, k: int, z: float):
+def step_estimate(
+    series: np.ndarray, ok: np.ndarray, dem_np: np.ndarray | None, date_var, k: int, z: float
+) -> BroadStep:
     """:class:`BroadStep` of the step at date ``k`` of ``series (T, H, W)`` (relative to the
     first date): the step's combination of the dates less its relief fit in a band, smoothed
     by :data:`SMOOTH_PX`, written where the smoothing reaches."""
