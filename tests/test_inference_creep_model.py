@@ -271,22 +271,12 @@ def test_a_fit_growing_broad_lobes_of_atmosphere_gives_way_to_the_differences():
     # its noise: the spectrum-prewhitened fit predicted the other half of the dates best in
     # its own measure but worse than no model read by differences; kept, it put a 121 mm
     # lobe of atmosphere at the fault's tip (output RMSE 13.1 mm, the zero map's 3.1)
-    import dataclasses
-
-    from insar_denoise.evaluation.referee_scenes import design, simulate
+    from insar_denoise.evaluation.referee_scenes import design, with_fresh_noise
     from insar_denoise.inference import denoise_dataset
     from insar_denoise.models import load_model
 
     spec = next(s for s in design(84, 0, "in") if s.index == 81)
-    batch, _ = simulate(spec, "in", 192)
-    calm = dataclasses.replace(
-        spec, seed=spec.seed + 7919 * 3, source_type="none", amplitude_mm=0.0
-    )
-    noise_batch, ds = simulate(calm, "in", 192)
-    ds = ds.copy()
-    ds["displacement"].values[:] = (
-        batch.deformation[0].numpy() + noise_batch.displacement[0].numpy()
-    )
+    batch, noise_batch, ds = with_fresh_noise(spec, "in", 192, draw=3)
     out = denoise_dataset(ds, load_model("default"), progress=False, return_noise=False)
     fit = json.loads(out.attrs[creep_model.CREEP_ATTR])
     truth = batch.cumulative[0].numpy()

@@ -288,20 +288,13 @@ def test_a_step_beyond_the_areas_under_strong_stratification_is_written_as_the_s
     # of its noise (relief to 8.5 km, 29 mm of relief delay): the step beyond the filled areas
     # opened the gate on the network's map, which kept the last date's stratification (RMSE
     # 21.3 mm, the zero map's 4.8); the step scan's own step at that date: 3.3 mm
-    import dataclasses
-
-    from insar_denoise.evaluation.referee_scenes import design, simulate
+    from insar_denoise.evaluation.referee_scenes import design, with_fresh_noise
     from insar_denoise.inference import denoise_dataset
     from insar_denoise.inference.bilaplacian_support import SECOND_DETECTOR_ATTR
     from insar_denoise.models import load_model
 
     spec = next(s for s in design(84, 0, "shifted") if s.index == 45)
-    batch, _ = simulate(spec, "shifted", 192)
-    calm = dataclasses.replace(spec, seed=spec.seed + 7919 * 4, source_type="none")
-    noise_batch, ds = simulate(dataclasses.replace(calm, amplitude_mm=0.0), "shifted", 192)
-    ds = ds.copy()
-    deformation = batch.deformation[0].numpy()
-    ds["displacement"].values[:] = deformation + noise_batch.displacement[0].numpy()
+    batch, noise_batch, ds = with_fresh_noise(spec, "shifted", 192, draw=4)
     out = denoise_dataset(ds, load_model("default"), progress=False, return_noise=False)
     note = json.loads(out.attrs[SECOND_DETECTOR_ATTR])
     assert note["step_beyond"]["date_index"] == note["broad_step"]["date_index"] == 17

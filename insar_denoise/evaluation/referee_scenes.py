@@ -143,3 +143,21 @@ def simulate(spec: SceneSpec, split: str, size: int) -> tuple[SimBatch, xr.Datas
         "pixel_spacing_m": float(cfg.pixel_spacing_m),
     }
     return batch, scene_dataset(scene).drop_vars(["deformation", "cumulative"])
+
+
+def with_fresh_noise(
+    spec: SceneSpec, split: str, size: int, draw: int
+) -> tuple[SimBatch, SimBatch, xr.Dataset]:
+    """The scene's deformation under another draw of its design's noise: ``(the scene, the
+    noise-only scene of seed ``spec.seed + 7919 draw`` (its DEM, holes, gaps, atmosphere),
+    the Dataset of their sum)``. Session 38 found failures no design scene holds this way."""
+    batch, _ = simulate(spec, split, size)
+    calm = dataclasses.replace(
+        spec, seed=spec.seed + 7919 * draw, source_type="none", amplitude_mm=0.0
+    )
+    noise_batch, ds = simulate(calm, split, size)
+    ds = ds.copy()
+    ds["displacement"].values[:] = (
+        batch.deformation[0].numpy() + noise_batch.displacement[0].numpy()
+    )
+    return batch, noise_batch, ds
