@@ -70,6 +70,26 @@ def test_finds_a_creeping_fault_under_atmosphere_and_nothing_without_it():
     assert fault_trace.find_trace(atmosphere) is None
 
 
+def test_a_trace_that_a_hole_breaks_is_found_among_the_short_lines():
+    # a hole over one side of the trace leaves under MIN_LENGTH_PX rows where both sides are
+    # valid: the long lines miss it, the short lines' own class finds it at the true line
+    shape = (192, 192)
+    atmosphere = _atmosphere(shape, seed=2)
+    a = np.deg2rad(20.0)
+    dist = fault_trace.signed_distance(shape, (96.0, 96.0), (-np.sin(a), np.cos(a)))
+    rows = np.arange(192)[:, None]
+    hole = (dist < 0) & (dist > -40) & (rows > 35) & (rows < 150)
+    scene = np.where(hole, np.nan, atmosphere + _step(shape, 20.0, (96.0, 96.0), 6.0))
+    ok = np.isfinite(scene)
+    assert fault_trace.search(np.where(ok, scene - np.nanmedian(scene), 0.0), ok)[0] < 6.5
+    trace = fault_trace.find_trace(scene)
+    assert trace is not None and trace.z > fault_trace.SHORT_THRESHOLD
+    line_angle = np.rad2deg(np.arctan2(-trace.normal[0], trace.normal[1])) % 180.0
+    assert min(abs(line_angle - 20.0), 180 - abs(line_angle - 20.0)) <= 4.0
+    assert abs((trace.point[0] - 96.0) * -np.sin(a) + (trace.point[1] - 96.0) * np.cos(a)) < 3.0
+    assert fault_trace.find_trace(np.where(hole, np.nan, atmosphere)) is None
+
+
 def test_quarter_shares_follow_where_the_step_is_along_the_line():
     shape = (192, 192)
     step = _step(shape, 0.0, (96.0, 96.0), amplitude=6.0, width=64.0)
