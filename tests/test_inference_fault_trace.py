@@ -88,6 +88,10 @@ def test_a_trace_that_a_hole_breaks_is_found_among_the_short_lines():
     assert min(abs(line_angle - 20.0), 180 - abs(line_angle - 20.0)) <= 4.0
     assert abs((trace.point[0] - 96.0) * -np.sin(a) + (trace.point[1] - 96.0) * np.cos(a)) < 3.0
     assert fault_trace.find_trace(np.where(hole, np.nan, atmosphere)) is None
+    # a small scene (the Envisat stack's size) has no class of short lines
+    small = np.ones((72, 47), bool)
+    assert fault_trace.short_length(small) == fault_trace.min_length(small) == 42
+    assert fault_trace.short_length(np.isfinite(scene)) == fault_trace.SHORT_LENGTH_PX
 
 
 def test_quarter_shares_follow_where_the_step_is_along_the_line():

@@ -98,6 +98,30 @@ def test_a_step_on_the_last_date_is_found():
     assert z < step_scan.THRESHOLD
 
 
+def test_a_late_step_must_last_a_one_date_bowl_does_not():
+    """A bowl from the second-last date on is a step that lasts (each later date carries
+    about all of it); the same bowl on the second-last date only (one date's delay, an
+    unwrapping error) is detected there but does not last, and gives no broad step."""
+    k = N_DATES - 2
+    series, bowl, days = _scene(10, 15.0, width_px=80.0, step_at=k)
+    date_var = np.full(N_DATES, 9.0)
+    ok = np.ones(bowl.shape, bool)
+    rows = lambda t, a, b: series[t, a:b]  # noqa: E731
+    found = step_scan.broad_step(rows, series.shape, days, date_var)
+    assert found is not None and found.k == k
+    shares = step_scan.later_shares(series, ok, None, date_var, found)
+    np.testing.assert_allclose(shares, 1.0, atol=0.2)
+    once = series.copy()
+    once[-1] -= bowl.astype(np.float32)  # the last date back to the noise alone
+    rows = lambda t, a, b: once[t, a:b]  # noqa: E731
+    step = step_scan.step_estimate(once, ok, None, date_var, k, 10.0)
+    shares = step_scan.later_shares(once, ok, None, date_var, step)
+    # the step map holds half the bowl: the second-last date carries twice it, the last little
+    assert shares[0] > 1.5 and shares[1] < step_scan.LASTING_SHARE
+    assert not step_scan.lasts(once, ok, None, date_var, step)
+    assert step_scan.broad_step(rows, once.shape, days, date_var) is None
+
+
 def test_a_broad_step_is_found_at_its_date_and_noise_is_not():
     series, bowl, days = _scene(1, 6.0)
     ok = np.ones(bowl.shape, bool)

@@ -20,7 +20,8 @@ observer does:
    :data:`MAX_QUARTER_SHARE` of it (the edge of a patch, such as an unwrapping error, scores
    high on one line but sits on a stretch of it). Lines that holes break, down to
    :data:`SHORT_LENGTH_PX` valid rows, form a class of their own with its own spread and the
-   stricter :data:`SHORT_THRESHOLD`; the class furthest above its threshold wins;
+   stricter :data:`SHORT_THRESHOLD` (where the long lines are :data:`MIN_LENGTH_PX` long);
+   the class furthest above its threshold wins;
 3. the profile across it (1 px bins of signed distance, up to :data:`HALF_WIDTH_PX`, means
    along the line) is fitted with an offset, a slope and the surface displacement of a
    strike-slip dislocation from depth ``top`` to ``top + W`` (``(A / π) (atan(d / top) −
@@ -202,9 +203,11 @@ def most_significant(stats: dict[int, list], shortest: int) -> tuple[float, floa
 
 
 def short_length(ok: np.ndarray) -> int:
-    """Shortest broken line (px): :data:`SHORT_LENGTH_PX`, or half of :func:`min_length`
-    where that is shorter."""
-    return min(SHORT_LENGTH_PX, min_length(ok) // 2)
+    """Shortest broken line (px): :data:`SHORT_LENGTH_PX` where the long lines are
+    :data:`MIN_LENGTH_PX` long (the scenes its threshold was set on), else :func:`min_length`
+    (no class of short lines on a small scene)."""
+    longest = min_length(ok)
+    return SHORT_LENGTH_PX if longest >= MIN_LENGTH_PX else longest
 
 
 def search(p: np.ndarray, ok: np.ndarray) -> tuple[float, float, int, int]:
