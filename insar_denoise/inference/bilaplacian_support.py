@@ -402,7 +402,10 @@ def support_step(
         scan = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
         if scan is not None:
             step = {"date_index": scan.k, "z": round(scan.z, 2)}
-            note = {**note, "step_beyond": {**step, "outside": round(scan.outside, 3)}}
+            step["outside"] = round(scan.outside, 3)
+            if not scan.lasting:  # a late step that later dates do not carry (session 39)
+                step["lasting"] = False
+            note = {**note, "step_beyond": step}
             if scan.step is not None:
                 return _write_broad_step(series, gate_map, scan.step, note)
     days = np.asarray(times_days, np.float64)
