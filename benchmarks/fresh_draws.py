@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from insar_denoise.evaluation.report_common import json_ready
+
 #: a failure: model RMSE over both ``zero + FAIL_EXCESS_MM`` and ``FAIL_RATIO × zero``
 FAIL_EXCESS_MM = 1.0
 FAIL_RATIO = 1.5
@@ -163,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 "fail_rule": [FAIL_EXCESS_MM, FAIL_RATIO],
             }
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(report, indent=1))
-    print(json.dumps(summary(rows), indent=1))
+            # strict JSON: NaN (r of a constant map) as null
+            args.output.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
+    print(json.dumps(json_ready(summary(rows)), indent=1))
     return 0
 
 
