@@ -32,14 +32,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, seen = load_model("default"), []
-    search = fault_trace.search
+    search = fault_trace.search_broken
 
     def recording(p, ok):
         best = search(p, ok)
-        seen.append(best[0])
+        seen.append((best[0], best[4]))
         return best
 
-    fault_trace.search = recording
+    fault_trace.search_broken = recording
     rows = []
     try:
         for seed in args.seeds:
@@ -55,7 +55,7 @@ def main() -> None:
                     cum = out["cumulative_deformation"].values
                     ok = batch.valid[0].numpy() & np.isfinite(cum)
                     p99 = float(np.percentile(np.abs(cum[ok] - np.median(cum[ok])), 99))
-                    z = seen[0] if seen else float("nan")
+                    z, threshold = seen[0] if seen else (float("nan"), float("nan"))
                     rows.append(
                         dict(
                             seed=seed,
@@ -63,17 +63,19 @@ def main() -> None:
                             index=spec.index,
                             dates=spec.n_dates,
                             z=z,
+                            threshold=threshold,
                             p99_mm=p99,
                         )
                     )
                     print(json.dumps(rows[-1]), flush=True)
     finally:
-        fault_trace.search = search
+        fault_trace.search_broken = search
     zs = np.array([r["z"] for r in rows])
     result = {
         "threshold": fault_trace.THRESHOLD,
+        "short_threshold": fault_trace.SHORT_THRESHOLD,
         "scenes": len(rows),
-        "above_threshold": int(np.sum(zs > fault_trace.THRESHOLD)),
+        "above_threshold": int(sum(r["z"] > r["threshold"] for r in rows)),
         "z_max": float(np.nanmax(zs)),
         "z_median": float(np.nanmedian(zs)),
         "rows": rows,

@@ -23,6 +23,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,11 @@ def score_draw(split: str, index: int, draw: int, size: int) -> dict[str, Any]:
     from insar_denoise.evaluation.referee import model_stride
     from insar_denoise.evaluation.referee_scenes import design, with_fresh_noise
     from insar_denoise.inference import denoise_dataset
-    from insar_denoise.models import load_model
 
     spec = design(84, 0, split)[index]
     batch, noise_batch, ds = with_fresh_noise(spec, split, size, draw)
     t0 = time.perf_counter()
-    model = load_model("default")
+    model = shipped_model()
     stride = model_stride(model, spec.n_dates)
     res = denoise_dataset(ds, model=model, stride=stride, progress=False, return_noise=False)
     cum = np.asarray(res["cumulative_deformation"].values, np.float64)
@@ -78,6 +78,14 @@ def score_draw(split: str, index: int, draw: int, size: int) -> dict[str, Any]:
         "notes": {k[len(NOTE_PREFIX) :]: str(res.attrs[k]) for k in NOTES if k in res.attrs},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+
+
+@lru_cache(maxsize=1)
+def shipped_model() -> Any:
+    """The shipped model, loaded once per worker process."""
+    from insar_denoise.models import load_model
+
+    return load_model("default")
 
 
 def failure(model_rmse: float, zero_rmse: float) -> bool:

@@ -401,8 +401,7 @@ def support_step(
         # that the network keeps, a fresh draw of `shifted` 45 21.3 -> 3.3 mm)
         scan = step_scan.step_beyond_fill(rows, (n, h, w), times_days, date_var, found.new, dem)
         if scan is not None:
-            step = {"date_index": scan.k, "z": round(scan.z, 2)}
-            step["outside"] = round(scan.outside, 3)
+            step = {"date_index": scan.k, "z": round(scan.z, 2), "outside": round(scan.outside, 3)}
             if not scan.lasting:  # a late step that later dates do not carry (session 39)
                 step["lasting"] = False
             note = {**note, "step_beyond": step}

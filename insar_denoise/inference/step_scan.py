@@ -357,24 +357,25 @@ def step_estimate(
     n, h, w = series.shape
     # one combination of the dates (NaN off ``ok``, which the fit and the smoothing skip)
     combined = step_weights(date_var, k).astype(np.float32) @ series.reshape(n, -1)
-    estimate, written = step_map(combined.reshape(h, w), series, ok, dem_np)
+    estimate, weight = step_map(combined.reshape(h, w), ok, dem_np)
+    # pixels missing on some dates (a gap patch) get the smoothed map from around them
+    written = (weight > REACH) & np.isfinite(series).any(axis=0)
     history = (np.arange(n) >= k).astype(np.float64)
-    return BroadStep(estimate, history, k, z, written)
+    return BroadStep(np.where(written, estimate, 0.0), history, k, z, written)
 
 
 def step_map(
-    combined: np.ndarray, series: np.ndarray, ok: np.ndarray, dem_np: np.ndarray | None
+    combined: np.ndarray, ok: np.ndarray, dem_np: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(map, written)``: a combination of the dates ``(H, W)`` less its relief fit in a
-    band, smoothed by :data:`SMOOTH_PX`, and the pixels it is written to."""
+    """``(map, weight)``: a combination of the dates ``(H, W)`` less its relief fit in a
+    band, smoothed by :data:`SMOOTH_PX` (normalized by the valid pixels' share of the
+    smoothing, ``weight``)."""
     # the relief fit in a band below the broad signal's scale: a plain fit took a bowl's part
     # along the relief (session 33: `in` 35 3.50 -> 2.69 mm, `shifted` 62 2.86 -> 1.69)
     free = elevation_free_banded(combined, ok, dem_np, RELIEF_BAND_PX)
     weight = ndimage.gaussian_filter(ok.astype(np.float64), SMOOTH_PX)
     smooth = ndimage.gaussian_filter(np.where(ok, free, 0.0), SMOOTH_PX)
-    # pixels missing on some dates (a gap patch) get the smoothed map from around them
-    written = (weight > REACH) & np.isfinite(series).any(axis=0)
-    return np.where(written, smooth / np.maximum(weight, 1e-9), 0.0), written
+    return smooth / np.maximum(weight, 1e-9), weight
 
 
 def later_shares(
@@ -390,7 +391,7 @@ def later_shares(
     e = step.estimate[use] - np.median(step.estimate[use])
     shares = []
     for t in range(k, series.shape[0]):
-        m = step_map(series[t] - before, series, ok, dem_np)[0][use]
+        m = step_map(series[t] - before, ok, dem_np)[0][use]
         shares.append(float(e @ (m - np.median(m)) / max(float(e @ e), 1e-12)))
     return np.array(shares)
 
