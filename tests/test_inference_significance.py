@@ -97,6 +97,29 @@ def test_pure_noise_is_gated_to_zero_and_a_strong_signal_passes_whole():
             assert np.allclose(cum_in[core] - np.median(cum_in), kept, atol=1e-3)
 
 
+def test_a_block_missing_on_the_last_date_does_not_open_the_gate(monkeypatch):
+    # pure noise; a block missing on the last date, where the network's series can only
+    # extrapolate (here to -100 mm): that cumulative has no noise maps to judge it, so the
+    # gate does not test it and stays shut; tested as before, its edge opens the gate
+    rng = np.random.default_rng(4)
+    t, n = 9, 128
+    times = np.arange(t) * 12.0
+    sd = np.full(t, 4.0)
+    disp = _noise(rng, t, n, sd)
+    disp[-1, 50:90, 40:80] = np.nan
+    w = cumulative_weights(times, sd**2, 4)
+    cum = np.tensordot(w, np.nan_to_num(disp), axes=1)
+    cum[50:90, 40:80] = -100.0
+    series = np.stack([cum * h for h in times / times[-1]]).astype(np.float32)
+    seen = significance.tested_cumulative(cum, disp[0], disp[-1])
+    assert np.isnan(seen[50:90, 40:80]).all() and np.isfinite(seen[:50]).all()
+    out, g, zmax, _ = gate_series(series, disp, times, sd**2, 4)
+    assert g.max() == 0.0, zmax
+    monkeypatch.setattr(significance, "tested_cumulative", lambda c, first, last: c)
+    _, g_plain, _, _ = gate_series(series, disp, times, sd**2, 4)
+    assert g_plain[50:90, 40:80].max() == 1.0
+
+
 def test_gate_ignores_nan_pixels():
     rng = np.random.default_rng(2)
     cum = rng.normal(0, 1, (64, 64)).astype(np.float32)

@@ -31,9 +31,11 @@ def model():
 
 @pytest.fixture(scope="module")
 def scene():
-    """A lazy 176 x 168 px, 12-date scene with a gap, several blocks at ``chunk=64``."""
+    """A lazy 176 x 168 px, 12-date scene with a gap and a patch missing on the last date
+    (which the gate leaves untested), several blocks at ``chunk=64``."""
     ds = synthetic_dataset(n_dates=12, shape=(176, 168), seed=5, noise_mm=2.0)
     ds["displacement"][4, 10:20, 30:50] = np.nan
+    ds["displacement"][11, 120:140, 100:130] = np.nan
     return ds.chunk({"time": -1, "y": 64, "x": 64})
 
 

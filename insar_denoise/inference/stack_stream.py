@@ -149,7 +149,9 @@ def denoise_streamed(
     h, w = series.shape[1:]
     cumulative = DiskStack((1, h, w))
     for a, b in row_strips(h, w):
-        cumulative[0, a:b] = series[n_dates - 1, a:b] - series[0, a:b]
+        ends = np.asarray(disp[0, a:b]), np.asarray(disp[n_dates - 1, a:b])
+        change = series[n_dates - 1, a:b] - series[0, a:b]
+        cumulative[0, a:b] = sig.tested_cumulative(change, *ends)
     referenced = disp - disp[:1]
     relief, residual_maps, line_maps = relief_and_gate_noise(
         fix, noise_rows, projection, line_rows, referenced, dem, times_days, date_var, segments
