@@ -47,22 +47,13 @@ def score_draw(split: str, index: int, draw: int, size: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from insar_denoise.evaluation import referee_scoring as rs
-    from insar_denoise.evaluation.referee import model_stride
     from insar_denoise.evaluation.referee_scenes import design, with_fresh_noise
-    from insar_denoise.inference import denoise_dataset
 
     spec = design(84, 0, split)[index]
     batch, noise_batch, ds = with_fresh_noise(spec, split, size, draw)
     t0 = time.perf_counter()
-    model = shipped_model()
-    stride = model_stride(model, spec.n_dates)
-    res = denoise_dataset(ds, model=model, stride=stride, progress=False, return_noise=False)
-    cum = np.asarray(res["cumulative_deformation"].values, np.float64)
+    res = run_shipped(ds, spec.n_dates)
     truth = batch.cumulative[0].numpy().astype(np.float64)
-    mask = noise_batch.valid[0].numpy() & np.isfinite(cum) & np.isfinite(truth)
-    scores = rs.offset_free_scores(cum, truth, mask)
-    zero = rs.offset_free_scores(np.zeros_like(truth), truth, mask)
     return {
         "split": split,
         "index": index,
@@ -71,12 +62,37 @@ def score_draw(split: str, index: int, draw: int, size: int) -> dict[str, Any]:
         "n_dates": spec.n_dates,
         "amplitude_mm": spec.amplitude_mm,
         "turbulence_mm": spec.turbulence_mm,
+        **output_record(res, truth, noise_batch.valid[0].numpy()),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_shipped(ds: Any, n_dates: int) -> Any:
+    """The shipped model's result on ``ds`` (at the stride ``evaluate`` runs it)."""
+    from insar_denoise.evaluation.referee import model_stride
+    from insar_denoise.inference import denoise_dataset
+
+    model = shipped_model()
+    stride = model_stride(model, n_dates)
+    return denoise_dataset(ds, model=model, stride=stride, progress=False, return_noise=False)
+
+
+def output_record(res: Any, truth: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+    """A result's cumulative scored against ``truth`` on the ``valid`` pixels where both are
+    finite (offset-free, as ``evaluate``): the model's scores, the zero map's RMSE, the p99
+    of |output|, whether it is a failure and the engine's notes."""
+    from insar_denoise.evaluation import referee_scoring as rs
+
+    cum = np.asarray(res["cumulative_deformation"].values, np.float64)
+    mask = np.asarray(valid, bool) & np.isfinite(cum) & np.isfinite(truth)
+    scores = rs.offset_free_scores(cum, truth, mask)
+    zero = rs.offset_free_scores(np.zeros_like(truth), truth, mask)
+    return {
         "model": scores,
         "zero_rmse_mm": zero["rmse_mm"],
         "p99_abs_model_mm": float(np.percentile(np.abs(rs.centered(cum, mask)), 99)),
         "failure": failure(scores["rmse_mm"], zero["rmse_mm"]),
         "notes": {k[len(NOTE_PREFIX) :]: str(res.attrs[k]) for k in NOTES if k in res.attrs},
-        "wall_s": round(time.perf_counter() - t0, 1),
     }
 
 
@@ -153,9 +169,31 @@ def main(argv: list[str] | None = None) -> int:
         if (s, i, j) not in done
     ]
     print(f"{len(jobs)} draws to run ({len(done)} held)", flush=True)
+    jobs = [(s, i, j, args.size) for s, i, j in jobs]
+
+    def report(rows_: list[dict[str, Any]]) -> dict[str, Any]:
+        rule = [FAIL_EXCESS_MM, FAIL_RATIO]
+        return {"draws": rows_, "summary": summary(rows_), "fail_rule": rule}
+
+    run_and_write(score_draw, jobs, args.workers, snr, rows, args.output, report)
+    return 0
+
+
+def run_and_write(
+    score: Any,
+    jobs: list[tuple],
+    workers: int,
+    snr: dict[tuple[str, int], float],
+    rows: list[dict[str, Any]],
+    output: Path,
+    report: Any,
+) -> None:
+    """``score(*job)`` for every job in ``workers`` processes: each row takes its design SNR,
+    is appended to ``rows`` and printed, and ``report(rows)`` is rewritten to ``output``
+    (strict JSON: NaN, the r of a constant map, as null); the summary printed last."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(score_draw, s, i, j, args.size) for s, i, j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(score, *job) for job in jobs]
         for fut in as_completed(futures):
             row = fut.result()
             row["snr"] = snr[(row["split"], row["index"])]
@@ -163,20 +201,14 @@ def main(argv: list[str] | None = None) -> int:
             m = row["model"]
             print(
                 f"{row['split']}:{row['index']}:{row['draw']} {row['source_type']} "
-                f"SNR {row['snr']:.1f} model {m['rmse_mm']:.2f} zero {row['zero_rmse_mm']:.2f} "
-                f"gain {m['gain']:.2f} r {m['r']:.2f}{'  FAILURE' if row['failure'] else ''}",
+                f"T {row['n_dates']} SNR {row['snr']:.1f} model {m['rmse_mm']:.2f} "
+                f"zero {row['zero_rmse_mm']:.2f} gain {m['gain']:.2f} r {m['r']:.2f}"
+                f"{'  FAILURE' if row['failure'] else ''}",
                 flush=True,
             )
-            report = {
-                "draws": rows,
-                "summary": summary(rows),
-                "fail_rule": [FAIL_EXCESS_MM, FAIL_RATIO],
-            }
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            # strict JSON: NaN (r of a constant map) as null
-            args.output.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(json_ready(report(rows)), indent=1, allow_nan=False))
     print(json.dumps(json_ready(summary(rows)), indent=1))
-    return 0
 
 
 if __name__ == "__main__":

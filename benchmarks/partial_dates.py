@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fresh_draws import NOTE_PREFIX, NOTES, design_snr, failure, shipped_model, summary
-
-from insar_denoise.evaluation.report_common import json_ready
+from fresh_draws import design_snr, output_record, run_and_write, run_shipped, summary
 
 
 def block_slices(truth: np.ndarray, size: int) -> tuple[slice, slice]:
@@ -51,28 +47,19 @@ def score_scene(split: str, index: int, date: str, block: int, size: int) -> dic
     import torch
 
     torch.set_num_threads(1)
-    from insar_denoise.evaluation import referee_scoring as rs
-    from insar_denoise.evaluation.referee import model_stride
     from insar_denoise.evaluation.referee_scenes import design, simulate
-    from insar_denoise.inference import denoise_dataset
 
     spec = design(84, 0, split)[index]
     batch, ds = simulate(spec, split, size)
     truth = batch.cumulative[0].numpy().astype(np.float64)
-    compared = batch.valid[0].numpy().astype(bool) & np.isfinite(truth)
     rows, cols = block_slices(truth, block)
     t = 0 if date == "first" else spec.n_dates - 1
     values = ds["displacement"].values.copy()
     values[t, rows, cols] = np.nan
     ds["displacement"].values = values
     t0 = time.perf_counter()
-    model = shipped_model()
-    stride = model_stride(model, spec.n_dates)
-    res = denoise_dataset(ds, model=model, stride=stride, progress=False, return_noise=False)
-    cum = np.asarray(res["cumulative_deformation"].values, np.float64)
-    mask = compared & np.isfinite(cum)
-    scores = rs.offset_free_scores(cum, truth, mask)
-    zero = rs.offset_free_scores(np.zeros_like(truth), truth, mask)
+    res = run_shipped(ds, spec.n_dates)
+    cum = res["cumulative_deformation"].values
     return {
         "split": split,
         "index": index,
@@ -82,11 +69,7 @@ def score_scene(split: str, index: int, date: str, block: int, size: int) -> dic
         "block_output_finite": float(np.isfinite(cum[rows, cols]).mean()),
         "source_type": spec.source_type,
         "n_dates": spec.n_dates,
-        "model": scores,
-        "zero_rmse_mm": zero["rmse_mm"],
-        "p99_abs_model_mm": float(np.percentile(np.abs(rs.centered(cum, mask)), 99)),
-        "failure": failure(scores["rmse_mm"], zero["rmse_mm"]),
-        "notes": {k[len(NOTE_PREFIX) :]: str(res.attrs[k]) for k in NOTES if k in res.attrs},
+        **output_record(res, truth, batch.valid[0].numpy()),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
 
@@ -122,31 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         and (not args.dates or lengths[(s, i)] in args.dates)
     ]
     print(f"{len(jobs)} scenes to run ({len(done)} held)", flush=True)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [
-            pool.submit(score_scene, s, i, args.date, args.block, args.size) for s, i in jobs
-        ]
-        for fut in as_completed(futures):
-            row = fut.result()
-            row["snr"] = snr[(row["split"], row["index"])]
-            rows.append(row)
-            m = row["model"]
-            print(
-                f"{row['split']}:{row['index']} {row['source_type']} T {row['n_dates']} "
-                f"SNR {row['snr']:.1f} model {m['rmse_mm']:.2f} zero {row['zero_rmse_mm']:.2f} "
-                f"gain {m['gain']:.2f} r {m['r']:.2f}{'  FAILURE' if row['failure'] else ''}",
-                flush=True,
-            )
-            report = {
-                "date": args.date,
-                "block_px": args.block,
-                "scenes": rows,
-                "summary": summary(rows),
-            }
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
-    print(json.dumps(json_ready(summary(rows)), indent=1))
+    jobs = [(s, i, args.date, args.block, args.size) for s, i in jobs]
+
+    def report(rows_: list[dict[str, Any]]) -> dict[str, Any]:
+        square = {"date": args.date, "block_px": args.block}
+        return {**square, "scenes": rows_, "summary": summary(rows_)}
+
+    run_and_write(score_scene, jobs, args.workers, snr, rows, args.output, report)
     return 0
 
 
