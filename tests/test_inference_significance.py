@@ -120,6 +120,20 @@ def test_a_block_missing_on_the_last_date_does_not_open_the_gate(monkeypatch):
     assert g_plain[50:90, 40:80].max() == 1.0
 
 
+def test_pixels_without_a_first_date_keep_the_gate_shut():
+    # no first date: the whole series has no reference, the network's change is a guess;
+    # where the gate opens beside such pixels it stays shut on them (a hole stays a hole)
+    g = np.ones((3, 4), np.float32)
+    first = np.zeros((3, 4))
+    first[0, :2] = np.nan  # seen later, not on the first date
+    first[2, 3] = np.nan  # seen on no date: the network returns nothing there
+    change = np.full((3, 4), -70.0)
+    change[2, 3] = np.nan
+    out = significance.shut_unreferenced(g, first, change)
+    assert (out[0, :2] == 0.0).all() and out[0, 2:].min() == 1.0
+    assert out[2, 3] == 1.0 and out[1].min() == 1.0
+
+
 def test_gate_ignores_nan_pixels():
     rng = np.random.default_rng(2)
     cum = rng.normal(0, 1, (64, 64)).astype(np.float32)

@@ -586,10 +586,22 @@ def gate_series(
     noise, projection, linear_noise, linear = maps or gate_noise_maps(
         displacement, times_days, date_var, segments
     )
-    cumulative = tested_cumulative(series[-1] - series[0], displacement[0], displacement[-1])
+    change = series[-1] - series[0]
+    cumulative = tested_cumulative(change, displacement[0], displacement[-1])
     linear_maps = (linear, linear_noise)
     g, zmax, noise_sd = gate(cumulative, noise, projection=projection, linear=linear_maps)
+    g = shut_unreferenced(g, displacement[0], change)
     return apply_gate(series, g), g, zmax, noise_sd
+
+
+def shut_unreferenced(gate_rows_: np.ndarray, first: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """The gate's rows set to 0 where the input's first date is missing and the network
+    still returned a change (``first``, ``change``: the same rows): with no first date the
+    whole series has no reference, and the network's cumulative there is a guess (a 48 px
+    square missing on the first of 9 dates returned −70 mm where the gate opened beside it,
+    `in` shallow Mogi 12, 0.08 -> 5.74 mm; session 40)."""
+    unreferenced = ~np.isfinite(np.asarray(first)) & np.isfinite(np.asarray(change))
+    return np.where(unreferenced, np.float32(0.0), gate_rows_).astype(np.float32)
 
 
 def tested_cumulative(cumulative: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:

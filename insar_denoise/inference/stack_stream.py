@@ -163,6 +163,9 @@ def denoise_streamed(
         scratch=DiskStack,
         linear=(line, line_maps),
     )
+    for a, b in row_strips(h, w):
+        change = series[n_dates - 1, a:b] - series[0, a:b]
+        gate_map[a:b] = sig.shut_unreferenced(gate_map[a:b], np.asarray(disp[0, a:b]), change)
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
