@@ -600,8 +600,12 @@ def shut_unreferenced(gate_rows_: np.ndarray, first: np.ndarray, change: np.ndar
     whole series has no reference, and the network's cumulative there is a guess (a 48 px
     square missing on the first of 9 dates returned −70 mm where the gate opened beside it,
     `in` shallow Mogi 12, 0.08 -> 5.74 mm; session 40)."""
-    unreferenced = ~np.isfinite(np.asarray(first)) & np.isfinite(np.asarray(change))
-    return np.where(unreferenced, np.float32(0.0), gate_rows_).astype(np.float32)
+    return np.where(unreferenced(first, change), np.float32(0.0), gate_rows_).astype(np.float32)
+
+
+def unreferenced(first: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Where the input's first date is missing but the network returned a change."""
+    return ~np.isfinite(np.asarray(first)) & np.isfinite(np.asarray(change))
 
 
 def tested_cumulative(cumulative: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:

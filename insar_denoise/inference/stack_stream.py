@@ -148,10 +148,12 @@ def denoise_streamed(
     noise_rows, projection, line_rows, line = sig.split_maps(noise)
     h, w = series.shape[1:]
     cumulative = DiskStack((1, h, w))
+    shut = np.zeros((h, w), bool)  # pixels without a first date: the gate stays shut there
     for a, b in row_strips(h, w):
         ends = np.asarray(disp[0, a:b]), np.asarray(disp[n_dates - 1, a:b])
         change = series[n_dates - 1, a:b] - series[0, a:b]
         cumulative[0, a:b] = sig.tested_cumulative(change, *ends)
+        shut[a:b] = sig.unreferenced(ends[0], change)
     referenced = disp - disp[:1]
     relief, residual_maps, line_maps = relief_and_gate_noise(
         fix, noise_rows, projection, line_rows, referenced, dem, times_days, date_var, segments
@@ -163,9 +165,9 @@ def denoise_streamed(
         scratch=DiskStack,
         linear=(line, line_maps),
     )
-    for a, b in row_strips(h, w):
-        change = series[n_dates - 1, a:b] - series[0, a:b]
-        gate_map[a:b] = sig.shut_unreferenced(gate_map[a:b], np.asarray(disp[0, a:b]), change)
+    if shut.any():
+        for a, b in row_strips(h, w):
+            gate_map[a:b] = np.where(shut[a:b], np.float32(0.0), gate_map[a:b])
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
