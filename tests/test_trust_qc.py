@@ -86,8 +86,10 @@ def test_the_unwrapping_warning_says_whether_the_model_path_removes_them(ds):
     assert jumped.sizes["time"] >= MIN_DATES
     (long,) = qc_checks(jumped, METADATA)
     assert "the model path removes those of single dates" in long.message
-    (short,) = [w for w in qc_checks(jumped.isel(time=slice(0, 9))) if w.code == "unwrapping"]
-    assert f"with 9 dates (the model path removes them from {MIN_DATES} on)" in short.message
+    assert MIN_DATES == 3  # the spike test needs a date after the error or two before it
+    short = jumped.isel(time=[0, 6])
+    (found,) = [w for w in qc_checks(short) if w.code == "unwrapping"]
+    assert f"with 2 dates (the model path removes them from {MIN_DATES} on)" in found.message
 
 
 def test_ranges_come_from_the_model_metadata(ds):

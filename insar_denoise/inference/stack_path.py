@@ -88,7 +88,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
     if GATE and PAD_SMALL and min(h, w) < GATE_MIN_PX:
         return denoise_padded(job, wrapped, dev)
     gated = GATE and min(h, w) >= GATE_MIN_PX
-    jumps = _unwrapping(job)  # may correct job.src
+    jumps = _unwrapping(job)  # may correct job.src (and set the errors' rims missing)
     # may correct job.src; the date variances of an unchanged stack are reused
     fix, date_var = _stratification(job, wrapped) if gated else (None, None)
     date_var = None if fix else date_var
@@ -113,7 +113,7 @@ def denoise_stack(job: EngineJob, wrapped: Any, dev: Any) -> xr.Dataset:
         delay = fix.delay(dem if lazy else np.asarray(dem))
         noise = noise + (delay - delay[:1])
     if jumps is not None and noise is not None:  # the removed unwrapping errors too
-        noise = noise + jumps  # dask for lazy inputs
+        noise = noise + jumps  # dask for lazy inputs; NaN on their rims, set missing
     if job.denoise_fine_scales:
         attrs[fine_scales.FINE_ATTR] = (
             f"denoised: kept where their local power exceeds {fine_scales.KEEP_RATIO}x the noise's"

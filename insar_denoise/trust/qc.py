@@ -286,6 +286,9 @@ def unwrapping_findings(attrs: dict[str, Any]) -> list[QCWarning]:
         f"taken for unwrapping errors and removed before denoising ({each}); they are in the "
         "noise output: check them there"
     )
+    rim = sum(int(r.get("rim_missing", 0)) for r in removed)
+    if rim:
+        text += f"; {rim} px around them were set missing on their date"
     return [QCWarning("unwrapping_removed", text, float(sum(r["pixels"] for r in removed)))]
 
 
