@@ -29,7 +29,8 @@ under 14 mm. For each date ``t`` after the first:
    `shifted` deep Mogi 36: 46 px missed, 0.95 -> 2.48 mm without the rim, 0.95 with it).
 
 On Benchmark v2's ``shifted`` stacks of >= 12 dates (63 errors) this restores 329 k of the
-352 k wrong pixels (session 23's first two rules alone: 312 k) and moves 23 right ones.
+352 k wrong pixels (session 23's first two rules alone: 312 k) and moves 23 right ones; on
+its 21 nine-date ones (session 41) 95 k of 103 k, moving 574.
 
 Deformation is left alone: it is not a closed edge of exactly a whole number of half
 wavelengths that appears on one date and disappears on the next.
@@ -226,7 +227,7 @@ def date_jumps(
     """The unwrapping errors of date ``t`` (``1 <= t``) of ``displacement (T, H, W)`` mm:
     connected regions of at least :data:`MIN_PIXELS` at the same non-zero level
     (:func:`levels`) in ``d_t - d_{t-1}`` and in ``d_t - d_{t+1}`` (``d_{t-2}`` for the last
-    date)."""
+    date), each with its rim in stacks of at most :data:`RIM_MAX_DATES` dates."""
     n_dates = displacement.shape[0]
     other = t + 1 if t + 1 < n_dates else t - 2
     if t < 1 or other < 0:
@@ -271,9 +272,10 @@ def date_jumps(
                     mask = grown(mask, (a1, a2), int(cycles), half, taken)
                     taken |= mask
                     jumps.append(Jump(t, int(cycles), mask))
-    seen = np.isfinite(displacement[t])
-    for j in jumps if n_dates <= RIM_MAX_DATES else []:  # step 5: outside every region
-        j.rim = ndimage.binary_dilation(j.mask, iterations=RIM_PX) & ~taken & seen
+    if n_dates <= RIM_MAX_DATES:  # step 5: the rims, outside every region of the date
+        seen = np.isfinite(displacement[t])
+        for j in jumps:
+            j.rim = ndimage.binary_dilation(j.mask, iterations=RIM_PX) & ~taken & seen
     return jumps
 
 
