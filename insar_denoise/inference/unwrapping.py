@@ -24,9 +24,10 @@ under 14 mm. For each date ``t`` after the first:
 4. each region grows by the edge pixels that sit ``k`` above their surroundings
    (:func:`grown`), and ``k`` half wavelengths are removed from it on date ``t``;
 5. in stacks of at most :data:`RIM_MAX_DATES` dates, the :data:`RIM_PX` px around it are set
-   missing on date ``t`` (session 41): edge pixels the growth missed keep the whole jump
-   beside corrected ones, a thin ring that the detectors read as a sharp signal (9-date
-   `shifted` deep Mogi 36: 46 px missed, 0.95 -> 2.48 mm without the rim, 0.95 with it).
+   missing on date ``t`` (session 41): without it the corrected region's edge was taken
+   for a signal (9-date `shifted` deep Mogi 36: the second detector filled 8,609 px, 0.95
+   -> 2.48 mm; with the rim nothing, 0.95). The rim's absence on that date, not its
+   values, does this: filled from its date's neighbours instead, 2.77 mm.
 
 On Benchmark v2's ``shifted`` stacks of >= 12 dates (63 errors) this restores 329 k of the
 352 k wrong pixels (session 23's first two rules alone: 312 k) and moves 23 right ones; on
