@@ -600,7 +600,12 @@ def shut_unreferenced(gate_rows_: np.ndarray, first: np.ndarray, change: np.ndar
     whole series has no reference, and the network's cumulative there is a guess (a 48 px
     square missing on the first of 9 dates returned −70 mm where the gate opened beside it,
     `in` shallow Mogi 12, 0.08 -> 5.74 mm; session 40)."""
-    return np.where(unreferenced(first, change), np.float32(0.0), gate_rows_).astype(np.float32)
+    return shut_where(gate_rows_, unreferenced(first, change))
+
+
+def shut_where(gate_rows_: np.ndarray, shut: np.ndarray) -> np.ndarray:
+    """The gate's rows set to 0 where ``shut`` (float32)."""
+    return np.where(shut, np.float32(0.0), gate_rows_).astype(np.float32)
 
 
 def unreferenced(first: np.ndarray, change: np.ndarray) -> np.ndarray:

@@ -167,7 +167,7 @@ def denoise_streamed(
     )
     if shut.any():
         for a, b in row_strips(h, w):
-            gate_map[a:b] = np.where(shut[a:b], np.float32(0.0), gate_map[a:b])
+            gate_map[a:b] = sig.shut_where(gate_map[a:b], shut[a:b])
     for t in range(n_dates):
         level = sig.date_level(lambda lo, hi, t=t: series[t, lo:hi], (h, w))
         for a, b in row_strips(h, w):
