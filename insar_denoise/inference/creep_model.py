@@ -303,11 +303,13 @@ def residual_energy(values: np.ndarray, dem, noise) -> float:
     return float(np.sum((y[use] - offsets[use] @ coef) ** 2))
 
 
-def fit_dislocation(projection: np.ndarray, dem, trace: Trace, noise=None) -> CreepFit:
-    """The dislocation under ``trace`` that fits the least-squares cumulative ``projection
-    (H, W)`` mm (NaN = not valid; its elevation fit removed) best after prewhitening: by
-    the power spectrum of the noise maps ``noise (n, H, W)`` (:func:`spectral_whitener`), or,
-    without them, by differences along rows and columns (turbulence of spectrum ``k^-2``)."""
+def dislocation_misfit(projection: np.ndarray, dem, trace: Trace, noise=None) -> tuple:
+    """``(misfit, half, shape)``: the fit's objective (geometry ``x`` of :func:`geometry` ->
+    residual sum of squares and slip × line of sight), the trace's half extent (px) and the
+    full grid's shape, for the least-squares cumulative ``projection (H, W)`` mm (NaN = not
+    valid; its elevation fit removed) after prewhitening: by the power spectrum of the noise
+    maps ``noise (n, H, W)`` (:func:`spectral_whitener`), or, without them, by differences
+    along rows and columns (turbulence of spectrum ``k^-2``)."""
     p, coarse, k = _prepare(projection, dem)
     ok, cok = np.isfinite(p), np.isfinite(coarse)
     transform, offsets = _domain(noise, cok, k)
@@ -325,6 +327,11 @@ def fit_dislocation(projection: np.ndarray, dem, trace: Trace, noise=None) -> Cr
         rss, slip, vector = _solve(columns, offsets[use], y[use], los)
         return rss, slip * vector
 
+    return misfit, half, p.shape
+
+
+def descent(misfit) -> tuple:
+    """``(rss, x, coefficients)``: the grid's best geometry refined by :func:`refine`."""
     best: tuple = (np.inf,)
     for lo in TIPS_LOW:
         for hi in TIPS_HIGH:
@@ -337,12 +344,26 @@ def fit_dislocation(projection: np.ndarray, dem, trace: Trace, noise=None) -> Cr
                     rss, coef = misfit(x)
                     if rss < best[0]:
                         best = (rss, x, coef)
-    rss, x, coef = refine(misfit, *best)
+    return refine(misfit, *best)
+
+
+def fitted(trace: Trace, shape: tuple[int, int], half: float, x: np.ndarray, coef) -> CreepFit:
+    """The :class:`CreepFit` of geometry ``x`` and slip × line of sight ``coef``, its
+    cumulative evaluated on the full grid of ``shape``."""
     far = (x[0] <= -FAR, x[1] >= FAR)
     named = (None if far[0] else x[0] * half, None if far[1] else x[1] * half)
-    unit = unit_displacement(p.shape, trace, **geometry(x, half))
+    unit = unit_displacement(shape, trace, **geometry(x, half))
     cumulative = np.tensordot(coef, unit, axes=1).astype(np.float32)
     return CreepFit(named, 2.0 ** x[2], x[3], float(x[6]), tuple(coef), cumulative)
+
+
+def fit_dislocation(projection: np.ndarray, dem, trace: Trace, noise=None) -> CreepFit:
+    """The dislocation under ``trace`` that fits the least-squares cumulative ``projection
+    (H, W)`` mm best after prewhitening (:func:`dislocation_misfit`): a grid, then
+    coordinate descent (:func:`descent`)."""
+    misfit, half, shape = dislocation_misfit(projection, dem, trace, noise)
+    _, x, coef = descent(misfit)
+    return fitted(trace, shape, half, x, coef)
 
 
 def refine(misfit, rss: float, x: np.ndarray, coef: np.ndarray) -> tuple:
