@@ -25,15 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fault_trace_lines import model_weighting, stack_cumulative  # benchmarks/ (the script's folder)
 from scipy.optimize import minimize
 
 from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
 from insar_denoise.inference import creep_model as cm
 from insar_denoise.inference.fault_trace import find_trace
-from insar_denoise.inference.planning import times_in_days
-from insar_denoise.inference.significance import cumulative_noise
-from insar_denoise.inference.stack_runner import scene_date_variances
-from insar_denoise.models import load_model
 
 #: bounds of the geometry (tips in half extents, log2 width, top, shift, turn, dip), as the
 #: descent's :func:`~insar_denoise.inference.creep_model.refine`
@@ -105,9 +102,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, default=Path("creep_fit_landscape.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    meta = load_model("default").metadata
-    crop = int(meta.get("train_crop_px", meta["default_tile"]))
-    segments = int(meta.get("segments", 4))
+    crop, segments = model_weighting()
     rows = []
     for item in args.scenes:
         split, index, *rest = item.split(":")
@@ -118,13 +113,10 @@ def main() -> None:
             batch, ds = simulate(spec, split, 192)
         truth = batch.cumulative[0].numpy().astype(np.float64)
         dem = ds["dem"].values.astype(np.float64)
-        disp = ds["displacement"].values.astype(np.float32)
-        days = times_in_days(ds["time"].values)
-        var = scene_date_variances(disp, crop)
-        stack = cumulative_noise(disp - disp[:1], days, var, segments)[1]
+        stack = stack_cumulative(ds, crop, segments)
         row = dict(scene=item, source=spec.source_type, n_dates=spec.n_dates)
         row["truth"] = compare(truth, dem, truth, args.evaluations)
-        row["stack"] = compare(np.asarray(stack, np.float64), dem, truth, args.evaluations)
+        row["stack"] = compare(stack, dem, truth, args.evaluations)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.output.write_text(

@@ -31,14 +31,23 @@ from insar_denoise.inference.stack_runner import scene_date_variances
 from insar_denoise.models import load_model
 
 
-def best_line(ds, crop: int, segments: int) -> dict:
-    """The best line of one scene: ``z``, largest quarter share, ``passes``."""
+def model_weighting() -> tuple[int, int]:
+    """The shipped model's crop (for the scene date variances) and history segments."""
+    meta = load_model("default").metadata
+    return int(meta.get("train_crop_px", meta["default_tile"])), int(meta.get("segments", 4))
+
+
+def stack_cumulative(ds, crop: int, segments: int) -> np.ndarray:
+    """The least-squares cumulative of a scene's stack, as the engine builds it (float64)."""
     disp = ds["displacement"].values.astype(np.float32)
     days = times_in_days(ds["time"].values)
-    referenced = disp - disp[:1]
     var = scene_date_variances(disp, crop)
-    projection = cumulative_noise(referenced, days, var, segments)[1]
-    p = np.asarray(projection, dtype=np.float64)
+    return np.asarray(cumulative_noise(disp - disp[:1], days, var, segments)[1], np.float64)
+
+
+def best_line(ds, crop: int, segments: int) -> dict:
+    """The best line of one scene: ``z``, largest quarter share, ``passes``."""
+    p = stack_cumulative(ds, crop, segments)
     ok = np.isfinite(p)
     p = ft.without_relief(p - np.median(p[ok]), ok, ds["dem"].values)  # as find_trace reads it
     z, angle, column, w, threshold = ft.search_broken(p, ok)
@@ -81,9 +90,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, default=Path("fault_trace_lines.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    meta = load_model("default").metadata
-    crop = int(meta.get("train_crop_px", meta["default_tile"]))
-    segments = int(meta.get("segments", 4))
+    crop, segments = model_weighting()
     rows = []
     for seed in args.seeds:
         for split in ("in", "shifted"):
