@@ -34,13 +34,9 @@ from fault_trace_lines import model_weighting, stack_cumulative  # benchmarks/ (
 from scipy.optimize import minimize
 
 from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
+from insar_denoise.evaluation.referee_scoring import offset_free_scores
 from insar_denoise.inference import creep_model as cm
 from insar_denoise.inference.fault_trace import find_trace
-
-#: bounds of the geometry (tips in half extents, log2 width, top, shift, turn, dip), as the
-#: descent's :func:`~insar_denoise.inference.creep_model.refine`
-LOW = np.array([-np.inf, -np.inf, 2.0, 0.0, -3.0, -3.0, 60.0])
-HIGH = np.array([np.inf, np.inf, 7.0, np.inf, 3.0, 3.0, 120.0])
 
 
 def polish(misfit, x: np.ndarray, evaluations: int, only: tuple[int, ...] = ()) -> np.ndarray:
@@ -62,52 +58,51 @@ def polish(misfit, x: np.ndarray, evaluations: int, only: tuple[int, ...] = ()) 
 
     bounds = [
         (None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
-        for lo, hi in zip(LOW[free], HIGH[free], strict=True)
+        for lo, hi in zip(cm.GEOMETRY_LOW[free], cm.GEOMETRY_HIGH[free], strict=True)
     ]
     found = minimize(cost, x[free], method="Powell", bounds=bounds, options={"maxfev": evaluations})
     return full(found.x)
 
 
-def gain_r(model: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Slope of ``model`` on ``truth`` and their correlation (means removed)."""
-    m, t = model.ravel() - model.mean(), truth.ravel() - truth.mean()
-    return float(m @ t / (t @ t)), float(np.corrcoef(m, t)[0, 1])
+def at(misfit, x: np.ndarray) -> tuple:
+    """``(rss, x, coefficients)`` of the geometry ``x``."""
+    rss, coef = misfit(x)
+    return rss, x, coef
 
 
-def compare(projection: np.ndarray, dem, truth: np.ndarray, evaluations: int) -> dict | None:
-    """The three searches on one map; None when the map holds no trace."""
+def lower(a: tuple, b: tuple) -> tuple:
+    """Of two ``(rss, x, coefficients)``, the one of lower misfit (``a`` on a tie)."""
+    return b if b[0] < a[0] else a
+
+
+def compare(
+    projection: np.ndarray, dem, truth: np.ndarray, valid: np.ndarray, evaluations: int
+) -> dict | None:
+    """The three searches on one map, scored on ``valid`` as Benchmark v2 scores outputs;
+    None when the map holds no trace."""
     trace = find_trace(projection, dem)
     if trace is None:
         return None
     misfit, half, shape = cm.dislocation_misfit(projection, dem, trace)
-    rss, x, coef = cm.descent(misfit)
+    fits = {"descent": cm.descent(misfit)}
+    rss, x, _ = fits["descent"]
+    xp = polish(misfit, x, evaluations)
+    fits["polish"] = lower(fits["descent"], at(misfit, xp))
     # the trace's shift and turn (x[4], x[5]) moved together, then the descent again
     xs = polish(misfit, x, evaluations, only=(4, 5))
-    rss_s, coef_s = misfit(xs)
-    rss_s, xs, coef_s = cm.refine(misfit, rss_s, xs, coef_s)
-    if rss_s >= rss:
-        xs, rss_s, coef_s = x, rss, coef
-    xp = polish(misfit, x, evaluations)
-    rss_p, coef_p = misfit(xp)
-    if rss_p >= rss:
-        xp, rss_p, coef_p = x, rss, coef
+    fits["position"] = lower(fits["descent"], cm.refine(misfit, *at(misfit, xs)))
     out = {"trace_z": round(trace.z, 2)}
-    runs = (
-        ("descent", x, coef, rss),
-        ("polish", xp, coef_p, rss_p),
-        ("position", xs, coef_s, rss_s),
-    )
-    for name, geo, c, r in runs:
-        g, corr = gain_r(cm.fitted(trace, shape, half, geo, c).cumulative, truth)
+    for name, (r, geo, c) in fits.items():
+        scores = offset_free_scores(cm.fitted(trace, shape, half, geo, c).cumulative, truth, valid)
         out[name] = dict(
             misfit=float(r),
             width_px=round(2.0 ** geo[2], 2),
             dip_deg=round(geo[6], 1),
-            gain=round(g, 3),
-            r=round(corr, 3),
+            gain=round(scores["gain"], 3),
+            r=round(scores["r"], 3),
         )
-    out["misfit_drop"] = round(1.0 - rss_p / rss, 4)
-    out["position_misfit_drop"] = round(1.0 - rss_s / rss, 4)
+    out["misfit_drop"] = round(1.0 - fits["polish"][0] / rss, 4)
+    out["position_misfit_drop"] = round(1.0 - fits["position"][0] / rss, 4)
     return out
 
 
@@ -129,15 +124,17 @@ def main() -> None:
         split, index, *rest = item.split(":")
         spec, draw = design(84, 0, split)[int(index)], int(rest[0]) if rest else 0
         if draw:
-            batch, _, ds = with_fresh_noise(spec, split, 192, draw)
+            batch, noise, ds = with_fresh_noise(spec, split, 192, draw)
+            valid = noise.valid[0].numpy()
         else:
             batch, ds = simulate(spec, split, 192)
+            valid = batch.valid[0].numpy()
         truth = batch.cumulative[0].numpy().astype(np.float64)
         dem = ds["dem"].values.astype(np.float64)
         stack = stack_cumulative(ds, crop, segments)
         row = dict(scene=item, source=spec.source_type, n_dates=spec.n_dates)
-        row["truth"] = compare(truth, dem, truth, args.evaluations)
-        row["stack"] = compare(stack, dem, truth, args.evaluations)
+        row["truth"] = compare(truth, dem, truth, valid, args.evaluations)
+        row["stack"] = compare(stack, dem, truth, valid, args.evaluations)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.output.write_text(

@@ -69,6 +69,10 @@ WIDTHS_PX: tuple[float, ...] = (8.0, 32.0)
 TOPS_PX: tuple[float, ...] = (0.0, 2.0)
 #: rounds of the coordinate descent that refines the grid's best geometry
 REFINE_ROUNDS = 6
+#: bounds of the geometry :func:`refine` moves (:func:`geometry`'s ``x``: tips in half
+#: extents, log2 width, top, shift, turn, dip)
+GEOMETRY_LOW = np.array([-np.inf, -np.inf, 2.0, 0.0, -3.0, -3.0, 60.0])
+GEOMETRY_HIGH = np.array([np.inf, np.inf, 7.0, np.inf, 3.0, 3.0, 120.0])
 #: the model is kept when, fitted to the even (odd) dates, it predicts the odd (even) ones
 #: with at most ``1 - CV_MARGIN`` of the misfit of no model (both ways summed)
 CV_MARGIN = 0.0
@@ -371,8 +375,7 @@ def refine(misfit, rss: float, x: np.ndarray, coef: np.ndarray) -> tuple:
     moved by its step both ways while that lowers the misfit, the steps halved when nothing
     does, :data:`REFINE_ROUNDS` times (a tip beyond the scene stays beyond it)."""
     step = np.array([0.25, 0.25, 0.5, 1.0, 1.0, 1.0, 5.0])
-    low = np.array([-np.inf, -np.inf, 2.0, 0.0, -3.0, -3.0, 60.0])
-    high = np.array([np.inf, np.inf, 7.0, np.inf, 3.0, 3.0, 120.0])
+    low, high = GEOMETRY_LOW, GEOMETRY_HIGH
     free = [x[0] > -FAR, x[1] < FAR, True, True, True, True, True]
     for _ in range(REFINE_ROUNDS):
         moved = False
