@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from fault_trace_lines import model_weighting, stack_cumulative  # benchmarks/ (the script's folder)
+from fresh_draws import scene_draw
 from scipy.optimize import minimize
 
-from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
 from insar_denoise.evaluation.referee_scoring import offset_free_scores
 from insar_denoise.inference import creep_model as cm
 from insar_denoise.inference.fault_trace import find_trace
@@ -121,15 +121,7 @@ def main() -> None:
     crop, segments = model_weighting()
     rows = []
     for item in args.scenes:
-        split, index, *rest = item.split(":")
-        spec, draw = design(84, 0, split)[int(index)], int(rest[0]) if rest else 0
-        if draw:
-            batch, noise, ds = with_fresh_noise(spec, split, 192, draw)
-            valid = noise.valid[0].numpy()
-        else:
-            batch, ds = simulate(spec, split, 192)
-            valid = batch.valid[0].numpy()
-        truth = batch.cumulative[0].numpy().astype(np.float64)
+        spec, _, ds, truth, valid = scene_draw(item)
         dem = ds["dem"].values.astype(np.float64)
         stack = stack_cumulative(ds, crop, segments)
         row = dict(scene=item, source=spec.source_type, n_dates=spec.n_dates)

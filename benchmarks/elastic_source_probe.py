@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fresh_draws import output_record, run_shipped  # benchmarks/ (the script's folder)
+from fresh_draws import output_record, run_shipped, scene_draw  # benchmarks/ (the script's folder)
 from scipy import ndimage, optimize
 
-from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
 from insar_denoise.evaluation.referee_scoring import offset_free_scores
 from insar_denoise.inference import stack_path
 from insar_denoise.inference.bilaplacian_support import grown_support, zmaps
@@ -333,15 +332,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for item in args.scenes:
-        split, index, *rest = item.split(":")
-        spec, draw = design(84, 0, split)[int(index)], int(rest[0]) if rest else 0
-        if draw:  # a fresh draw of the noise under the scene (benchmarks/fresh_draws.py)
-            batch, noise, ds = with_fresh_noise(spec, split, 192, draw)
-            valid = noise.valid[0].numpy()
-        else:
-            batch, ds = simulate(spec, split, 192)
-            valid = batch.valid[0].numpy()
-        truth = batch.cumulative[0].numpy().astype(np.float64)
+        spec, _, ds, truth, valid = scene_draw(item)
         row = dict(scene=item, source=spec.source_type, n_dates=spec.n_dates)
         shipped = run_shipped(ds, spec.n_dates)
         row["shipped"] = output_record(shipped, truth, valid)["model"]

@@ -42,6 +42,23 @@ NOTES = tuple(
 )
 
 
+def scene_draw(item: str, size: int = 192) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:
+    """One Benchmark v2 scene named ``split:index[:draw]`` (draw 0 or none: the design's
+    noise, else a fresh draw): ``(spec, batch, ds, truth, valid)``, the truth the noise-free
+    cumulative (float64), ``valid`` the pixels of the noise actually drawn."""
+    from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
+
+    split, index, *rest = item.split(":")
+    spec, draw = design(84, 0, split)[int(index)], int(rest[0]) if rest else 0
+    if draw:
+        batch, noise, ds = with_fresh_noise(spec, split, size, draw)
+        valid = noise.valid[0].numpy()
+    else:
+        batch, ds = simulate(spec, split, size)
+        valid = batch.valid[0].numpy()
+    return spec, batch, ds, batch.cumulative[0].numpy().astype(np.float64), valid
+
+
 def score_draw(split: str, index: int, draw: int, size: int) -> dict[str, Any]:
     """Scores of the shipped model on one scene's deformation under noise draw ``draw``."""
     import torch
