@@ -15,10 +15,17 @@ than no model, by differences and under the noise maps' spectrum (as the creep m
 cross-validation); the best-predicting family wins, its series (each date's fitted amplitude,
 smoothed in time as the creep model's) is subtracted from the stack before the network and
 added back (the creep model's path, ``stack_path._creep``). Per scene the script runs the
-shipped engine and the engine with the probe, and scores the fitted source alone. JSON out::
+shipped engine and the engine with the probe, and scores the fitted source alone.
+
+``--variant extent`` runs the other probe of the same session instead (design table (bh),
+not shipped either): the source's values are not used, only its reach, to which the second
+detector's filled areas grow (``bilaplacian_support.SOURCE_EXTENT``,
+:func:`insar_denoise.inference.elastic_sources.source_extent`). JSON out::
 
     python benchmarks/elastic_source_probe.py \
         -o experiments/benchmarks/elastic_source_probe.json
+    python benchmarks/elastic_source_probe.py --variant extent \
+        -o experiments/benchmarks/elastic_source_extent.json
 """
 
 from __future__ import annotations
@@ -26,40 +33,29 @@ from __future__ import annotations
 import argparse
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from fresh_draws import output_record, run_shipped, scene_draw  # benchmarks/ (the script's folder)
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from insar_denoise.evaluation.referee_scoring import offset_free_scores
 from insar_denoise.inference import stack_path
 from insar_denoise.inference.bilaplacian_support import grown_support, zmaps
 from insar_denoise.inference.creep_model import (
     MIN_DATES,
-    _block_means,
-    _offsets,
-    _prepare,
     date_amplitudes,
-    gradients,
     half_projections,
-    los_vectors,
     residual_energy,
 )
+from insar_denoise.inference.elastic_sources import FAMILIES, SourceFit, fit_source, seeds
 from insar_denoise.inference.fault_trace import date_shares
 from insar_denoise.inference.noise_prediction import elevation_free
 from insar_denoise.inference.significance import cumulative_noise, hat_matrix
-from insar_denoise.synth.okada import okada_surface
 
-#: the fit runs on block means of at most this many px a side
-FIT_MAX_PX = 64
 #: a family is kept when its cross-validated misfit is at most ``1 - CV_MARGIN`` of no model's
 CV_MARGIN = 0.0
-#: Nelder-Mead runs from this many of the best starts, each of at most MAX_EVALS evaluations
-N_STARTS = 3
-MAX_EVALS = 300
 #: smoothing (px) of the map whose largest value seeds the source's position
 SEED_SMOOTH_PX = 6.0
 #: the Benchmark v2 scenes the probe moved in its full run, and four without deformation
@@ -69,157 +65,20 @@ SCENES = (
 ).split()
 
 
-def _grid(shape: tuple[int, int], step: float) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = torch.arange(shape[0], dtype=torch.float64)[:, None] * step + 0.5 * (step - 1)
-    cols = torch.arange(shape[1], dtype=torch.float64)[None, :] * step + 0.5 * (step - 1)
-    return rows, cols
-
-
-def okada_units(shape: tuple[int, int], step: float, q: np.ndarray) -> np.ndarray:
-    """``(6, H, W)``: east, north, up of unit strike slip, then of unit dip slip, of a
-    rectangle (Okada 1985) at ``q`` = (row, col of the top edge's midpoint, strike, dip,
-    log2 length, log2 width, top depth; px of the full grid)."""
-    r0, c0, strike, dip, log_length, log_width, top = (float(v) for v in q)
-    rows, cols = _grid(shape, step)
-    out = []
-    for ss, ds in ((1.0, 0.0), (0.0, 1.0)):
-        east, north, up = okada_surface(
-            cols - c0 + 0.0 * rows,
-            -(rows - r0) + 0.0 * cols,
-            x0_m=0.0,
-            y0_m=0.0,
-            depth_m=max(top, 0.0),
-            strike_deg=strike,
-            dip_deg=float(np.clip(dip, 5.0, 89.9)),
-            length_m=2.0 ** np.clip(log_length, -2.0, 12.0),
-            width_m=2.0 ** np.clip(log_width, -2.0, 12.0),
-            strike_slip_m=ss,
-            dip_slip_m=ds,
-        )
-        out += [np.nan_to_num(v.numpy()) for v in (east, north, up)]
-    return np.stack(out)
-
-
-def mogi_units(shape: tuple[int, int], step: float, q: np.ndarray) -> np.ndarray:
-    """``(3, H, W)``: east, north, up of a point pressure source at ``q`` = (row, col,
-    depth; px), up to a scale (Mogi 1958; Segall 2010, eq. 7.14: ``x / R³``, ``d / R³``)."""
-    r0, c0, depth = (float(v) for v in q)
-    rows, cols = _grid(shape, step)
-    x, y, d = (cols - c0 + 0.0 * rows), -(rows - r0) + 0.0 * cols, max(depth, 0.5)
-    r3 = (x**2 + y**2 + d**2) ** 1.5 / d**2
-    return np.stack([(x / r3).numpy(), (y / r3).numpy(), (d / r3).numpy()])
-
-
-def bowl_units(shape: tuple[int, int], step: float, q: np.ndarray) -> np.ndarray:
-    """``(3, H, W)``: a Gaussian bowl of vertical motion at ``q`` = (row, col, log2 sigma)."""
-    r0, c0, log_sigma = (float(v) for v in q)
-    rows, cols = _grid(shape, step)
-    s = 2.0 ** np.clip(log_sigma, 0.0, 12.0)
-    up = torch.exp(-((rows - r0) ** 2 + (cols - c0) ** 2) / (2.0 * s * s)).numpy()
-    return np.stack([np.zeros_like(up), np.zeros_like(up), up])
-
-
-FAMILIES = {"okada": (okada_units, 2), "mogi": (mogi_units, 1), "bowl": (bowl_units, 1)}
-
-
-def seeds(family: str, positions: list[tuple[float, float]]) -> list[np.ndarray]:
-    """Starting geometries of ``family`` at each ``(row, col)``."""
-    if family == "okada":
-        return [
-            np.array([r, c, s, d, 5.0, 4.3, 16.0])
-            for r, c in positions
-            for s in range(0, 360, 45)
-            for d in (30.0, 60.0, 85.0)
-        ]
-    if family == "mogi":
-        return [np.array([r, c, d]) for r, c in positions for d in (8.0, 16.0, 32.0)]
-    return [np.array([r, c, s]) for r, c in positions for s in (3.0, 4.0, 5.0, 6.0)]
-
-
-def _solve(columns: np.ndarray, offsets: np.ndarray, y: np.ndarray, n_slip: int, los) -> tuple:
-    """For each line of sight, the least squares of ``y`` on the ``n_slip`` projected
-    displacements' differences and a plane's: ``(rss, coefficients, line of sight)``."""
-    x = np.concatenate([columns, offsets], axis=1)
-    gram, moment, energy = x.T @ x, x.T @ y, float(y @ y)
-    n_off = offsets.shape[1]
-    best: tuple = (np.inf, np.zeros(n_slip), los[0])
-    for vector in los:
-        basis = np.zeros((3 * n_slip + n_off, n_slip + n_off))
-        for s in range(n_slip):
-            basis[3 * s : 3 * s + 3, s] = vector
-        basis[3 * n_slip :, n_slip:] = np.eye(n_off)
-        normal, right = basis.T @ gram @ basis, basis.T @ moment
-        try:
-            coef = np.linalg.solve(normal + 1e-12 * np.eye(len(normal)), right)
-        except np.linalg.LinAlgError:
-            continue
-        rss = energy - float(coef @ right)
-        if rss < best[0]:
-            best = (rss, coef[:n_slip], vector)
-    return best
-
-
-@dataclass
-class SourceFit:
-    """A fitted source: its family, geometry, strengths, line of sight, misfit and map."""
-
-    family: str
-    geometry: np.ndarray
-    strengths: np.ndarray
-    los: np.ndarray
-    rss: float
-    cumulative: np.ndarray
-
-    def note(self, cv: float, families: dict) -> str:
-        """The JSON written to the probe's note (``families``: each one's cross-validated
-        misfits over no model's, under the spectrum and by differences)."""
-        return json.dumps(
-            {
-                "family": self.family,
-                "geometry": [round(float(v), 2) for v in self.geometry],
-                "strengths": [round(float(v), 3) for v in self.strengths],
-                "los": [round(float(v), 3) for v in self.los],
-                "cv_misfit": round(cv, 4),
-                "largest_mm": round(float(np.nanmax(np.abs(self.cumulative))), 2),
-                "families": families,
-            }
-        )
-
-
-def fit_source(projection: np.ndarray, dem, family: str, starts: list[np.ndarray]) -> SourceFit:
-    """The ``family``'s source best fitting ``projection (H, W)`` mm (NaN = not valid; median
-    and elevation fit removed) by differences, from the best :data:`N_STARTS` of ``starts``."""
-    p, _, _ = _prepare(projection, dem)
-    k = max(1, int(np.ceil(max(p.shape) / FIT_MAX_PX)))
-    coarse = _block_means(p, k)
-    cok = np.isfinite(coarse)
-    offsets = _offsets(cok.shape)
-    y = gradients(coarse, cok)
-    use = np.isfinite(y)
-    units, n_slip = FAMILIES[family]
-    los = los_vectors()
-
-    def misfit(q: np.ndarray) -> tuple:
-        columns = np.stack([gradients(u, cok) for u in units(coarse.shape, k, q)], axis=1)
-        return _solve(columns[use], offsets[use], y[use], n_slip, los)
-
-    ranked = sorted(starts, key=lambda q: misfit(q)[0])[:N_STARTS]
-    best = (np.inf, ranked[0])
-    for q in ranked:
-        found = optimize.minimize(
-            lambda v: misfit(v)[0],
-            q,
-            method="Nelder-Mead",
-            options={"maxfev": MAX_EVALS, "xatol": 0.05, "fatol": 1e-3},
-        )
-        if found.fun < best[0]:
-            best = (float(found.fun), found.x)
-    rss, strengths, vector = misfit(best[1])
-    full = units(p.shape, 1, best[1])
-    cumulative = sum(
-        strengths[s] * np.tensordot(vector, full[3 * s : 3 * s + 3], axes=1) for s in range(n_slip)
+def probe_note(fit: SourceFit, cv: float, families: dict) -> str:
+    """The JSON of the probe's note (``families``: each one's cross-validated misfits over no
+    model's, under the spectrum and by differences)."""
+    return json.dumps(
+        {
+            "family": fit.family,
+            "geometry": [round(float(v), 2) for v in fit.geometry],
+            "strengths": [round(float(v), 3) for v in fit.strengths],
+            "los": [round(float(v), 3) for v in fit.los],
+            "cv_misfit": round(cv, 4),
+            "largest_mm": round(float(np.nanmax(np.abs(fit.cumulative))), 2),
+            "families": families,
+        }
     )
-    return SourceFit(family, best[1], strengths, vector, float(rss), cumulative)
 
 
 def detection_positions(projection: np.ndarray, noise: np.ndarray, dem) -> list | None:
@@ -276,7 +135,7 @@ def source_series(
     amplitudes = date_amplitudes(referenced, fit.cumulative, dem)
     shares = date_shares(amplitudes, hat_matrix(times_days, date_var, segments), times_days)
     series = shares[:, None, None].astype(np.float32) * fit.cumulative[None].astype(np.float32)
-    return series, fit.note(cv, summary)
+    return series, probe_note(fit, cv, summary)
 
 
 LAST_FIT: dict = {}
@@ -322,10 +181,30 @@ def agreement(shipped, fit: np.ndarray, mask: np.ndarray) -> dict | None:
     return {"pixels": int(where.sum()), "gain": scores["gain"], "r": scores["r"]}
 
 
+@contextmanager
+def with_source_extent():
+    """The engine with the second detector's areas grown to the best-fitting source's reach
+    (``bilaplacian_support.SOURCE_EXTENT``; design table (bh))."""
+    from insar_denoise.inference import bilaplacian_support
+
+    before = bilaplacian_support.SOURCE_EXTENT
+    bilaplacian_support.SOURCE_EXTENT = True
+    try:
+        yield
+    finally:
+        bilaplacian_support.SOURCE_EXTENT = before
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--scenes", nargs="+", default=list(SCENES), help="split:index[:draw] (0: the design's)"
+    )
+    ap.add_argument(
+        "--variant",
+        choices=("source", "extent"),
+        default="source",
+        help="source: the fitted source added back (bg); extent: the areas grown to it (bh)",
     )
     ap.add_argument("-o", "--output", type=Path, default=Path("elastic_source_probe.json"))
     args = ap.parse_args()
@@ -337,7 +216,7 @@ def main() -> None:
         shipped = run_shipped(ds, spec.n_dates)
         row["shipped"] = output_record(shipped, truth, valid)["model"]
         LAST_FIT.clear()
-        with with_source_model():
+        with with_source_model() if args.variant == "source" else with_source_extent():
             row["probe"] = output_record(run_shipped(ds, spec.n_dates), truth, valid)["model"]
         row["note"] = LAST_FIT.get("note")
         fit = LAST_FIT.get("cumulative")

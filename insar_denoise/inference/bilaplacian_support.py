@@ -55,6 +55,7 @@ from insar_denoise.inference.detector_supports import (
     grown_area,
     interior,
 )
+from insar_denoise.inference.elastic_sources import source_extent
 from insar_denoise.inference.noise_prediction import (
     HarmonicPredictor,
     elevation_free,
@@ -105,6 +106,11 @@ RELIEF_BAND_PX = 16.0
 #: T = 9) passed on it alone (z 6.2, 6.4, the line 4.2, 3.7), and every fill that helped at
 #: T = 9 passed the line's test too (z >= 8; session 19)
 PROJECTION_MIN_DOF = 8
+#: the filled areas grown to where the best-fitting elastic source reaches
+#: (:func:`.elastic_sources.source_extent`; its values are not used): off, design table (bh):
+#: on Benchmark v2 `shifted` deep fault 74 comes into the gain target (0.80 -> 1.08) but
+#: shallow faults lose (the bundled demo 1.12 -> 1.22 mm)
+SOURCE_EXTENT = False
 #: output attribute: the second detector's largest z per map and scale and the pixels it
 #: filled (JSON)
 SECOND_DETECTOR_ATTR = "insar_denoise_second_detector_z"
@@ -283,6 +289,7 @@ class Detection:
     line_noise: np.ndarray | None = None
     covered: np.ndarray | None = None
     beyond_px: float = 0.0
+    extent: dict | None = None
 
 
 def new_supports(
@@ -341,6 +348,10 @@ def detect(
     outside = ok & ~support & ~gate_on
     if not new.any() or outside.sum() < (1.0 - MAX_SHARE) * ok.sum():
         return Detection(None, None, zmax, covered=new)
+    extent = None
+    if SOURCE_EXTENT:  # off: design table (bh)
+        new, extent = source_extent(lin, new, ok, dem, MAX_SHARE)
+        outside = ok & ~new
     # fitted in a band below broad signals' scale: their tails outside the areas follow the
     # relief there (session 33: `in` deep fault 46 1.17 -> 0.99 mm, `shifted` Mogi 66 1.14 -> 1.08)
     lin = elevation_free_banded(np.where(ok, lin, 0.0), ok, dem, RELIEF_BAND_PX, fit_on=outside)
@@ -356,7 +367,7 @@ def detect(
         estimate = edge_kept_smoothing(residual, new, line_noise)
     else:
         estimate = risk_smoothing(residual, new, line_noise)
-    return Detection(new, estimate, zmax, outside, line_noise, beyond_px=beyond)
+    return Detection(new, estimate, zmax, outside, line_noise, beyond_px=beyond, extent=extent)
 
 
 def support_step(
@@ -431,6 +442,8 @@ def support_step(
     note = {**note, "filled_pixels": int(found.new.sum()), "ramps": ramps}
     if found.beyond_px:
         note["prediction_beyond_px"] = found.beyond_px
+    if found.extent:
+        note["source_extent"] = found.extent
     return series, gate_map, note
 
 
