@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from fresh_draws import output_record, run_shipped, scene_draw  # benchmarks/ (the script's folder)
-from scipy import ndimage
 
 from insar_denoise.evaluation.referee_scoring import offset_free_scores
 from insar_denoise.inference import stack_path
@@ -49,15 +48,19 @@ from insar_denoise.inference.creep_model import (
     half_projections,
     residual_energy,
 )
-from insar_denoise.inference.elastic_sources import FAMILIES, SourceFit, fit_source, seeds
+from insar_denoise.inference.elastic_sources import (
+    FAMILIES,
+    SourceFit,
+    fit_source,
+    seed_positions,
+    seeds,
+)
 from insar_denoise.inference.fault_trace import date_shares
 from insar_denoise.inference.noise_prediction import elevation_free
 from insar_denoise.inference.significance import cumulative_noise, hat_matrix
 
 #: a family is kept when its cross-validated misfit is at most ``1 - CV_MARGIN`` of no model's
 CV_MARGIN = 0.0
-#: smoothing (px) of the map whose largest value seeds the source's position
-SEED_SMOOTH_PX = 6.0
 #: the Benchmark v2 scenes the probe moved in its full run, and four without deformation
 SCENES = (
     "in:22 in:38 in:46 in:47 in:49 in:70 in:72 in:78 shifted:8 shifted:11 shifted:15 "
@@ -92,13 +95,7 @@ def detection_positions(projection: np.ndarray, noise: np.ndarray, dem) -> list 
     support = grown_support(z)
     if not support.any():
         return None
-    smooth = ndimage.gaussian_filter(
-        np.where(ok, free[0] - np.median(free[0][ok]), 0.0), SEED_SMOOTH_PX
-    )
-    smooth = np.where(support, np.abs(smooth), -1.0)
-    peak = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    centre = np.argwhere(support).mean(axis=0)
-    return [(float(peak[0]), float(peak[1])), (float(centre[0]), float(centre[1]))]
+    return seed_positions(free[0], support, ok)
 
 
 def source_series(

@@ -191,7 +191,7 @@ def gradients(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.concatenate([dx.ravel(), dy.ravel()])
 
 
-def _offsets(shape: tuple[int, int]) -> np.ndarray:
+def plane_offsets(shape: tuple[int, int]) -> np.ndarray:
     """``(n, 2)``: the differences of a plane (a constant per direction) in :func:`gradients`."""
     n_dx = shape[0] * (shape[1] - 1)
     ind = np.zeros(n_dx + (shape[0] - 1) * shape[1])
@@ -199,7 +199,7 @@ def _offsets(shape: tuple[int, int]) -> np.ndarray:
     return np.stack([ind, 1.0 - ind], axis=1)
 
 
-def _block_means(values: np.ndarray, k: int) -> np.ndarray:
+def block_means(values: np.ndarray, k: int) -> np.ndarray:
     """Means of ``k × k`` blocks of ``values`` (NaN ignored; NaN where a block has none)."""
     if k == 1:
         return values
@@ -249,7 +249,7 @@ def spectral_whitener(noise: np.ndarray, ok: np.ndarray, k: int = 1):
     the fit's grid): ``m -> irfft2(rfft2(m) / sqrt(P))`` with ``P`` the maps' power spectrum
     averaged over realisations and over rings of radial frequency (24 log-spaced rings;
     the zero frequency dropped), ``m`` zero outside ``ok``."""
-    maps = np.stack([_block_means(np.asarray(m, np.float64), k) for m in noise])
+    maps = np.stack([block_means(np.asarray(m, np.float64), k) for m in noise])
     maps = np.where(ok[None] & np.isfinite(maps), maps, np.nan)
     maps = np.where(ok[None], maps - np.nanmean(maps, axis=(1, 2), keepdims=True), 0.0)
     power = np.mean(np.abs(np.fft.rfft2(np.nan_to_num(maps))) ** 2, axis=0)
@@ -273,7 +273,7 @@ def spectral_whitener(noise: np.ndarray, ok: np.ndarray, k: int = 1):
     return whiten
 
 
-def _prepare(projection: np.ndarray, dem) -> tuple[np.ndarray, np.ndarray, int]:
+def prepared(projection: np.ndarray, dem) -> tuple[np.ndarray, np.ndarray, int]:
     """``projection`` less its median and elevation fit (NaN where not valid), its block
     means on the fit's grid and the block side ``k``."""
     p = np.asarray(projection, dtype=np.float64)
@@ -282,14 +282,14 @@ def _prepare(projection: np.ndarray, dem) -> tuple[np.ndarray, np.ndarray, int]:
     p = without_elevation(p - np.median(p[ok]), ok, dem)
     p[~ok] = np.nan
     k = max(1, int(np.ceil(max(p.shape) / FIT_MAX_PX)))
-    return p, _block_means(p, k), k
+    return p, block_means(p, k), k
 
 
 def _domain(noise, cok: np.ndarray, k: int) -> tuple:
     """The prewhitening ``transform`` (map -> vector) and a plane's columns in it: the noise
     maps' spectrum (:func:`spectral_whitener`) or, without them, differences."""
     if noise is None:
-        return (lambda m: gradients(m, cok)), _offsets(cok.shape)
+        return (lambda m: gradients(m, cok)), plane_offsets(cok.shape)
     transform = spectral_whitener(noise, cok, k)
     r, c = np.mgrid[: cok.shape[0], : cok.shape[1]] / max(cok.shape)
     return transform, np.stack([transform(r), transform(c)], axis=1)
@@ -298,7 +298,7 @@ def _domain(noise, cok: np.ndarray, k: int) -> tuple:
 def residual_energy(values: np.ndarray, dem, noise) -> float:
     """Squared norm of ``values (H, W)`` (median and elevation fit removed) prewhitened by
     the noise maps' spectrum, a plane fitted out: the misfit that cross-validation reads."""
-    _, coarse, k = _prepare(values, dem)
+    _, coarse, k = prepared(values, dem)
     cok = np.isfinite(coarse)
     transform, offsets = _domain(noise, cok, k)
     y = transform(coarse)
@@ -314,7 +314,7 @@ def dislocation_misfit(projection: np.ndarray, dem, trace: Trace, noise=None) ->
     valid; its elevation fit removed) after prewhitening: by the power spectrum of the noise
     maps ``noise (n, H, W)`` (:func:`spectral_whitener`), or, without them, by differences
     along rows and columns (turbulence of spectrum ``k^-2``)."""
-    p, coarse, k = _prepare(projection, dem)
+    p, coarse, k = prepared(projection, dem)
     ok, cok = np.isfinite(p), np.isfinite(coarse)
     transform, offsets = _domain(noise, cok, k)
     y = transform(coarse)
@@ -398,7 +398,7 @@ def date_amplitudes(referenced: np.ndarray, cumulative: np.ndarray, dem) -> np.n
     """Each date's amplitude of the fitted map (its differences fitted to the date's, with a
     plane's; the date's elevation fit removed first); block means as in the fit."""
     k = max(1, int(np.ceil(max(cumulative.shape) / FIT_MAX_PX)))
-    model = _block_means(np.asarray(cumulative, np.float64), k)
+    model = block_means(np.asarray(cumulative, np.float64), k)
     dem = None if dem is None else np.asarray(dem, dtype=np.float64)
     out = np.zeros(referenced.shape[0])
     for t, date in enumerate(referenced):
@@ -409,10 +409,10 @@ def date_amplitudes(referenced: np.ndarray, cumulative: np.ndarray, dem) -> np.n
             continue
         d = without_elevation(d, ok, dem)
         d[~ok] = np.nan
-        coarse = _block_means(d, k)
+        coarse = block_means(d, k)
         cok = np.isfinite(coarse) & np.isfinite(model)
         y, g = gradients(coarse, cok), gradients(model, cok)
-        x = np.concatenate([g[:, None], _offsets(coarse.shape)], axis=1)
+        x = np.concatenate([g[:, None], plane_offsets(coarse.shape)], axis=1)
         use = np.isfinite(y) & np.isfinite(g)
         out[t] = np.linalg.lstsq(x[use], y[use], rcond=None)[0][0]
     return out

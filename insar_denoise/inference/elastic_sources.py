@@ -30,11 +30,11 @@ import torch
 from scipy import ndimage, optimize
 
 from insar_denoise.inference.creep_model import (
-    _block_means,
-    _offsets,
-    _prepare,
+    block_means,
     gradients,
     los_vectors,
+    plane_offsets,
+    prepared,
 )
 from insar_denoise.synth.okada import okada_surface
 
@@ -159,11 +159,11 @@ class SourceFit:
 def fit_source(projection: np.ndarray, dem, family: str, starts: list[np.ndarray]) -> SourceFit:
     """The ``family``'s source best fitting ``projection (H, W)`` mm (NaN = not valid; median
     and elevation fit removed) by differences, from the best :data:`N_STARTS` of ``starts``."""
-    p, _, _ = _prepare(projection, dem)
+    p, _, _ = prepared(projection, dem)
     k = max(1, int(np.ceil(max(p.shape) / FIT_MAX_PX)))
-    coarse = _block_means(p, k)
+    coarse = block_means(p, k)
     cok = np.isfinite(coarse)
-    offsets = _offsets(cok.shape)
+    offsets = plane_offsets(cok.shape)
     y = gradients(coarse, cok)
     use = np.isfinite(y)
     units, n_slip = FAMILIES[family]
