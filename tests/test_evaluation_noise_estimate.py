@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from insar_denoise.inference.engine import times_in_days
+from insar_denoise.io.layouts import load_inputs
+from insar_denoise.scoring.ideal_observer import NoiseCovariance, relative_series
 from insar_denoise.scoring.noise_estimate import estimate_noise_params
 from insar_denoise.synth import SimConfig, simulate_batch
+from insar_denoise.synth.turbulence import spectral_field
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # steep spectra (Benchmark v2 draws beta up to 3.7): their structure function, not a
@@ -42,3 +53,50 @@ def test_estimates_beta_and_stds_of_a_simulated_stack(seed, beta, date_factor):
 def test_rejects_a_stack_without_enough_pixels():
     with pytest.raises(ValueError, match="fewer than 64 pixels"):
         estimate_noise_params(np.full((3, 8, 8), np.nan), None, 90.0, None)
+
+
+def test_date_covariance_recovers_correlated_dates():
+    """Dates that are not independent draws around date 0 (as an inverted network makes
+    them): the estimated covariance between dates is the mixing's, within sampling error."""
+    gen = torch.Generator().manual_seed(3)
+    fields = spectral_field(gen, (5,), 128, torch.tensor(2.0), pixel_spacing_m=90.0)
+    mix = np.array(  # date 2 follows date 1 closely; date 3 shares date 0's atmosphere
+        [[3.0, 0.0, 0.0, 0.0, 0.0], [3.0, 0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 4.0, 0.0, 0.0]]
+    )
+    stack = np.zeros((4, 128, 128))
+    stack[1:] = np.einsum("ts,shw->thw", mix, fields.double().numpy())
+    truth = mix @ mix.T
+    est = estimate_noise_params(stack, None, 90.0, None).date_cov_mm2[0].numpy()
+    assert np.abs(est - truth).max() < 0.15 * truth.max(), (est, truth)
+    # the shared-reference model cannot hold date 2 at 0.5 mm from date 1
+    assert est[0, 1] > 0.8 * est[0, 0]
+
+
+def test_matched_filters_on_the_envisat_stack_have_unit_scale():
+    """On the bundled real stack without injection, matched filters of creep shapes scatter
+    near their unit std under the estimated covariance; under the shared-reference model
+    (``date_cov_mm2`` dropped) 5x more or worse (benchmarks/noise_calibration.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from real_injection import pixel_spacing_m, signals
+
+    data = ROOT / "tests" / "data" / "real_envisat_nsw"
+    ifgs = sorted(str(f) for f in (data / "interferograms").glob("*.tif"))
+    ds = load_inputs(ifgs, dem=data / "dem.tif")[0].load()
+    dem = np.nan_to_num(ds["dem"].values.astype(np.float64))
+    days = times_in_days(ds["time"].values)
+    disp = ds["displacement"].transpose("time", "y", "x").values.astype(np.float64)
+    ok = np.isfinite(disp).all(0)
+    noise = estimate_noise_params(disp, ok, pixel_spacing_m(ds), dem)
+    units = signals("creep", 16, ok.shape, days, pixel_spacing_m(ds), 100)
+    d = torch.nan_to_num(relative_series(np.where(ok, disp, 0.0)))
+    stds = {}
+    for label, params in (("estimated", noise), ("shared", replace(noise, date_cov_mm2=None))):
+        cov = NoiseCovariance(ok, dem, params, tol=1e-5)
+        z = []
+        for u in units:
+            g = relative_series((days / days[-1])[:, None, None] * u)
+            cg = cov.apply_inverse(g)
+            z.append(float((cg * d).sum()) / math.sqrt(float((cg * g).sum())))
+        stds[label] = float(np.std(z))
+    assert stds["estimated"] < 2.5, stds
+    assert stds["shared"] > 5.0, stds

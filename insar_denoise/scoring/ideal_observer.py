@@ -186,6 +186,12 @@ class NoiseCovariance:
         self.std_mm = std
         var = std * std
         self.m = torch.diag(var[1:]) + var[0]
+        if noise.date_cov_mm2 is not None:  # estimated from a real stack (noise_estimate)
+            self.m = _as_tensor(noise.date_cov_mm2[index])
+            if self.m.shape != (std.numel() - 1,) * 2:
+                raise ValueError(
+                    f"date_cov_mm2 of shape {tuple(self.m.shape)} for {std.numel()} dates"
+                )
         self.m_inv = torch.linalg.inv(self.m).contiguous()
         self._basis(dem, noise)
         self._kb: torch.Tensor | None = None

@@ -15,7 +15,13 @@ stratification and offsets. From the data:
    residuals is ``rho sigma_0^2`` and their variance ``rho (sigma_0^2 + sigma_t^2)``, with
    ``rho`` the expected share of the unit-variance turbulence left by step 1
    (``trace(Q K Q) / N``, computed with the fitted K): ``sigma_0^2`` is the median
-   off-diagonal covariance over ``rho``. With two dates only, ``sigma_0 = sigma_1``.
+   off-diagonal covariance over ``rho``. With two dates only, ``sigma_0 = sigma_1``;
+4. the covariance between dates that the ideal observer uses is the residual Gram matrix over
+   ``rho`` itself (``date_cov_mm2``): a real stack's dates need not be independent draws
+   sharing date 0's atmosphere (an inverted network correlates them), and on the Envisat
+   stack that model put three dates at 0.2-0.4 mm where their increments hold 1.6-2.6 mm, so
+   matched filters along the injected shapes scattered 8-12x their predicted unit std on the
+   stack without injection (1.0-1.6 with the Gram: ``benchmarks/noise_calibration.py``).
 
 Real deformation in the stack raises the estimated noise (conservative thresholds).
 """
@@ -42,6 +48,8 @@ LAGS_PX = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48])
 MODEL_GRID_MAX = 512
 #: spectral exponents tried (a grid, then a parabola through the best three)
 BETAS = np.arange(0.5, 5.0001, 0.1)
+#: smallest eigenvalue of the date covariance, as a share of its largest (positive definite)
+EIGEN_FLOOR = 1e-3
 
 
 def structure_function(res: np.ndarray, lags: np.ndarray) -> np.ndarray:
@@ -132,10 +140,10 @@ def _turbulence_share(cov: NoiseCovariance) -> float:
     return (trace_k - float(torch.trace(torch.linalg.solve(b.T @ b, b.T @ kb.T)))) / cov.n_obs
 
 
-def _date_stds(res_obs: np.ndarray, rho: float) -> np.ndarray:
+def _date_stds(gram: np.ndarray) -> np.ndarray:
     """Turbulence std (mm) of the first date, then of each later date, from the residual
-    Gram matrix: the first date's variance is shared by every increment (off-diagonal)."""
-    gram = res_obs @ res_obs.T / res_obs.shape[1] / rho
+    Gram matrix over rho: the first date's variance is shared by every increment
+    (off-diagonal)."""
     t1 = gram.shape[0]
     if t1 > 1:
         off = gram[~np.eye(t1, dtype=bool)]
@@ -144,6 +152,18 @@ def _date_stds(res_obs: np.ndarray, rho: float) -> np.ndarray:
         var0 = 0.5 * float(gram[0, 0])
     var_t = np.maximum(np.diag(gram) - var0, 0.02 * np.diag(gram))
     return np.sqrt(np.concatenate([[var0], var_t]))
+
+
+def date_covariance(gram: np.ndarray, std: np.ndarray, n_pixels: int) -> np.ndarray:
+    """``(T-1, T-1)`` covariance (mm²) of dates 1..T-1: the residual Gram matrix over rho,
+    shrunk toward the shared-reference model ``diag(std_t²) + std_0²`` by ``(T-1) / n_pixels``
+    (many dates on few pixels), eigenvalues floored at :data:`EIGEN_FLOOR` of the largest."""
+    var = np.asarray(std, np.float64) ** 2
+    share = min(1.0, gram.shape[0] / max(n_pixels, 1))
+    m = (1.0 - share) * gram + share * (np.diag(var[1:]) + var[0])
+    w, v = np.linalg.eigh(0.5 * (m + m.T))
+    w = np.maximum(w, EIGEN_FLOOR * float(w.max()))
+    return (v * w) @ v.T
 
 
 def estimate_noise_params(
@@ -191,7 +211,8 @@ def estimate_noise_params(
     beta, k0 = fit_spectrum(res, float(pixel_spacing_m), pad)
     probe.turb_beta, probe.turb_k0_per_m = torch.tensor([beta]), torch.tensor([k0])
     cov = NoiseCovariance(ok, dem, probe)
-    std = _date_stds(res_obs, _turbulence_share(cov))
+    gram = res_obs @ res_obs.T / res_obs.shape[1] / _turbulence_share(cov)
+    std = _date_stds(gram)
     names = cov.basis_names
     ramp_span = np.hypot(coef[names.index("ramp_x")], coef[names.index("ramp_y")])
     strat_a = np.abs(coef[names.index("z")]).max() if "z" in names else 0.0
@@ -210,4 +231,5 @@ def estimate_noise_params(
         ramp_mm=(0.0, float(ramp_span.max())),
         offsets=True,
         offset_mm=(-math.inf, math.inf),
+        date_cov_mm2=torch.as_tensor(date_covariance(gram, std, res_obs.shape[1]))[None],
     )

@@ -41,6 +41,11 @@ class NoiseParams:
         direction, per date.
     offsets, offset_mm
         Constant offset uniform in ``offset_mm``, per date.
+    date_cov_mm2 : Tensor or None
+        ``(B, T-1, T-1)`` covariance (mm²) of the turbulence of dates 1..T-1 relative to date
+        0, where it was estimated from a real stack (:mod:`insar_denoise.scoring.
+        noise_estimate`); None: the simulator's, ``diag(std_t²) + std_0²`` (independent dates
+        sharing date 0's atmosphere). The simulator ignores it.
     """
 
     turb_beta: torch.Tensor
@@ -56,6 +61,7 @@ class NoiseParams:
     ramp_mm: tuple[float, float] = (0.0, 0.0)
     offsets: bool = False
     offset_mm: tuple[float, float] = (0.0, 0.0)
+    date_cov_mm2: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -77,6 +83,7 @@ class NoiseParams:
             turb_beta=self.turb_beta[sl],
             turb_k0_per_m=self.turb_k0_per_m[sl],
             turb_std_mm=self.turb_std_mm[sl],
+            date_cov_mm2=None if self.date_cov_mm2 is None else self.date_cov_mm2[sl],
         )
 
     def to(self, device: torch.device | str) -> NoiseParams:
@@ -86,4 +93,5 @@ class NoiseParams:
             turb_beta=self.turb_beta.to(device),
             turb_k0_per_m=self.turb_k0_per_m.to(device),
             turb_std_mm=self.turb_std_mm.to(device),
+            date_cov_mm2=None if self.date_cov_mm2 is None else self.date_cov_mm2.to(device),
         )

@@ -1,9 +1,9 @@
 """Ideal-observer detection limits of the injected shapes on a real stack.
 
-The stack's noise is modelled as the simulator's (:func:`~insar_denoise.evaluation.
-noise_estimate.estimate_noise_params`: turbulence spectrum and per-date std estimated from
-the data, nuisance priors from per-date fits); each injected unit series then gets its
-matched-filter SNR on its crop (:class:`~insar_denoise.scoring.ideal_observer.
+The stack's noise is modelled as the simulator's (:func:`~insar_denoise.scoring.
+noise_estimate.estimate_noise_params`: turbulence spectrum and covariance between dates
+estimated from the data, nuisance priors from per-date fits); each injected unit series
+then gets its matched-filter SNR on its crop (:class:`~insar_denoise.scoring.ideal_observer.
 NoiseCovariance`), and ``5 / snr`` mm is the amplitude an ideal observer, knowing the shape
 and history, detects at 5 sigma on this stack.
 """
@@ -69,6 +69,8 @@ def ideal_thresholds(
             "beta": float(noise.turb_beta[0]),
             "k0_per_m": float(noise.turb_k0_per_m[0]),
             "turb_std_mm": [float(s) for s in noise.turb_std_mm[0]],
+            # each later date's std against date 0 in the estimated covariance between dates
+            "increment_std_mm": [float(v) ** 0.5 for v in np.diag(noise.date_cov_mm2[0].numpy())],
             "ramp_mm": list(noise.ramp_mm),
             "strat_coef_mm_per_km": list(noise.strat_coef_mm_per_km),
         },
