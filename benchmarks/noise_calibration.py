@@ -10,7 +10,14 @@ stack (:func:`insar_denoise.scoring.noise_estimate.estimate_noise_params`): the 
 shared-reference model (independent dates sharing date 0's atmosphere, ``date_cov_mm2``
 dropped) and the estimated covariance between dates. A std of ``z`` above 1 means the SNRs
 computed under that model are overstated about that many times. Simulated noise stacks of
-the same size, dates and spacing give the scatter of the estimate itself. JSON out::
+the same size, dates and spacing give the scatter of the estimate itself.
+
+``engine_noise_maps``: the engine's noise maps (:func:`insar_denoise.inference.significance.
+noise_combinations`: residuals of a piecewise-linear fit combined with random signs, which
+assumes independent dates) against the least-squares cumulative's own noise std under each
+estimated covariance, ``sqrt(aᵀSa / mean_j c_jᵀSc_j)`` (a: the cumulative's weights under the
+engine's date variances; c_j: the sign combinations; S: the date covariance); on simulated
+stacks also under their true noise. JSON out::
 
     python benchmarks/noise_calibration.py -o experiments/benchmarks/noise_calibration.json
 """
@@ -27,7 +34,10 @@ import numpy as np
 import torch
 from real_injection import DATA, SOURCES, pixel_spacing_m, signals  # benchmarks/
 
+from insar_denoise.inference.broad_scales import cumulative_weights
 from insar_denoise.inference.engine import times_in_days
+from insar_denoise.inference.significance import noise_combinations
+from insar_denoise.inference.stack_runner import scene_date_variances
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.scoring.ideal_observer import NoiseCovariance, relative_series
 from insar_denoise.scoring.noise_estimate import estimate_noise_params
@@ -62,6 +72,36 @@ def projections(stack, ok, dem, spacing, units, histories) -> dict[str, dict[str
     return out
 
 
+#: the shipped model's piecewise-linear segments and training crop (its metadata), which set
+#: the cumulative's weights and the engine's date variances
+MODEL_SEGMENTS, MODEL_CROP_PX = 4, 64
+
+
+def engine_noise_ratio(days: np.ndarray, date_cov: np.ndarray, date_var: np.ndarray) -> float:
+    """The cumulative's noise std over that of the engine's sign-flip noise maps when the
+    dates ``1..T-1`` have covariance ``date_cov`` (date 0 the reference)."""
+    t = len(days)
+    cov = np.zeros((t, t))
+    cov[1:, 1:] = date_cov
+    a = cumulative_weights(days, date_var, MODEL_SEGMENTS)
+    combos = noise_combinations(a, days, n=2000).astype(np.float64)
+    flips = float(np.mean(np.einsum("nt,ts,ns->n", combos, cov, combos)))
+    return float(np.sqrt(a @ cov @ a / flips))
+
+
+def engine_check(stack, ok, dem, spacing, days, true_noise=None) -> dict[str, float]:
+    """:func:`engine_noise_ratio` under the estimated covariance, the shared-reference model
+    fitted to the same stack and (simulated stacks) the true one."""
+    noise = estimate_noise_params(stack, ok, spacing, dem)
+    date_var = scene_date_variances(np.where(ok, stack, 0.0).astype(np.float32), MODEL_CROP_PX)
+    out = {"estimated": engine_noise_ratio(days, noise.date_cov_mm2[0].numpy(), date_var)}
+    for label, params in (("shared_reference", noise), ("true", true_noise)):
+        if params is not None:
+            std = params.turb_std_mm[0].double().numpy()
+            out[label] = engine_noise_ratio(days, np.diag(std[1:] ** 2) + std[0] ** 2, date_var)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA, help="folder: interferograms/, dem.tif")
@@ -87,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     histories = {"straight_line": [days / days[-1]] * args.n, "random_signs": flips}
     report = {"data": str(args.data), "dates": n_dates, "shape_px": list(ok.shape)}
     report["real"] = projections(disp, ok, dem, spacing, units, histories)
+    report["engine_noise_maps"] = {"real": engine_check(disp, ok, dem, spacing, days)}
     cfg = SimConfig(
         size=int(max(ok.shape)),
         n_dates=n_dates,
@@ -100,9 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         stack = sims.displacement[i].numpy()[:, : ok.shape[0], : ok.shape[1]].astype(np.float64)
         sim_dem = sims.dem[i].numpy()[: ok.shape[0], : ok.shape[1]].astype(np.float64)
         report[f"simulated_{i}"] = projections(stack, ok, sim_dem, spacing, units, histories)
+        report["engine_noise_maps"][f"simulated_{i}"] = engine_check(
+            stack, ok, sim_dem, spacing, days, sims.noise.example(i)
+        )
     report["wall_s"] = time.perf_counter() - start
     for key, rec in report["real"].items():
         print(f"real {key:45s} z std {rec['z_std']:6.2f}  unit SNR {rec['unit_snr_median']:.3f}")
+    for key, rec in report["engine_noise_maps"].items():
+        print(f"engine noise maps, {key}: " + json.dumps({k: round(v, 2) for k, v in rec.items()}))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
     return 0
