@@ -100,3 +100,17 @@ def test_matched_filters_on_the_envisat_stack_have_unit_scale():
         stds[label] = float(np.std(z))
     assert stds["estimated"] < 2.5, stds
     assert stds["shared"] > 5.0, stds
+
+
+def test_date_covariance_follows_example_and_device():
+    cfg = SimConfig(size=32, n_dates=4, source_probs={"none": 1.0}, unwrap_prob=0.0)
+    batch = simulate_batch(cfg, 1, generator=torch.Generator().manual_seed(4))
+    est = estimate_noise_params(batch.displacement[0].numpy(), None, 90.0, None)
+    cov = est.date_cov_mm2
+    assert cov.shape == (1, 3, 3)
+    assert torch.allclose(cov[0], cov[0].T)
+    assert float(torch.linalg.eigvalsh(cov[0]).min()) > 0
+    assert torch.equal(est.example(0).date_cov_mm2, cov)
+    assert torch.equal(est.to("cpu").date_cov_mm2, cov)
+    with pytest.raises(ValueError, match="date_cov_mm2 of shape"):
+        NoiseCovariance(np.ones((32, 32), bool), None, replace(est, date_cov_mm2=cov[:, :2, :2]))
