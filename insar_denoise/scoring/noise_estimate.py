@@ -18,10 +18,11 @@ stratification and offsets. From the data:
    off-diagonal covariance over ``rho``. With two dates only, ``sigma_0 = sigma_1``;
 4. the covariance between dates that the ideal observer uses is the residual Gram matrix over
    ``rho`` itself (``date_cov_mm2``): a real stack's dates need not be independent draws
-   sharing date 0's atmosphere (an inverted network correlates them), and on the Envisat
-   stack that model put three dates at 0.2-0.4 mm where their increments hold 1.6-2.6 mm, so
-   matched filters along the injected shapes scattered 8-12x their predicted unit std on the
-   stack without injection (1.0-1.6 with the Gram: ``benchmarks/noise_calibration.py``).
+   sharing date 0's atmosphere (DEM errors, seasonal delays or an inconsistent network
+   correlate them), and on the Envisat stack that model put three dates at 0.2-0.4 mm where
+   their increments hold 1.6-2.6 mm, so matched filters along the injected shapes scattered
+   8-11x their predicted unit std on the stack without injection (1.1-1.5 with the Gram:
+   ``benchmarks/noise_calibration.py``).
 
 Real deformation in the stack raises the estimated noise (conservative thresholds).
 """
