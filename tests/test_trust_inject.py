@@ -148,7 +148,12 @@ def test_injection_reports_the_ideal_observer(noisy_ds, tmp_path: Path):
     assert set(data["per_source"]) == sources
     for row in data["per_source"].values():
         assert row["median_5sigma_mm"] > 0 and "empirical_threshold_mm" in row
-    assert "Ideal observer: the amplitude" in paths["report"].read_text()
+    report = paths["report"].read_text()
+    assert "Ideal observer: the amplitude" in report
+    # a simulated stack of the model's own kind: its matched filters scatter as modelled
+    check = data["model_check"]
+    assert check["n"] == 4 and check["holds"] and 0.2 < check["z_rms"] < 2.0, check
+    assert "Model check:" in report and "the model holds" in report
     # the SNR is linear in amplitude: the ideal 5-sigma amplitude of a stack with twice the
     # noise is twice as large
     loud = noisy_ds.copy()
@@ -182,3 +187,44 @@ def test_whole_stack_model_recovers_injections_up_to_a_constant(quiet_ds, monkey
     np.testing.assert_allclose([r["corr"] for r in lin], 1.0, atol=1e-4)
     np.testing.assert_allclose([r["gain"] for r in lin], 1.0, atol=1e-3)
     assert min(r["corr"] for r in res.records) > 0.9
+
+
+def test_ideal_model_check_flags_a_model_that_misses_the_stack_s_date_covariance(caplog):
+    """On the bundled Envisat stack, the injected shapes' matched filters on the stack itself
+    scatter near 1 under the estimated covariance between dates, and about 10x under the
+    shared-reference model (dates independent around the first), which is flagged."""
+    import dataclasses
+    import logging
+
+    from insar_denoise.inference.engine import times_in_days
+    from insar_denoise.io.layouts import load_inputs
+    from insar_denoise.trust import ideal
+    from insar_denoise.trust.measures import pixel_spacing_m
+
+    data = Path(__file__).parent / "data" / "real_envisat_nsw"
+    ifgs = sorted(str(f) for f in (data / "interferograms").glob("*.tif"))
+    ds = load_inputs(ifgs, dem=data / "dem.tif")[0].load()
+    days = times_in_days(ds["time"].values)
+    disp = ds["displacement"].transpose("time", "y", "x").values.astype(np.float64)
+    dem = np.nan_to_num(ds["dem"].values.astype(np.float64))
+    spacing = pixel_spacing_m(ds)
+    series, sources, _ = injected_signals(12, 40, days, spacing, seed=0)
+    rng = np.random.default_rng(0)
+    places = [(k, int(rng.integers(0, 33)), int(rng.integers(0, 8))) for k in range(12)]
+    fitted = ideal.ideal_thresholds(disp, dem, spacing, places, series, sources)
+    good = fitted["model_check"]
+    assert good["holds"] and good["z_rms"] < 2.0, good
+
+    estimate = ideal.estimate_noise_params
+
+    def shared_reference(*args, **kwargs):
+        return dataclasses.replace(estimate(*args, **kwargs), date_cov_mm2=None)
+
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING):
+        mp.setattr(ideal, "estimate_noise_params", shared_reference)
+        bad = ideal.ideal_thresholds(disp, dem, spacing, places, series, sources)
+    assert not bad["model_check"]["holds"] and bad["model_check"]["z_rms"] > 5.0, bad
+    assert "optimistic" in caplog.text
+    # the shared-reference model cannot put a date's increment below the first date's std;
+    # the estimated covariance keeps the quiet dates at their own spread
+    assert min(fitted["noise"]["increment_std_mm"]) < 0.8 * min(bad["noise"]["increment_std_mm"])
