@@ -114,4 +114,13 @@ def inject(
             click.echo(
                 f"  {name}: ideal observer: 5σ at {five} on this stack (empirical threshold {emp})"
             )
+        check = result.ideal.get("model_check") or {}
+        if check.get("z_rms") is not None:
+            verdict = (
+                "holds" if check["holds"] else "does not hold: the 5σ amplitudes are optimistic"
+            )
+            click.echo(
+                f"  ideal observer's noise model: matched filters on the stack scatter "
+                f"{check['z_rms']:.2f}x their modelled std over {check['n']} places ({verdict})"
+            )
     click.echo(f"report: {paths['report']}")

@@ -109,6 +109,8 @@ def test_tiny_untrained_model_via_cli(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "detection threshold (model)" in result.output
     data = json.loads((tmp_path / "out" / "inject.json").read_text())
+    check = data["ideal_observer"]["model_check"]
+    assert f"scatter {check['z_rms']:.2f}x their modelled std over 5 places" in result.output
     assert data["method"] == "model" and len(data["records"]) == 10
     assert all(-1.0 <= r["corr"] <= 1.0 for r in data["records"])
     assert all(r["gain"] is not None for r in data["records"])
