@@ -141,7 +141,7 @@ def _turbulence_share(cov: NoiseCovariance) -> float:
     return (trace_k - float(torch.trace(torch.linalg.solve(b.T @ b, b.T @ kb.T)))) / cov.n_obs
 
 
-def _date_stds(gram: np.ndarray) -> np.ndarray:
+def date_stds(gram: np.ndarray) -> np.ndarray:
     """Turbulence std (mm) of the first date, then of each later date, from the residual
     Gram matrix over rho: the first date's variance is shared by every increment
     (off-diagonal)."""
@@ -213,7 +213,7 @@ def estimate_noise_params(
     probe.turb_beta, probe.turb_k0_per_m = torch.tensor([beta]), torch.tensor([k0])
     cov = NoiseCovariance(ok, dem, probe)
     gram = res_obs @ res_obs.T / res_obs.shape[1] / _turbulence_share(cov)
-    std = _date_stds(gram)
+    std = date_stds(gram)
     names = cov.basis_names
     ramp_span = np.hypot(coef[names.index("ramp_x")], coef[names.index("ramp_y")])
     strat_a = np.abs(coef[names.index("z")]).max() if "z" in names else 0.0

@@ -29,6 +29,9 @@ Checks (codes), with generous factors so that they flag clear departures only:
 - ``creep_model`` (from the result, :func:`creep_model_findings`): the engine modelled a
   creeping fault as a finite dislocation and added it to the output
   (:mod:`insar_denoise.inference.creep_model`).
+- ``correlated_dates`` (from the result, :func:`.date_correlation.date_correlation_findings`):
+  what the run left in the stack has dates correlated beyond what the engine's noise maps
+  assume (detections near the threshold and the bands may be optimistic).
 """
 
 from __future__ import annotations

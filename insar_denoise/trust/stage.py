@@ -3,10 +3,12 @@
 It runs the out-of-distribution checks (:func:`.qc.qc_checks`, and
 :func:`.qc.unwrapping_findings` on the unwrapping errors the engine removed,
 :func:`.qc.relief_findings` on its relief check, :func:`.qc.creep_model_findings` and
-:func:`.qc.fault_trace_findings` on its creep model and fault-trace step), raises their findings as
-``OutOfDistributionWarning`` and records them in the ``insar_denoise_qc_warnings`` attribute,
-and adds the calibrated uncertainty of a window model when asked (whole-stack models predict
-their own, :func:`.uncertainty.predict_with_uncertainty` otherwise).
+:func:`.qc.fault_trace_findings` on its creep model and fault-trace step,
+:func:`.date_correlation.date_correlation_findings` on what the run left in the stack),
+raises their findings as ``OutOfDistributionWarning`` and records them in the
+``insar_denoise_qc_warnings`` attribute, and adds the calibrated uncertainty of a window model
+when asked (whole-stack models predict their own, :func:`.uncertainty.predict_with_uncertainty`
+otherwise).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import xarray as xr
 from insar_denoise.errors import ConfigError
 from insar_denoise.models.registry import LoadedModel
 from insar_denoise.options import RunOptions
+from insar_denoise.trust.date_correlation import date_correlation_findings
 from insar_denoise.trust.qc import (
     QCWarning,
     creep_model_findings,
@@ -52,6 +55,8 @@ def assess(
     found += unwrapping_findings(result.attrs)
     found += relief_findings(result.attrs) + creep_model_findings(result)
     found += fault_trace_findings(result)
+    if model is not None:  # the engine's noise maps judge its detections
+        found += date_correlation_findings(ds, result)
     emit_warnings(found, stacklevel=3)
     if found:
         result.attrs[QC_ATTR] = json.dumps([asdict(w) for w in found], default=float)
