@@ -10,8 +10,9 @@ covariance between dates of what the run left in the stack (input minus the outp
 each date's offset, ramp and elevation terms removed) gives the least-squares cumulative's
 noise std against what those noise maps give, relative to the same ratio under the
 independent-dates model fitted to it (:func:`insar_denoise.scoring.noise_estimate.
-date_stds`): about 1 on simulated stacks (0.95-1.65 on 14 Benchmark v2 scenes, strong
-signals included), 2.2 on the Envisat stack.
+date_stds`): about 1 on simulated stacks (0.7-1.6, median 1.01, on Benchmark v2's 168
+design draws, strong signals included: ``benchmarks/date_correlation_scenes.py``), 2.2 on
+the Envisat stack.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from insar_denoise.trust.qc import QCWarning
 
 #: at most this many pixels (a regular subsample) enter the covariance between dates
 MAX_PX = 100_000
-#: ``correlated_dates`` is found above this factor (simulated Benchmark v2 stacks: at most
-#: 1.65 on 14 scenes; the Envisat test stack 2.2)
+#: ``correlated_dates`` is found above this factor (Benchmark v2's 168 design draws: at most
+#: 1.58; the Envisat test stack 2.2)
 CORRELATED_FACTOR = 2.0
 #: the cumulative's segments and the crop of its date variances (the shipped model's), the
 #: sign combinations drawn
