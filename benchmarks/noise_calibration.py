@@ -34,14 +34,16 @@ import numpy as np
 import torch
 from real_injection import DATA, SOURCES, pixel_spacing_m, signals  # benchmarks/
 
-from insar_denoise.inference.broad_scales import cumulative_weights
 from insar_denoise.inference.engine import times_in_days
-from insar_denoise.inference.significance import noise_combinations
 from insar_denoise.inference.stack_runner import scene_date_variances
 from insar_denoise.io.layouts import load_inputs
 from insar_denoise.scoring.ideal_observer import NoiseCovariance, relative_series
-from insar_denoise.scoring.noise_estimate import estimate_noise_params
+from insar_denoise.scoring.noise_estimate import (
+    estimate_noise_params,
+    shared_reference_covariance,
+)
 from insar_denoise.synth import SimConfig, simulate_batch
+from insar_denoise.trust.date_correlation import CROP_PX, noise_map_ratio
 
 
 def projections(stack, ok, dem, spacing, units, histories) -> dict[str, dict[str, float]]:
@@ -72,33 +74,21 @@ def projections(stack, ok, dem, spacing, units, histories) -> dict[str, dict[str
     return out
 
 
-#: the shipped model's piecewise-linear segments and training crop (its metadata), which set
-#: the cumulative's weights and the engine's date variances
-MODEL_SEGMENTS, MODEL_CROP_PX = 4, 64
-
-
-def engine_noise_ratio(days: np.ndarray, date_cov: np.ndarray, date_var: np.ndarray) -> float:
-    """The cumulative's noise std over that of the engine's sign-flip noise maps when the
-    dates ``1..T-1`` have covariance ``date_cov`` (date 0 the reference)."""
-    t = len(days)
-    cov = np.zeros((t, t))
-    cov[1:, 1:] = date_cov
-    a = cumulative_weights(days, date_var, MODEL_SEGMENTS)
-    combos = noise_combinations(a, days, n=2000).astype(np.float64)
-    flips = float(np.mean(np.einsum("nt,ts,ns->n", combos, cov, combos)))
-    return float(np.sqrt(a @ cov @ a / flips))
+#: sign combinations drawn for the engine's noise maps' variance
+N_MAPS = 2000
 
 
 def engine_check(stack, ok, dem, spacing, days, true_noise=None) -> dict[str, float]:
-    """:func:`engine_noise_ratio` under the estimated covariance, the shared-reference model
-    fitted to the same stack and (simulated stacks) the true one."""
+    """:func:`~insar_denoise.trust.date_correlation.noise_map_ratio` under the estimated
+    covariance, the shared-reference model fitted to the same stack and (simulated stacks)
+    the true one."""
     noise = estimate_noise_params(stack, ok, spacing, dem)
-    date_var = scene_date_variances(np.where(ok, stack, 0.0).astype(np.float32), MODEL_CROP_PX)
-    out = {"estimated": engine_noise_ratio(days, noise.date_cov_mm2[0].numpy(), date_var)}
+    date_var = scene_date_variances(np.where(ok, stack, 0.0).astype(np.float32), CROP_PX)
+    out = {"estimated": noise_map_ratio(days, noise.date_cov_mm2[0].numpy(), date_var, N_MAPS)}
     for label, params in (("shared_reference", noise), ("true", true_noise)):
         if params is not None:
-            std = params.turb_std_mm[0].double().numpy()
-            out[label] = engine_noise_ratio(days, np.diag(std[1:] ** 2) + std[0] ** 2, date_var)
+            cov = shared_reference_covariance(params.turb_std_mm[0].double().numpy())
+            out[label] = noise_map_ratio(days, cov, date_var, N_MAPS)
     return out
 
 

@@ -14,8 +14,8 @@ from insar_denoise.synth import SimConfig, simulate_batch
 from insar_denoise.synth.turbulence import spectral_field
 from insar_denoise.trust.date_correlation import (
     CORRELATED_FACTOR,
-    _noise_map_ratio,
     excess_date_correlation,
+    noise_map_ratio,
 )
 
 T, SIZE = 13, 96
@@ -49,7 +49,7 @@ def test_correlated_dates_match_their_covariance_and_are_flagged():
     inc = cov[1:, 1:] - cov[1:, :1] - cov[:1, 1:] + cov[0, 0]  # dates 1..T-1 against date 0
     std = date_stds(inc)  # the independent-dates model fitted to it, as the module does
     indep = np.diag(std[1:] ** 2) + std[0] ** 2
-    expected = _noise_map_ratio(DAYS, inc, date_var) / _noise_map_ratio(DAYS, indep, date_var)
+    expected = noise_map_ratio(DAYS, inc, date_var) / noise_map_ratio(DAYS, indep, date_var)
     got = excess_date_correlation(_ar1_stack(rho), None, DAYS, date_var=date_var)
     assert got > CORRELATED_FACTOR
     assert got == pytest.approx(expected, rel=0.25), (got, expected)

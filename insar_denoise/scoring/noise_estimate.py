@@ -155,13 +155,19 @@ def date_stds(gram: np.ndarray) -> np.ndarray:
     return np.sqrt(np.concatenate([[var0], var_t]))
 
 
+def shared_reference_covariance(std: np.ndarray) -> np.ndarray:
+    """``(T-1, T-1)`` covariance (mm²) of dates 1..T-1 relative to date 0 when every date is an
+    independent draw of std ``std[t]`` (mm) sharing date 0's: ``diag(std_t²) + std_0²``."""
+    var = np.asarray(std, np.float64) ** 2
+    return np.diag(var[1:]) + var[0]
+
+
 def date_covariance(gram: np.ndarray, std: np.ndarray, n_pixels: int) -> np.ndarray:
     """``(T-1, T-1)`` covariance (mm²) of dates 1..T-1: the residual Gram matrix over rho,
     shrunk toward the shared-reference model ``diag(std_t²) + std_0²`` by ``(T-1) / n_pixels``
     (many dates on few pixels), eigenvalues floored at :data:`EIGEN_FLOOR` of the largest."""
-    var = np.asarray(std, np.float64) ** 2
     share = min(1.0, gram.shape[0] / max(n_pixels, 1))
-    m = (1.0 - share) * gram + share * (np.diag(var[1:]) + var[0])
+    m = (1.0 - share) * gram + share * shared_reference_covariance(std)
     w, v = np.linalg.eigh(0.5 * (m + m.T))
     w = np.maximum(w, EIGEN_FLOOR * float(w.max()))
     return (v * w) @ v.T

@@ -26,7 +26,7 @@ from insar_denoise.inference.broad_scales import cumulative_weights
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.inference.significance import noise_combinations
 from insar_denoise.inference.stack_runner import scene_date_variances
-from insar_denoise.scoring.noise_estimate import date_stds
+from insar_denoise.scoring.noise_estimate import date_stds, shared_reference_covariance
 from insar_denoise.trust.qc import QCWarning
 
 #: at most this many pixels (a regular subsample) enter the covariance between dates
@@ -62,14 +62,22 @@ def _covariance(residual: np.ndarray, dem: np.ndarray | None) -> np.ndarray | No
     return res @ res.T / res.shape[1]
 
 
-def _noise_map_ratio(days: np.ndarray, cov: np.ndarray, date_var: np.ndarray) -> float:
-    """The cumulative's noise std over the sign-flip noise maps' when the dates 1..T-1 have
-    covariance ``cov`` (date 0 the reference)."""
+def subsample_step(h: int, w: int) -> int:
+    """Stride of the regular subsample of an ``h x w`` grid with at most :data:`MAX_PX` pixels."""
+    return max(1, math.ceil(math.sqrt(h * w / MAX_PX)))
+
+
+def noise_map_ratio(
+    days: np.ndarray, cov: np.ndarray, date_var: np.ndarray, n: int = N_COMBOS
+) -> float:
+    """The least-squares cumulative's noise std over that of the engine's sign-flip noise maps
+    (``n`` combinations) when the dates 1..T-1 have covariance ``cov`` (date 0 the reference)
+    and the cumulative weighs them by ``date_var``."""
     t = len(days)
     full = np.zeros((t, t))
     full[1:, 1:] = cov
     a = cumulative_weights(days, date_var, SEGMENTS)
-    combos = noise_combinations(a, days, n=N_COMBOS).astype(np.float64)
+    combos = noise_combinations(a, days, n=n).astype(np.float64)
     flips = float(np.mean(np.einsum("nt,ts,ns->n", combos, full, combos)))
     return math.sqrt(max(float(a @ full @ a), 0.0) / max(flips, 1e-12))
 
@@ -91,7 +99,7 @@ def excess_date_correlation(
     t, h, w = displacement.shape
     if t < SEGMENTS + 3:
         return None
-    step = max(1, math.ceil(math.sqrt(h * w / MAX_PX)))
+    step = subsample_step(h, w)
     residual = np.asarray(displacement[:, ::step, ::step], np.float64)
     if deformation is not None:
         residual = residual - np.asarray(deformation[:, ::step, ::step], np.float64)
@@ -99,12 +107,11 @@ def excess_date_correlation(
     cov = _covariance(residual, sub_dem)
     if cov is None:
         return None
-    std = date_stds(cov)
-    independent = np.diag(std[1:] ** 2) + std[0] ** 2
+    independent = shared_reference_covariance(date_stds(cov))
     if date_var is None:
         date_var = scene_date_variances(displacement, CROP_PX)
     days = np.asarray(times_days, np.float64)
-    return _noise_map_ratio(days, cov, date_var) / _noise_map_ratio(days, independent, date_var)
+    return noise_map_ratio(days, cov, date_var) / noise_map_ratio(days, independent, date_var)
 
 
 def date_correlation_findings(ds: xr.Dataset, result: xr.Dataset) -> list[QCWarning]:
@@ -113,8 +120,7 @@ def date_correlation_findings(ds: xr.Dataset, result: xr.Dataset) -> list[QCWarn
     if "deformation" not in result or "displacement" not in ds:
         return []
     disp = ds["displacement"].transpose("time", "y", "x")
-    _, h, w = disp.shape
-    step = max(1, math.ceil(math.sqrt(h * w / MAX_PX)))
+    step = subsample_step(*disp.shape[1:])
     sub = (slice(None), slice(None, None, step), slice(None, None, step))
     series = result["deformation"].transpose("time", "y", "x")
     dem = ds["dem"].transpose("y", "x").values[sub[1:]] if "dem" in ds else None
