@@ -22,7 +22,7 @@ from insar_denoise.synth.config import (
 from insar_denoise.synth.dems import sample_dems
 from insar_denoise.synth.histories import sample_histories
 from insar_denoise.synth.noise_params import NoiseParams
-from insar_denoise.synth.sources import unit_los_maps
+from insar_denoise.synth.sources import SourceGeometry, los_maps_and_geometry
 from insar_denoise.synth.stratified import stratified_delay
 from insar_denoise.synth.turbulence import turbulent_delay
 
@@ -53,6 +53,9 @@ class SimBatch:
     noise : NoiseParams, optional
         The turbulence parameters drawn for each example and the nuisance priors
         (``simulate_batch`` fills it; the ideal observer's input).
+    geometry : SourceGeometry, optional
+        The source geometry and viewing angles drawn for each example (``simulate_batch``
+        fills it; the parameter bound's input, :mod:`insar_denoise.evaluation.gain_bound`).
     """
 
     displacement: torch.Tensor
@@ -66,11 +69,12 @@ class SimBatch:
     source_names: tuple[str, ...] = SOURCE_NAMES
     history_names: tuple[str, ...] = HISTORY_NAMES
     noise: NoiseParams | None = None
+    geometry: SourceGeometry | None = None
 
     def to(self, device: torch.device | str) -> SimBatch:
         """Copy with every tensor (and :attr:`noise`) moved to ``device``."""
         moved = {
-            k: (v.to(device) if isinstance(v, (torch.Tensor, NoiseParams)) else v)
+            k: (v.to(device) if isinstance(v, (torch.Tensor, NoiseParams, SourceGeometry)) else v)
             for k, v in vars(self).items()
         }
         return SimBatch(**moved)
@@ -192,7 +196,7 @@ def simulate_batch(
         sampling.uniform(gen, config.heading_desc_deg, (b,), device),
     )
     incidence = sampling.uniform(gen, config.incidence_deg, (b,), device)
-    los = unit_los_maps(gen, config, source, incidence, heading, device)
+    los, geometry = los_maps_and_geometry(gen, config, source, incidence, heading, device)
     times = torch.tensor(config.times_days(), device=device, dtype=torch.float32)
     hist = sample_histories(
         gen, history, times, duration_frac=config.transient_duration_frac, device=device
@@ -247,4 +251,5 @@ def simulate_batch(
         source=source,
         history=history,
         noise=noise,
+        geometry=geometry,
     )

@@ -4,6 +4,7 @@ unit amplitude."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -53,6 +54,34 @@ def gaussian_bowl(
     return -torch.exp(-0.5 * r2 / (sigma * sigma))
 
 
+@dataclass
+class SourceGeometry:
+    """The geometry drawn for each example of a batch: ``(B,)`` float64 tensors (metres and
+    degrees; every family's parameters are drawn for every example, whatever its source).
+
+    ``bowl_fwhm_m`` is NaN when the batch drew no bowl; ``peak`` is the max |LOS| of the
+    unit source before normalisation (0 for ``none``): ``unit map = LOS / peak``.
+    """
+
+    x0_m: torch.Tensor
+    y0_m: torch.Tensor
+    sign: torch.Tensor
+    strike_deg: torch.Tensor
+    dip_deg: torch.Tensor
+    length_m: torch.Tensor
+    width_m: torch.Tensor
+    top_m: torch.Tensor
+    mogi_depth_m: torch.Tensor
+    bowl_fwhm_m: torch.Tensor
+    incidence_deg: torch.Tensor
+    heading_deg: torch.Tensor
+    peak: torch.Tensor
+
+    def to(self, device: torch.device | str) -> SourceGeometry:
+        """Copy on ``device``."""
+        return SourceGeometry(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
 def unit_los_maps(
     gen: torch.Generator,
     config: SimConfig,
@@ -61,7 +90,21 @@ def unit_los_maps(
     heading_deg: torch.Tensor,
     device: torch.device | str,
 ) -> torch.Tensor:
-    """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``).
+    """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``): the maps of
+    :func:`los_maps_and_geometry`."""
+    return los_maps_and_geometry(gen, config, source, incidence_deg, heading_deg, device)[0]
+
+
+def los_maps_and_geometry(
+    gen: torch.Generator,
+    config: SimConfig,
+    source: torch.Tensor,
+    incidence_deg: torch.Tensor,
+    heading_deg: torch.Tensor,
+    device: torch.device | str,
+) -> tuple[torch.Tensor, SourceGeometry]:
+    """LOS maps ``(B, H, W)`` float32 with max |LOS| = 1 (all zero for ``none``) and the
+    geometry drawn for them.
 
     The source position is uniform in the tile minus ``source_margin`` at each border;
     slip / volume change has a random sign; a bowl always subsides (negative LOS). Mogi
@@ -139,4 +182,20 @@ def unit_los_maps(
     out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     peak = out.abs().amax(dim=(-2, -1), keepdim=True)
     out = torch.where(peak > 0, out / peak.clamp_min(1e-300), out)
-    return out.float()
+    nan = torch.full((b,), math.nan, device=device, dtype=f64)
+    geometry = SourceGeometry(
+        x0_m=x0.flatten(),
+        y0_m=y0.flatten(),
+        sign=sgn.flatten(),
+        strike_deg=strike.flatten(),
+        dip_deg=dip.flatten(),
+        length_m=length.flatten(),
+        width_m=width.flatten(),
+        top_m=top.flatten(),
+        mogi_depth_m=mogi_depth.flatten(),
+        bowl_fwhm_m=nan if bowl_width is None else bowl_width.flatten(),
+        incidence_deg=inc.flatten(),
+        heading_deg=head.flatten(),
+        peak=peak.flatten(),
+    )
+    return out.float(), geometry
