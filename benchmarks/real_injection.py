@@ -43,7 +43,7 @@ from insar_denoise.methods import CLASSICAL_METHODS
 from insar_denoise.models import load_model
 from insar_denoise.scoring.ideal_observer import scene_snr
 from insar_denoise.scoring.noise_estimate import estimate_noise_params
-from insar_denoise.synth import SimConfig, simulate_batch
+from insar_denoise.synth import SimBatch, SimConfig, simulate_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data/real_envisat_nsw")
@@ -87,13 +87,21 @@ def signals(
     source: str, n: int, shape: tuple[int, int], days: np.ndarray, spacing: float, seed: int
 ) -> np.ndarray:
     """``(n, H, W)`` unit cumulative maps (max |LOS| = 1 over the stack) of one source."""
+    return signal_batch(source, n, shape, spacing, seed)[0]
+
+
+def signal_batch(
+    source: str, n: int, shape: tuple[int, int], spacing: float, seed: int
+) -> tuple[np.ndarray, SimBatch, SimConfig]:
+    """:func:`signals`' maps, the simulated batch they are cut from (its ``geometry``) and
+    its config."""
     cfg = SimConfig(
         size=int(max(shape)), n_dates=2, pixel_spacing_m=spacing, source_margin=0.3, **_QUIET
     )
     cfg = dataclasses.replace(cfg, **SOURCES[source])
     batch = simulate_batch(cfg, n, generator=torch.Generator().manual_seed(seed))
     cum = batch.cumulative.numpy()[:, : shape[0], : shape[1]].astype(np.float64)
-    return cum / np.abs(cum).reshape(n, -1).max(1)[:, None, None]
+    return cum / np.abs(cum).reshape(n, -1).max(1)[:, None, None], batch, cfg
 
 
 def outputs(ds: xr.Dataset, model, sigmas: tuple[float, ...]) -> dict[str, np.ndarray]:

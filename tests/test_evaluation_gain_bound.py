@@ -114,3 +114,27 @@ def test_source_scene_refuses_a_scene_without_source() -> None:
     batch = simulate_batch(cfg, 1, generator=torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match="no deformation source"):
         gb.source_scene(batch, cfg)
+
+
+def test_a_scene_cut_from_the_grid_renders_the_cut() -> None:
+    """Injections into a real stack are cut from the simulator's square grid (its top-left
+    corner, as ``benchmarks/real_injection.py`` cuts them): the bound renders the same cut."""
+    cfg, batch = _scene("okada_strike_slip", 5, fault_top_depth_km=(0.0, 0.3))
+    whole = gb.source_scene(batch, cfg)
+    cut = gb.SourceScene(
+        source_name=whole.source_name,
+        params=whole.params,
+        scale_mm=whole.scale_mm,
+        history=whole.history,
+        truth=whole.truth[:, :30],
+        valid=whole.valid[:, :30],
+        dem=whole.dem[:, :30],
+        size=whole.size,
+        pixel_spacing_m=whole.pixel_spacing_m,
+        poisson=whole.poisson,
+    )
+    rendered = cut.scale_mm * gb.source_map(cut, cut.params)
+    assert rendered.shape == (SIZE, 30)
+    np.testing.assert_allclose(rendered, cut.truth, atol=2e-3 * np.abs(whole.truth).max())
+    names, d = gb.jacobian(cut)
+    assert d.shape == (len(names), SIZE, 30)

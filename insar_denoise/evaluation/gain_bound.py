@@ -73,7 +73,7 @@ class SourceScene:
     truth: np.ndarray  # (H, W) true cumulative, mm
     valid: np.ndarray  # (H, W) observed pixels
     dem: np.ndarray
-    size: int
+    size: int  # the simulator's square grid; truth, valid and dem are its top-left corner
     pixel_spacing_m: float
     poisson: float
 
@@ -111,7 +111,8 @@ def source_scene(batch: SimBatch, config: SimConfig, index: int = 0) -> SourceSc
 
 def source_map(scene: SourceScene, params: dict[str, float]) -> np.ndarray:
     """``(H, W)`` float64 LOS map of the scene's source with geometry ``params`` and unit
-    slip / volume change (bowls: unit depth), signed as drawn."""
+    slip / volume change (bowls: unit depth), signed as drawn; rendered on the ``size`` grid
+    and cut to the truth's shape, as the simulator's scenes are cut."""
     east, north = grid_coords_m(scene.size, scene.pixel_spacing_m, "cpu")
     p = {k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()}
     sgn, kind = p["sign"], family(scene.source_name)
@@ -149,7 +150,8 @@ def source_map(scene: SourceScene, params: dict[str, float]) -> np.ndarray:
         u = gaussian_bowl(east, north, p["x0_m"], p["y0_m"], p["bowl_fwhm_m"])
         e = n = torch.zeros_like(u)
     los = project_los(e, n, u, p["incidence_deg"], p["heading_deg"])
-    return torch.nan_to_num(los, nan=0.0, posinf=0.0, neginf=0.0).numpy()
+    h, w = scene.truth.shape
+    return torch.nan_to_num(los, nan=0.0, posinf=0.0, neginf=0.0).numpy()[:h, :w]
 
 
 def jacobian(scene: SourceScene) -> tuple[tuple[str, ...], np.ndarray]:
