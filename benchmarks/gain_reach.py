@@ -47,7 +47,7 @@ def bound_scene(split: str, index: int, size: int, draws: int) -> dict[str, Any]
     scene = gb.source_scene(batch, config)
     names, derivatives = gb.jacobian(scene)
     fisher = gb.fisher_information(scene, batch.noise, derivatives)
-    prior = gb.prior_precision(names, config, scene)
+    prior = gb.prior_precision(names, config)
     amp_only = 1.0 / np.sqrt(fisher[-1, -1]) / scene.scale_mm
     out: dict[str, Any] = {
         "split": split,

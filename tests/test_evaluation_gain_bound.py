@@ -89,7 +89,7 @@ def test_amplitude_information_is_the_ideal_observers_snr() -> None:
     full = np.linalg.inv(j)
     assert gb.gain_std(scene, names, d, full) >= 1.0 / snr * (1 - 1e-9)
     # a prior's information narrows it again
-    prior = gb.prior_precision(names, cfg, scene)
+    prior = gb.prior_precision(names, cfg)
     assert gb.gain_std(scene, names, d, np.linalg.inv(j + prior)) <= gb.gain_std(
         scene, names, d, full
     ) * (1 + 1e-9)

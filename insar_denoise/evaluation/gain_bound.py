@@ -30,6 +30,7 @@ from insar_denoise.scoring.ideal_observer import NoiseCovariance
 from insar_denoise.synth import SimBatch, SimConfig
 from insar_denoise.synth.los import project_los
 from insar_denoise.synth.mogi import mogi_surface
+from insar_denoise.synth.noise_params import NoiseParams
 from insar_denoise.synth.okada import okada_surface
 from insar_denoise.synth.sources import gaussian_bowl, grid_coords_m
 
@@ -64,7 +65,7 @@ def family(source_name: str) -> str | None:
 
 @dataclass
 class SourceScene:
-    """One simulated scene's source, its truth and its noise, as the bound needs them."""
+    """One simulated scene's source, its truth, observed pixels and DEM, as the bound needs them."""
 
     source_name: str
     params: dict[str, float]  # geometry (FAMILY_PARAMETERS) and sign, incidence, heading
@@ -171,7 +172,7 @@ def jacobian(scene: SourceScene) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def fisher_information(
-    scene: SourceScene, noise, derivatives: np.ndarray, *, index: int = 0
+    scene: SourceScene, noise: NoiseParams, derivatives: np.ndarray, *, index: int = 0
 ) -> np.ndarray:
     """``J (p, p)``: ``(h ⊗ D_i)ᵀ C⁻¹ (h ⊗ D_j)`` under the scene's noise covariance."""
     cov = NoiseCovariance(scene.valid, scene.dem, noise, index=index)
@@ -187,7 +188,7 @@ def fisher_information(
     return j
 
 
-def prior_precision(names: tuple[str, ...], config: SimConfig, scene: SourceScene) -> np.ndarray:
+def prior_precision(names: tuple[str, ...], config: SimConfig) -> np.ndarray:
     """Diagonal precision of the simulator's priors on ``names`` (the variance of each
     uniform or log-uniform range; none on the amplitude, which the design fixes per scene
     but an estimator does not know)."""

@@ -72,7 +72,7 @@ class SimBatch:
     geometry: SourceGeometry | None = None
 
     def to(self, device: torch.device | str) -> SimBatch:
-        """Copy with every tensor (and :attr:`noise`) moved to ``device``."""
+        """Copy with every tensor (and :attr:`noise`, :attr:`geometry`) moved to ``device``."""
         moved = {
             k: (v.to(device) if isinstance(v, (torch.Tensor, NoiseParams, SourceGeometry)) else v)
             for k, v in vars(self).items()
