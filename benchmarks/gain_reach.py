@@ -16,6 +16,10 @@ r >= 0.9; ``--draws`` geometry draws). The shipped model's scores on the design 
         --fresh experiments/benchmarks/fresh_draws_s41.json \\
                 experiments/benchmarks/fresh_draws_s41_draw2.json \\
         --output experiments/benchmarks/gain_reach.json [--workers 2]
+
+``--noise-draw k`` computes the bound under fresh draw ``k``'s noise instead (its holes,
+DEM and atmosphere, as ``fresh_draws.py`` scores it): pass that draw's file alone as
+``--fresh`` (``gain_reach_draw1.json``, ``gain_reach_draw2.json``).
 """
 
 from __future__ import annotations
@@ -32,21 +36,29 @@ import numpy as np
 from insar_denoise.evaluation.report_common import json_ready
 
 
-def bound_scene(split: str, index: int, size: int, draws: int) -> dict[str, Any]:
-    """The bound's numbers for one Benchmark v2 scene."""
+def bound_scene(split: str, index: int, size: int, draws: int, noise_draw: int = 0) -> dict:
+    """The bound's numbers for one Benchmark v2 scene, under its design's noise or (with
+    ``noise_draw`` > 0) under that fresh draw's (``referee_scenes.with_fresh_noise``: its
+    atmosphere's parameters, holes, gaps and DEM), as ``fresh_draws.py`` scores it."""
     import torch
 
     torch.set_num_threads(1)
     from insar_denoise.evaluation import gain_bound as gb
-    from insar_denoise.evaluation.referee_scenes import design, simulate
+    from insar_denoise.evaluation.referee_scenes import design, simulate, with_fresh_noise
 
     t0 = time.perf_counter()
     spec = design(84, 0, split)[index]
     config = spec.config(split, size)
     batch, _ = simulate(spec, split, size)
     scene = gb.source_scene(batch, config)
+    noise = batch.noise
+    if noise_draw:
+        _, fresh, _ = with_fresh_noise(spec, split, size, noise_draw)
+        scene.valid = fresh.valid[0].numpy().astype(bool)
+        scene.dem = fresh.dem[0].double().numpy()
+        noise = fresh.noise
     names, derivatives = gb.jacobian(scene)
-    fisher = gb.fisher_information(scene, batch.noise, derivatives)
+    fisher = gb.fisher_information(scene, noise, derivatives)
     prior = gb.prior_precision(names, config)
     amp_only = 1.0 / np.sqrt(fisher[-1, -1]) / scene.scale_mm
     out: dict[str, Any] = {
@@ -57,6 +69,7 @@ def bound_scene(split: str, index: int, size: int, draws: int) -> dict[str, Any]
         "n_dates": spec.n_dates,
         "amplitude_mm": spec.amplitude_mm,
         "turbulence_mm": spec.turbulence_mm,
+        "noise_draw": noise_draw,
         "snr": float(np.sqrt(fisher[-1, -1]) * scene.scale_mm),
         "gain_std_amplitude_only": float(amp_only),
         "geometry": {k: scene.params[k] for k in names if k in scene.params},
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=2000)
     p.add_argument("--size", type=int, default=192)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--noise-draw", type=int, default=0, help="0: the design's noise; k: fresh")
     args = p.parse_args(argv)
 
     def scenes(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -106,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.fresh
     ]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(bound_scene, s, i, args.size, args.draws) for s, i in jobs]
+        futures = [
+            pool.submit(bound_scene, s, i, args.size, args.draws, args.noise_draw) for s, i in jobs
+        ]
         rows = []
         for (s, i), fut in zip(jobs, futures, strict=True):
             row = fut.result()
