@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from fresh_draws import run_shipped, scene_draw  # benchmarks/
-from real_injection import DATA
+from real_injection import DATA, load_stack
 
 from insar_denoise.inference.engine import times_in_days
-from insar_denoise.io.layouts import load_inputs
 from insar_denoise.trust.date_correlation import CORRELATED_FACTOR, excess_date_correlation
 
 
@@ -41,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", type=Path, default=Path("date_correlation.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    ifgs = sorted(str(f) for f in (DATA / "interferograms").glob("*.tif"))
-    envisat = load_inputs(ifgs, dem=DATA / "dem.tif")[0].load()
+    envisat = load_stack(DATA)[0]
     report = {"threshold": CORRELATED_FACTOR, "envisat": factors(envisat, envisat.sizes["time"])}
     print("envisat", json.dumps(report["envisat"]), flush=True)
     rows = []

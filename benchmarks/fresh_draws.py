@@ -138,11 +138,9 @@ def design_snr(metrics: dict[str, Any]) -> dict[tuple[str, int], float]:
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Failures, gain-target share at SNR ≥ 20 and false-positive p99 over the draws."""
     strong = [r for r in rows if r["snr"] >= 20]
-    inside = [
-        r
-        for r in strong
-        if 0.9 <= (r["model"]["gain"] or 0) <= 1.1 and (r["model"]["r"] or 0) >= 0.9
-    ]
+    from insar_denoise.evaluation.gain_bound import in_gain_target
+
+    inside = [r for r in strong if in_gain_target(r["model"]["gain"], r["model"]["r"])]
     calm = [r["p99_abs_model_mm"] for r in rows if r["source_type"] == "none"]
     return {
         "n_draws": len(rows),

@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _inside(row: dict[str, Any]) -> bool:
-    s = row["scores"]
-    return bool(0.9 <= s["gain"] <= 1.1 and (s["r"] or 0.0) >= 0.9)
+    from insar_denoise.evaluation.gain_bound import in_gain_target
+
+    return in_gain_target(row["scores"]["gain"], row["scores"]["r"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -89,10 +90,11 @@ def bound_scene(split: str, index: int, size: int, draws: int, noise_draw: int =
 
 def inside(scores: dict[str, Any] | None) -> bool | None:
     """Whether a model record is inside the gain target (None without one)."""
+    from insar_denoise.evaluation.gain_bound import in_gain_target
+
     if not scores or scores.get("gain") is None:
         return None
-    r = scores.get("r") or 0.0
-    return bool(0.9 <= scores["gain"] <= 1.1 and r >= 0.9)
+    return in_gain_target(scores["gain"], scores.get("r"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _normal_sf(z: float) -> float:
     """Upper tail of the standard normal."""
-    import math
-
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 

@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from real_injection import DATA, SOURCES, pixel_spacing_m, signals  # benchmarks/
+from real_injection import DATA, SOURCES, load_stack, pixel_spacing_m, signals  # benchmarks/
 
 from insar_denoise.inference.engine import times_in_days
 from insar_denoise.inference.stack_runner import scene_date_variances
-from insar_denoise.io.layouts import load_inputs
 from insar_denoise.scoring.ideal_observer import NoiseCovariance, relative_series
 from insar_denoise.scoring.noise_estimate import (
     estimate_noise_params,
@@ -101,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    ifgs = sorted(str(f) for f in (args.data / "interferograms").glob("*.tif"))
-    ds, _ = load_inputs(ifgs, dem=args.data / "dem.tif")
-    ds = ds.load()
+    ds, _ = load_stack(args.data)
     days = times_in_days(ds["time"].values)
     disp = ds["displacement"].transpose("time", "y", "x").values.astype(np.float64)
     ok = np.isfinite(disp).all(0)

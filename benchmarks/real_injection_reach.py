@@ -28,7 +28,6 @@ import real_injection as ri  # benchmarks/
 from insar_denoise.evaluation import gain_bound as gb
 from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.inference.engine import times_in_days
-from insar_denoise.io.layouts import load_inputs
 from insar_denoise.scoring.noise_estimate import estimate_noise_params
 
 
@@ -42,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=2000)
     p.add_argument("--output", type=Path, default=ri.OUT / "real_injection_reach.json")
     args = p.parse_args(argv)
-    ifgs = sorted(str(f) for f in (args.data / "interferograms").glob("*.tif"))
-    ds, _ = load_inputs(ifgs, dem=args.data / "dem.tif")
-    ds = ds.load()
+    ds, _ = ri.load_stack(args.data)
     days = times_in_days(ds["time"].values)
     disp = ds["displacement"].transpose("time", "y", "x").values
     shape = tuple(disp.shape[1:])
@@ -62,21 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.n):
             unit = gb.source_scene(batch, cfg, i)  # its geometry; the scene is re-cut below
             for amp in args.amplitudes:
-                scene = gb.SourceScene(
-                    source_name=unit.source_name,
-                    params=unit.params,
-                    scale_mm=1.0,
-                    history=history,
-                    truth=amp * units[i],
-                    valid=ok,
-                    dem=dem,
-                    size=int(cfg.size),
-                    pixel_spacing_m=float(cfg.pixel_spacing_m),
-                    poisson=float(cfg.poisson),
-                )
-                m = gb.source_map(scene, scene.params)
-                scene.scale_mm = float(
-                    np.dot(m.ravel(), scene.truth.ravel()) / np.dot(m.ravel(), m.ravel())
+                scene = gb.fit_scale(
+                    gb.SourceScene(
+                        source_name=unit.source_name,
+                        params=unit.params,
+                        scale_mm=1.0,
+                        history=history,
+                        truth=amp * units[i],
+                        valid=ok,
+                        dem=dem,
+                        size=int(cfg.size),
+                        pixel_spacing_m=float(cfg.pixel_spacing_m),
+                        poisson=float(cfg.poisson),
+                    )
                 )
                 names, d = gb.jacobian(scene)
                 fisher = gb.fisher_information(scene, noise, d)
@@ -103,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 if match:
                     s = match[0]
                     row["model"] = {key: s[key] for key in ("gain", "r", "response", "response_r")}
-                    row["model_inside"] = ri._in_target(s["gain"], s["r"])
-                    row["model_inside_response"] = ri._in_target(s["response"], s["response_r"])
+                    row["model_inside"] = gb.in_gain_target(s["gain"], s["r"])
+                    row["model_inside_response"] = gb.in_gain_target(s["response"], s["response_r"])
                 rows.append(row)
                 print(
                     f"{row['cell']:14s} pos {i}  SNR {snr:6.1f}  gain std 1/SNR {1 / snr:.3f} "

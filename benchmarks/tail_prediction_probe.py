@@ -121,7 +121,9 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
 
 def inside(s: dict[str, Any]) -> bool:
     """Gain 0.9-1.1 and r >= 0.9."""
-    return bool(0.9 <= s["gain"] <= 1.1 and (s["r"] or 0.0) >= 0.9)
+    from insar_denoise.evaluation.gain_bound import in_gain_target
+
+    return in_gain_target(s["gain"], s["r"])
 
 
 def main(argv: list[str] | None = None) -> int:

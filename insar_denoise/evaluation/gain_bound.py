@@ -56,6 +56,13 @@ STEPS: dict[str, float] = {
 GAIN_TARGET, R_TARGET = (0.9, 1.1), 0.9
 
 
+def in_gain_target(gain: float | None, r: float | None) -> bool:
+    """Gain within :data:`GAIN_TARGET` and r at least :data:`R_TARGET` (None or NaN misses)."""
+    g = math.nan if gain is None else float(gain)
+    rr = math.nan if r is None else float(r)
+    return bool(GAIN_TARGET[0] <= g <= GAIN_TARGET[1] and rr >= R_TARGET)
+
+
 def family(source_name: str) -> str | None:
     """``okada``, ``mogi`` or ``bowl`` for a simulator source name (None for ``none``)."""
     if source_name.startswith("okada"):
@@ -105,8 +112,13 @@ def source_scene(batch: SimBatch, config: SimConfig, index: int = 0) -> SourceSc
         pixel_spacing_m=float(config.pixel_spacing_m),
         poisson=float(config.poisson),
     )
-    unit = source_map(scene, params)
-    scene.scale_mm = float(np.dot(unit.ravel(), truth.ravel()) / np.dot(unit.ravel(), unit.ravel()))
+    return fit_scale(scene)
+
+
+def fit_scale(scene: SourceScene) -> SourceScene:
+    """``scene`` with ``scale_mm`` the least-squares factor of its unit map on its truth."""
+    unit = source_map(scene, scene.params).ravel()
+    scene.scale_mm = float(np.dot(unit, scene.truth.ravel()) / np.dot(unit, unit))
     return scene
 
 
