@@ -12,7 +12,15 @@ the values outside the areas are not changed. ``--test`` chooses when:
 - ``differences`` / ``spectrum``: only where the source, fitted to the straight line of the
   even dates, lowers the misfit of the odd dates' on those pixels, and the other way round
   (the creep model's cross-validation), read by differences or with the line's noise maps'
-  spectrum (``creep_model.residual_energy``).
+  spectrum (``creep_model.residual_energy``);
+- ``truth-tail`` (an oracle, design table (bl)): the true cumulative subtracted instead of a
+  fitted source, and each date's true displacement from the pixels the areas' ramps predict
+  each date from (``area_history``), the ceiling of any prediction that knows the tails;
+- ``truth-residual`` (an oracle): the fill's residual set to the true cumulative inside the
+  areas, the ceiling of any prediction at all (the areas' ramps still read their own).
+
+Every run also records ``inside_areas``: the truth inside the filled areas, the engine's output
+outside (its level matched on a 3 px ring), the ceiling of everything the fill does.
 
 The scenes are the runs of ``--stages`` (``gain_loss_stages.json``) that reach the fill; each
 prints and stores its scores beside those of that file (the shipped engine).
@@ -51,9 +59,11 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).parent))
     import fresh_draws as fd
+    from scipy import ndimage
 
+    from insar_denoise.evaluation.referee_scoring import offset_free_scores
+    from insar_denoise.inference import area_history, stack_path
     from insar_denoise.inference import bilaplacian_support as bs
-    from insar_denoise.inference import stack_path
     from insar_denoise.inference.creep_model import residual_energy
     from insar_denoise.inference.elastic_sources import best_source
 
@@ -71,7 +81,9 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
 
     def _detect(gate_map, maps, shape, *a, **k):
         cap["noise"] = np.nan_to_num(bs.noise_stack(maps[2], shape[0], np.float64))
-        return detect(gate_map, maps, shape, *a, **k)
+        found = detect(gate_map, maps, shape, *a, **k)
+        cap["area"] = found.new
+        return found
 
     def _banded(lin, ok, dem, band, fit_on):
         cap["ok"], cap["dem"] = ok.copy(), dem
@@ -80,6 +92,12 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
     def _fill(values, unknown):
         ok, dem = cap["ok"], cap["dem"]
         area, pixels = unknown & ok, ok & ~unknown
+        if test.startswith("truth"):
+            cap["family"] = test
+            true = np.where(ok, cap["truth"], 0.0)
+            if test == "truth-residual":
+                return np.where(unknown, values - true, values)
+            return np.where(unknown, fill(values - true, unknown), values)
         if test != "none":
             halves = _half_lines(*cap["series"])
             noise = cap["noise"] if test == "spectrum" else None
@@ -99,15 +117,40 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
         tail = np.where(ok, source.cumulative, 0.0)
         return np.where(unknown, fill(values - tail, unknown), values)
 
+    def _date_residual(self, image):
+        # as area_history._DateResidual, the prediction made from the date less its truth
+        k = cap["date"] = cap.get("date", -1) + 1
+        true = cap["true_series"][k]
+        raw = np.asarray(image, np.float64)
+        x = np.where(self.keep | self.outside, np.nan_to_num(raw), 0.0)
+        x = x - self.basis @ (self.fit @ x[self.outside])
+        true = true - self.basis @ (self.fit @ true[self.outside])
+        return np.where(np.isfinite(raw), x - self.predict(x - true), np.nan)[self.keep]
+
+    date_residual = area_history._DateResidual.__call__
+    if test == "truth-tail":
+        area_history._DateResidual.__call__ = _date_residual
     bs.detect, bs.elevation_free_banded, bs.harmonic_fill = _detect, _banded, _fill
     stack_path.creep_series = _creep
     try:
         item = f"{split}:{index}" + (f":{draw}" if draw else "")
-        spec, _, ds, truth, valid = fd.scene_draw(item)
-        rec = fd.output_record(fd.run_shipped(ds, spec.n_dates), truth, valid)
+        spec, batch, ds, truth, valid = fd.scene_draw(item)
+        series = batch.deformation[0].numpy().astype(np.float64)
+        cap["truth"], cap["true_series"] = truth, series - series[0]
+        res = fd.run_shipped(ds, spec.n_dates)
+        rec = fd.output_record(res, truth, valid)
     finally:
         bs.detect, bs.elevation_free_banded, bs.harmonic_fill = detect, banded, fill
         stack_path.creep_series = creep
+        area_history._DateResidual.__call__ = date_residual
+    ceiling = None
+    if cap.get("area") is not None:
+        cum = np.asarray(res["cumulative_deformation"].values, np.float64)
+        mask = np.asarray(valid, bool) & np.isfinite(cum) & np.isfinite(truth)
+        area = cap["area"] & mask
+        ring = ndimage.binary_dilation(area, iterations=3) & ~area & mask
+        level = np.median((cum - truth)[ring if ring.any() else mask])
+        ceiling = offset_free_scores(np.where(area, truth + level, cum), truth, mask)
     return {
         "split": split,
         "index": index,
@@ -115,6 +158,7 @@ def run_one(split: str, index: int, draw: int, test: str) -> dict[str, Any]:
         "tail_family": cap.get("family"),
         "held_out_ratio": cap.get("held_out_ratio"),
         "probe": rec["model"],
+        "inside_areas": ceiling,
         "zero_rmse_mm": rec["zero_rmse_mm"],
     }
 
@@ -128,7 +172,11 @@ def inside(s: dict[str, Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--test", choices=("none", "differences", "spectrum"), default="spectrum")
+    p.add_argument(
+        "--test",
+        choices=("none", "differences", "spectrum", "truth-tail", "truth-residual"),
+        default="spectrum",
+    )
     p.add_argument("--stages", type=Path, required=True, help="gain_loss_stages.json")
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--workers", type=int, default=1)
@@ -156,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         "worse_by_0.02mm": sum(d > 0.02 for d in diff),
         "inside_shipped": sum(inside(r["shipped"]) for r in rows),
         "inside_probe": sum(inside(r["probe"]) for r in rows),
+        "inside_with_truth_inside_areas": sum(
+            r["inside_areas"] is not None and inside(r["inside_areas"]) for r in rows
+        ),
         "rmse_change_sum_mm": float(np.sum(diff)),
     }
     report = {"kind": "tail_prediction_probe", "summary": summary, "runs": rows}
