@@ -88,25 +88,20 @@ def fit_scene(split: str, index: int) -> dict[str, Any]:
 
 
 def true_shape_fit(mapped: np.ndarray, truth: np.ndarray, dem) -> dict[str, float]:
-    """The fitter's objective (``fit_source``: differences of block means, a plane) given the
-    true shape: its least-squares scale on the map, the misfit there and with no source."""
-    from insar_denoise.inference import elastic_sources as es
-    from insar_denoise.inference.creep_model import block_means, gradients, plane_offsets, prepared
+    """The fitter's objective (``elastic_sources.differenced``, a plane) given the true
+    shape: its least-squares scale on the map, the misfit there and with no source."""
+    from insar_denoise.inference.creep_model import block_means
+    from insar_denoise.inference.elastic_sources import differenced
 
-    p, _, _ = prepared(mapped, dem)
-    k = max(1, int(np.ceil(max(p.shape) / es.FIT_MAX_PX)))
-    coarse = block_means(p, k)
-    cok = np.isfinite(coarse)
-    y = gradients(coarse, cok)
-    use = np.isfinite(y)
-    column = gradients(block_means(np.where(np.isfinite(mapped), truth, np.nan), k), cok)
-    plane = plane_offsets(cok.shape)[use]
+    d = differenced(mapped, dem)
+    column = d.of(block_means(np.where(np.isfinite(mapped), truth, np.nan), d.k))
+    y, plane = d.y[d.use], d.offsets[d.use]
 
     def rss(x: np.ndarray) -> tuple[float, np.ndarray]:
-        coef = np.linalg.lstsq(x, y[use], rcond=None)[0]
-        return float(np.sum((y[use] - x @ coef) ** 2)), coef
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        return float(np.sum((y - x @ coef) ** 2)), coef
 
-    misfit, coef = rss(np.c_[column[use], plane])
+    misfit, coef = rss(np.c_[column[d.use], plane])
     return {"scale": float(coef[0]), "rss": misfit, "rss_no_source": rss(plane)[0]}
 
 

@@ -156,22 +156,47 @@ class SourceFit:
     cumulative: np.ndarray
 
 
-def fit_source(projection: np.ndarray, dem, family: str, starts: list[np.ndarray]) -> SourceFit:
-    """The ``family``'s source best fitting ``projection (H, W)`` mm (NaN = not valid; median
-    and elevation fit removed) by differences, from the best :data:`N_STARTS` of ``starts``."""
+@dataclass
+class Differenced:
+    """A map as the fit reads it (:func:`differenced`): the full grid's ``shape``, the block
+    side ``k``, the valid blocks ``cok``, the map's differences ``y`` and where they are
+    finite (``use``), and a plane's columns in them (``offsets``)."""
+
+    shape: tuple[int, int]
+    k: int
+    cok: np.ndarray
+    y: np.ndarray
+    use: np.ndarray
+    offsets: np.ndarray
+
+    def of(self, coarse: np.ndarray) -> np.ndarray:
+        """The differences of another map on the block grid, as ``y``'s."""
+        return gradients(coarse, self.cok)
+
+
+def differenced(projection: np.ndarray, dem) -> Differenced:
+    """``projection (H, W)`` mm (NaN = not valid) less its median and elevation fit, as block
+    means of at most :data:`FIT_MAX_PX` px a side, prewhitened by differences."""
     p, _, _ = prepared(projection, dem)
     k = max(1, int(np.ceil(max(p.shape) / FIT_MAX_PX)))
     coarse = block_means(p, k)
     cok = np.isfinite(coarse)
-    offsets = plane_offsets(cok.shape)
     y = gradients(coarse, cok)
-    use = np.isfinite(y)
+    return Differenced(p.shape, k, cok, y, np.isfinite(y), plane_offsets(cok.shape))
+
+
+def fit_source(projection: np.ndarray, dem, family: str, starts: list[np.ndarray]) -> SourceFit:
+    """The ``family``'s source best fitting ``projection (H, W)`` mm (NaN = not valid; median
+    and elevation fit removed) by differences (:func:`differenced`), from the best
+    :data:`N_STARTS` of ``starts``."""
+    d = differenced(projection, dem)
+    use = d.use
     units, n_slip = FAMILIES[family]
     los = los_vectors()
 
     def misfit(q: np.ndarray) -> tuple:
-        columns = np.stack([gradients(u, cok) for u in units(coarse.shape, k, q)], axis=1)
-        return _solve(columns[use], offsets[use], y[use], n_slip, los)
+        columns = np.stack([d.of(u) for u in units(d.cok.shape, d.k, q)], axis=1)
+        return _solve(columns[use], d.offsets[use], d.y[use], n_slip, los)
 
     ranked = sorted(starts, key=lambda q: misfit(q)[0])[:N_STARTS]
     best = (np.inf, ranked[0])
@@ -185,7 +210,7 @@ def fit_source(projection: np.ndarray, dem, family: str, starts: list[np.ndarray
         if found.fun < best[0]:
             best = (float(found.fun), found.x)
     rss, strengths, vector = misfit(best[1])
-    full = units(p.shape, 1, best[1])
+    full = units(d.shape, 1, best[1])
     cumulative = sum(
         strengths[s] * np.tensordot(vector, full[3 * s : 3 * s + 3], axes=1) for s in range(n_slip)
     )
