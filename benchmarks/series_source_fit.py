@@ -12,9 +12,10 @@ history, shrank the true shape's scale to 0.78-0.87 on `in` 22 and 46). Everythi
 ``BLOCK`` px block means (64 px a side for Benchmark v2's 192 px scenes).
 
 The source ``s(θ)`` enters with a history ``B β`` (``B`` piecewise-linear, zero at the
-first date): the design ``B ⊗ s`` is rank one in space, so ``C⁻¹`` needs one turbulence
-solve per displacement component of the family (``K⁻¹ u``, then any line of sight and rake
-combines them), the nuisances by Woodbury as in ``NoiseCovariance.apply_inverse``. The
+first date): the design ``B ⊗ s`` is rank one in space, so ``C⁻¹`` needs only ``K⁻¹ s``,
+the turbulence's covariance inverted once, densely, on the block grid (:func:`dense_inverse`;
+any line of sight and rake combine the family's solved components), the nuisances by
+Woodbury as in ``NoiseCovariance.apply_inverse``. The
 objective is the fall of the weighted residual ``Q = rᵀ F⁻¹ r`` (``F = Xᵀ C⁻¹ X``,
 ``r = Xᵀ C⁻¹ d``), maximised over the geometry (and Okada's rake) by Nelder-Mead (Nelder &
 Mead 1965) from the engine's starts at the stack's linear-rate map; the cumulative map is
@@ -101,7 +102,6 @@ class SeriesObjective:
         self.kb, self.cap_inv = kb.numpy(), cap_inv.numpy()
         self.m_inv = self.cov.m_inv.numpy()
         self.d_kb = self.d @ self.kb.T  # (T', p)
-
         self.k_inv = dense_inverse(self.cov)
 
     def solve(self, maps: np.ndarray) -> np.ndarray:
