@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from scipy import linalg, ndimage, optimize
 
+from insar_denoise.baselines import linear_rate_stack
 from insar_denoise.evaluation.report_common import json_ready
 from insar_denoise.inference import elastic_sources as es
 from insar_denoise.inference.broad_scales import history_basis
@@ -215,14 +216,6 @@ def full_map(
     )
 
 
-def rate_map(stack: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Each pixel's least-squares straight line in time, as its span's cumulative (mm)."""
-    t = (np.asarray(days, np.float64) - days[0]) / max(days[-1] - days[0], 1.0)
-    s = np.nan_to_num(np.asarray(stack, np.float64))
-    tc = t - t.mean()
-    return np.tensordot(tc, s - s.mean(axis=0), axes=1) / float(tc @ tc)
-
-
 def fit_scene(item: str) -> dict[str, Any]:
     """The true-shape readings and each family's series fit of one scene, scored."""
     torch.set_num_threads(1)
@@ -264,7 +257,7 @@ def fit_scene(item: str) -> dict[str, Any]:
         "noise_beta": float(obj.params.turb_beta[0]),
     }
     ok = np.isfinite(stack).all(axis=0) & valid
-    positions = seed_positions(rate_map(stack, days), ok)
+    positions = seed_positions(np.asarray(linear_rate_stack(stack, days), np.float64), ok)
     fits = {}
     for family in es.FAMILIES:
         q, (q_val, beta, weights, vector) = search(obj, family, b, positions)

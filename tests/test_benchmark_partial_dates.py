@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 def _script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports fresh_draws beside it
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "partial_dates", ROOT / "benchmarks" / "partial_dates.py"
-        )
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return mod
+    return load_benchmark("partial_dates")
 
 
 def test_the_square_is_centred_on_the_largest_offset_and_kept_inside():
