@@ -187,7 +187,9 @@ def creep_scene():
     return simulate(spec, "in", 192)
 
 
-def test_run_models_the_creeping_fault_whole_and_says_so(creep_scene):
+def _run_creep_scene(ds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """``run``'s product of the scene, read in 64 px chunks, and its out-of-distribution
+    warnings."""
     import warnings
 
     from insar_denoise.errors import OutOfDistributionWarning
@@ -195,17 +197,30 @@ def test_run_models_the_creeping_fault_whole_and_says_so(creep_scene):
     from insar_denoise.options import RunOptions
     from insar_denoise.product import denoise
 
-    batch, ds = creep_scene
+    lazy = ds.chunk({"time": -1, "y": 64, "x": 64})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = denoise(ds, load_model("default"), RunOptions(progress=False))
+        out = denoise(lazy, load_model("default"), RunOptions(progress=False, chunk=64))
+        out = out.compute()
+    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
+    return out, texts
+
+
+@pytest.fixture(scope="module")
+def creep_run(creep_scene):
+    """The scene's product in memory (its series are far under ``IN_MEMORY_MAX_BYTES``)."""
+    return _run_creep_scene(creep_scene[1])
+
+
+def test_run_models_the_creeping_fault_whole_and_says_so(creep_scene, creep_run):
+    batch, _ = creep_scene
+    out, texts = creep_run
     fit = json.loads(out.attrs[creep_model.CREEP_ATTR])
     assert fit["trace"]["z"] > fault_trace.THRESHOLD
     cum = out["cumulative_deformation"].values
     ok = batch.valid[0].numpy() & np.isfinite(cum)
     r, gain = _scores(cum[ok], batch.cumulative[0].numpy()[ok])
     assert r > 0.98 and 0.9 < gain < 1.15
-    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
     assert any(t.startswith("[creep_model] a creeping fault was modelled") for t in texts)
 
 
@@ -250,17 +265,12 @@ def test_a_weak_creep_the_split_dates_cannot_confirm_is_modelled_whole():
     assert r > 0.9 and 0.85 < gain < 1.15
 
 
-def test_streamed_result_equals_in_memory_with_the_creep_model(creep_scene, monkeypatch):
-    from insar_denoise.inference import denoise_dataset, stack_path
-    from insar_denoise.models import load_model
+def test_streamed_result_equals_in_memory_with_the_creep_model(creep_scene, creep_run, monkeypatch):
+    from insar_denoise.inference import stack_path
 
-    _, ds = creep_scene
-    model, lazy = load_model("default"), ds.chunk({"time": -1, "y": 64, "x": 64})
-    outs = []
-    for limit in (10**12, 0):  # the creep model runs before either path
-        monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", limit)
-        outs.append(denoise_dataset(lazy, model, chunk=64, progress=False).compute())
-    ref, got = outs
+    ref, _ = creep_run
+    monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 0)  # the creep model runs before
+    got, _ = _run_creep_scene(creep_scene[1])
     assert got.attrs[creep_model.CREEP_ATTR] == ref.attrs[creep_model.CREEP_ATTR] != "none"
     for name in ("deformation", "cumulative_deformation"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, err_msg=name)
@@ -287,3 +297,19 @@ def test_a_fit_growing_broad_lobes_of_atmosphere_gives_way_to_the_differences():
     err = (cum[ok] - np.median(cum[ok])) - (truth[ok] - np.median(truth[ok]))
     assert r > 0.9 and 0.5 < gain < 1.2
     assert np.sqrt(np.mean(err**2)) < 0.5 * np.std(truth[ok])
+
+
+def test_the_unit_memo_returns_what_it_computed_and_holds_no_more_than_its_budget():
+    trace = fault_trace.Trace(9.0, 30.0, (40.0, 50.0), (0.6, 0.8), 1.0, 8.0, 1.0)
+    geometry = {"tips": (-20.0, 30.0), "width": 8.0, "top": 1.0, "step": 2}
+    unit = creep_model.unit_displacement((48, 48), trace, **geometry)
+    memo = creep_model.UnitMemo(max_bytes=unit.nbytes)
+    first = memo((48, 48), trace, **geometry)
+    np.testing.assert_array_equal(first, unit)
+    assert memo((48, 48), trace, **geometry) is first  # held, not recomputed
+    other = memo((48, 48), trace, **{**geometry, "dip": 80.0})  # over the budget: not held
+    assert memo((48, 48), trace, **{**geometry, "dip": 80.0}) is not other
+    np.testing.assert_array_equal(
+        other, creep_model.unit_displacement((48, 48), trace, **{**geometry, "dip": 80.0})
+    )
+    assert not np.array_equal(other, first)

@@ -137,3 +137,28 @@ def test_float32_runs_and_is_close_near_the_source() -> None:
     hi = torch.stack(okada_surface(xx.double(), yy.double(), **kw))
     assert lo.dtype == torch.float32
     torch.testing.assert_close(lo.double(), hi, atol=1e-4 * hi.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("dip", [90.0, 70.0])
+def test_a_slip_given_as_plain_zero_is_skipped_with_the_same_result(dip: float) -> None:
+    # the kinds skipped (plain zeros) against all nine terms computed (zeros as tensors):
+    # the same bits on a grid that holds the trace and both tips' lines
+    x = torch.linspace(-8e3, 8e3, 65, dtype=torch.float64)
+    xx, yy = torch.meshgrid(x, x, indexing="xy")
+    kw = dict(
+        x0_m=250.0,
+        y0_m=-500.0,
+        depth_m=0.0,
+        strike_deg=20.0,
+        dip_deg=dip,
+        length_m=6e3,
+        width_m=3e3,
+    )
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    for slip in ({"strike_slip_m": 1.0}, {"dip_slip_m": 0.5}, {"opening_m": 2.0}):
+        kinds = {k: slip.get(k, zero) for k in ("strike_slip_m", "dip_slip_m", "opening_m")}
+        skipped = torch.stack(okada_surface(xx, yy, **kw, **slip))
+        full = torch.stack(okada_surface(xx, yy, **kw, **kinds))
+        finite = torch.isfinite(full)
+        assert finite.float().mean() > 0.9
+        assert torch.equal(skipped[finite], full[finite])

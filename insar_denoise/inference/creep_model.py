@@ -69,6 +69,8 @@ WIDTHS_PX: tuple[float, ...] = (8.0, 32.0)
 TOPS_PX: tuple[float, ...] = (0.0, 2.0)
 #: rounds of the coordinate descent that refines the grid's best geometry
 REFINE_ROUNDS = 6
+#: bytes of unit displacements one scene's fits share (:class:`UnitMemo`)
+MEMO_MAX_BYTES = 160_000_000
 #: bounds of the geometry :func:`refine` moves (:func:`geometry`'s ``x``: tips in half
 #: extents, log2 width, top, shift, turn, dip)
 GEOMETRY_LOW = np.array([-np.inf, -np.inf, 2.0, 0.0, -3.0, -3.0, 60.0])
@@ -167,6 +169,26 @@ def unit_displacement(
         strike_slip_m=1.0,
     )
     return np.stack([np.nan_to_num(v.numpy()) for v in (east, north, up)])
+
+
+class UnitMemo:
+    """:func:`unit_displacement` remembered for the geometries already evaluated: every fit
+    under one trace (the halves' and the whole's) starts from the same grid. Holds at most
+    ``max_bytes``; the arrays it returns are shared, not to be written to."""
+
+    def __init__(self, max_bytes: int = MEMO_MAX_BYTES) -> None:
+        self.held: dict[tuple, np.ndarray] = {}
+        self.free = max_bytes
+
+    def __call__(self, shape: tuple[int, int], trace: Trace, **kwargs) -> np.ndarray:
+        """:func:`unit_displacement` ``(shape, trace, **kwargs)``."""
+        key = (tuple(shape), trace.point, trace.normal, tuple(sorted(kwargs.items())))
+        unit = self.held.get(key)
+        if unit is None:
+            unit = unit_displacement(shape, trace, **kwargs)
+            if unit.nbytes <= self.free:
+                self.held[key], self.free = unit, self.free - unit.nbytes
+        return unit
 
 
 def geometry(x: np.ndarray, half: float) -> dict:
@@ -307,14 +329,18 @@ def residual_energy(values: np.ndarray, dem, noise) -> float:
     return float(np.sum((y[use] - offsets[use] @ coef) ** 2))
 
 
-def dislocation_misfit(projection: np.ndarray, dem, trace: Trace, noise=None) -> tuple:
+def dislocation_misfit(
+    projection: np.ndarray, dem, trace: Trace, noise=None, units: UnitMemo | None = None
+) -> tuple:
     """``(misfit, half, shape)``: the fit's objective (geometry ``x`` of :func:`geometry` ->
     residual sum of squares and slip × line of sight), the trace's half extent (px) and the
     full grid's shape, for the least-squares cumulative ``projection (H, W)`` mm (NaN = not
     valid; its elevation fit removed) after prewhitening: by the power spectrum of the noise
     maps ``noise (n, H, W)`` (:func:`spectral_whitener`), or, without them, by differences
-    along rows and columns (turbulence of spectrum ``k^-2``)."""
+    along rows and columns (turbulence of spectrum ``k^-2``). ``units``: a memo shared with
+    other fits under ``trace``."""
     p, coarse, k = prepared(projection, dem)
+    units = UnitMemo() if units is None else units
     ok, cok = np.isfinite(p), np.isfinite(coarse)
     transform, offsets = _domain(noise, cok, k)
     y = transform(coarse)
@@ -326,7 +352,7 @@ def dislocation_misfit(projection: np.ndarray, dem, trace: Trace, noise=None) ->
 
     def misfit(x: np.ndarray) -> tuple[float, np.ndarray]:
         """Residual and slip × line of sight of the geometry ``x`` (:func:`geometry`)."""
-        unit = unit_displacement(coarse.shape, trace, step=k, **geometry(x, half))
+        unit = units(coarse.shape, trace, step=k, **geometry(x, half))
         columns = np.stack([transform(u) for u in unit], axis=1)[use]
         rss, slip, vector = _solve(columns, offsets[use], y[use], los)
         return rss, slip * vector
@@ -351,23 +377,34 @@ def descent(misfit) -> tuple:
     return refine(misfit, *best)
 
 
-def fitted(trace: Trace, shape: tuple[int, int], half: float, x: np.ndarray, coef) -> CreepFit:
+def fitted(
+    trace: Trace,
+    shape: tuple[int, int],
+    half: float,
+    x: np.ndarray,
+    coef,
+    units: UnitMemo | None = None,
+) -> CreepFit:
     """The :class:`CreepFit` of geometry ``x`` and slip × line of sight ``coef``, its
     cumulative evaluated on the full grid of ``shape``."""
     far = (x[0] <= -FAR, x[1] >= FAR)
     named = (None if far[0] else x[0] * half, None if far[1] else x[1] * half)
-    unit = unit_displacement(shape, trace, **geometry(x, half))
+    unit = (unit_displacement if units is None else units)(shape, trace, **geometry(x, half))
     cumulative = np.tensordot(coef, unit, axes=1).astype(np.float32)
     return CreepFit(named, 2.0 ** x[2], x[3], float(x[6]), tuple(coef), cumulative)
 
 
-def fit_dislocation(projection: np.ndarray, dem, trace: Trace, noise=None) -> CreepFit:
+def fit_dislocation(
+    projection: np.ndarray, dem, trace: Trace, noise=None, units: UnitMemo | None = None
+) -> CreepFit:
     """The dislocation under ``trace`` that fits the least-squares cumulative ``projection
     (H, W)`` mm best after prewhitening (:func:`dislocation_misfit`): a grid, then
-    coordinate descent (:func:`descent`)."""
-    misfit, half, shape = dislocation_misfit(projection, dem, trace, noise)
+    coordinate descent (:func:`descent`). ``units``: a memo shared with other fits under
+    ``trace``."""
+    units = UnitMemo() if units is None else units
+    misfit, half, shape = dislocation_misfit(projection, dem, trace, noise, units)
     _, x, coef = descent(misfit)
-    return fitted(trace, shape, half, x, coef)
+    return fitted(trace, shape, half, x, coef, units)
 
 
 def refine(misfit, rss: float, x: np.ndarray, coef: np.ndarray) -> tuple:
@@ -454,19 +491,23 @@ def half_projections(
     return out
 
 
-def cross_validated(halves: list[np.ndarray], dem, trace: Trace, noise) -> tuple:
+def cross_validated(
+    halves: list[np.ndarray], dem, trace: Trace, noise, units: UnitMemo | None = None
+) -> tuple:
     """``(noise or None, misfit, null misfit)``: the prewhitening (the noise maps' spectrum,
     or differences) whose fit to one half of the dates best predicts the other half (both
     ways; :func:`residual_energy`, the same spectral measure for both), its summed misfit
     and that of no model; a fit that predicts the other half worse than no model when read
-    by differences gives way to one that does not (:data:`SCREENED`)."""
+    by differences gives way to one that does not (:data:`SCREENED`). ``units``: a memo
+    shared with other fits under ``trace``."""
+    units = UnitMemo() if units is None else units
     null = sum(residual_energy(h, dem, noise) for h in halves)
     null_differences = sum(residual_energy(h, dem, None) for h in halves)
     fits = []
     for candidate in (noise, None):
         misfit = differences = 0.0
         for a, b in ((0, 1), (1, 0)):
-            model = fit_dislocation(halves[a], dem, trace, candidate).cumulative
+            model = fit_dislocation(halves[a], dem, trace, candidate, units).cumulative
             misfit += residual_energy(halves[b] - model, dem, noise)
             differences += residual_energy(halves[b] - model, dem, None)
         fits.append((misfit, differences <= null_differences, candidate))
@@ -517,8 +558,9 @@ def creep_series(
     trace, k, projection = found
     noise, _ = cumulative_noise(referenced, times_days, date_var, k)
     halves = half_projections(referenced, times_days, date_var, k)
-    chosen, misfit, null = cross_validated(halves, dem, trace, noise)
-    fit = fit_dislocation(projection, dem, trace, chosen)
+    units = UnitMemo()  # the five fits under one trace share their grid
+    chosen, misfit, null = cross_validated(halves, dem, trace, noise, units)
+    fit = fit_dislocation(projection, dem, trace, chosen, units)
     amplitudes = date_amplitudes(referenced, fit.cumulative, dem)
     steady = history_bic_gain(amplitudes, times_days, date_var, segments) <= MIN_BIC_GAIN
     limit = 1.0 - (STEADY_CV_MARGIN if steady else CV_MARGIN)

@@ -28,6 +28,17 @@ def _plus(r: torch.Tensor, a: torch.Tensor, rest2: torch.Tensor) -> torch.Tensor
     return torch.where(neg, rest2 / torch.where(neg, r - a, torch.ones_like(r)), r + a)
 
 
+def _weighted(
+    factors: tuple[torch.Tensor, ...], terms: list[torch.Tensor | None], kinds: tuple[bool, ...]
+) -> torch.Tensor:
+    """``sum(factor * term)`` over the slip kinds in ``kinds``, in their order."""
+    out = None
+    for factor, term, kind in zip(factors, terms, kinds, strict=True):
+        if kind:
+            out = factor * term if out is None else out + factor * term
+    return out
+
+
 def _corner_terms(
     xi: torch.Tensor,
     eta: torch.Tensor,
@@ -35,11 +46,13 @@ def _corner_terms(
     sd: torch.Tensor,
     cd: torch.Tensor,
     m: float,
-) -> tuple[torch.Tensor, ...]:
+    kinds: tuple[bool, bool, bool] = (True, True, True),
+) -> tuple[torch.Tensor | None, ...]:
     """The nine bracketed Okada functions at one corner of Chinnery's notation.
 
     Returns ``(ux_ss, uy_ss, uz_ss, ux_ds, uy_ds, uz_ds, ux_tf, uy_tf, uz_tf)`` without the
-    ``-U/(2 pi)`` factors. ``m`` is ``mu / (lambda + mu) = 1 - 2 nu``.
+    ``-U/(2 pi)`` factors; ``None`` for the slip kinds (strike, dip, tensile) that ``kinds``
+    leaves out. ``m`` is ``mu / (lambda + mu) = 1 - 2 nu``.
     """
     xi2, eta2, q2 = xi * xi, eta * eta, q * q
     r = torch.sqrt(xi2 + eta2 + q2)
@@ -47,7 +60,6 @@ def _corner_terms(
     db = eta * sd - q * cd
     x = torch.sqrt(xi2 + q2)
     r_eta = _plus(r, eta, xi2 + q2)
-    r_xi = _plus(r, xi, eta2 + q2)
     r_db = _plus(r, db, xi2 + yb * yb)
     log_r_eta = torch.log(r_eta)
 
@@ -57,42 +69,54 @@ def _corner_terms(
         q_zero, torch.zeros_like(q), torch.atan(xi * eta / torch.where(q_zero, 1.0, q * r))
     )
 
-    # Okada (1985), BSSA 75(4), eq. 28: I1..I5 for cos(dip) != 0
     regular = cd.abs() > _COS_EPS
-    cds = torch.where(regular, cd, torch.ones_like(cd))
-    tan_d = sd / cds
-    xi_zero = xi == 0
-    i5_arg = (eta * (x + q * cds) + x * (r + x) * sd) / torch.where(
-        xi_zero, 1.0, xi * (r + x) * cds
-    )
-    i5_reg = torch.where(xi_zero, torch.zeros_like(xi), m * 2.0 / cds * torch.atan(i5_arg))
-    i4_reg = m / cds * (torch.log(r_db) - sd * log_r_eta)
-    i3_reg = m * (yb / (cds * r_db) - log_r_eta) + tan_d * i4_reg
-    i1_reg = m * (-xi / (cds * r_db)) - tan_d * i5_reg
-    i1, i3, i4, i5 = i1_reg, i3_reg, i4_reg, i5_reg
+    if bool(regular.any()):
+        # Okada (1985), BSSA 75(4), eq. 28: I1..I5 for cos(dip) != 0
+        cds = torch.where(regular, cd, torch.ones_like(cd))
+        tan_d = sd / cds
+        xi_zero = xi == 0
+        i5_arg = (eta * (x + q * cds) + x * (r + x) * sd) / torch.where(
+            xi_zero, 1.0, xi * (r + x) * cds
+        )
+        i5 = torch.where(xi_zero, torch.zeros_like(xi), m * 2.0 / cds * torch.atan(i5_arg))
+        i4 = m / cds * (torch.log(r_db) - sd * log_r_eta)
+        i3 = m * (yb / (cds * r_db) - log_r_eta) + tan_d * i4
+        i1 = m * (-xi / (cds * r_db)) - tan_d * i5
     if not bool(regular.all()):
         # Okada (1985), BSSA 75(4), eq. 29: I1..I5 for cos(dip) = 0
-        i5 = torch.where(regular, i5, -m * xi * sd / r_db)
-        i4 = torch.where(regular, i4, -m * q / r_db)
-        i3 = torch.where(regular, i3, 0.5 * m * (eta / r_db + yb * q / (r_db * r_db) - log_r_eta))
-        i1 = torch.where(regular, i1, -0.5 * m * xi * q / (r_db * r_db))
+        i5_vert = -m * xi * sd / r_db
+        i4_vert = -m * q / r_db
+        i3_vert = 0.5 * m * (eta / r_db + yb * q / (r_db * r_db) - log_r_eta)
+        i1_vert = -0.5 * m * xi * q / (r_db * r_db)
+        if bool(regular.any()):
+            i5 = torch.where(regular, i5, i5_vert)
+            i4 = torch.where(regular, i4, i4_vert)
+            i3 = torch.where(regular, i3, i3_vert)
+            i1 = torch.where(regular, i1, i1_vert)
+        else:  # every dip vertical: the regular branch would be discarded
+            i1, i3, i4, i5 = i1_vert, i3_vert, i4_vert, i5_vert
     i2 = m * (-log_r_eta) - i3
 
     rr_eta = r * r_eta
-    rr_xi = r * r_xi
     xiq_rre = xi * q / rr_eta
-    # Okada (1985), BSSA 75(4), eq. 25: strike-slip
-    ux_ss = xiq_rre + theta + i1 * sd
-    uy_ss = yb * q / rr_eta + q * cd / r_eta + i2 * sd
-    uz_ss = db * q / rr_eta + q * sd / r_eta + i4 * sd
-    # Okada (1985), BSSA 75(4), eq. 26: dip-slip
-    ux_ds = q / r - i3 * sd * cd
-    uy_ds = yb * q / rr_xi + cd * theta - i1 * sd * cd
-    uz_ds = db * q / rr_xi + sd * theta - i5 * sd * cd
-    # Okada (1985), BSSA 75(4), eq. 27: tensile
-    ux_tf = q2 / rr_eta - i3 * sd * sd
-    uy_tf = -db * q / rr_xi - sd * (xiq_rre - theta) - i1 * sd * sd
-    uz_tf = yb * q / rr_xi + cd * (xiq_rre - theta) - i5 * sd * sd
+    ux_ss = uy_ss = uz_ss = ux_ds = uy_ds = uz_ds = ux_tf = uy_tf = uz_tf = None
+    if kinds[0]:
+        # Okada (1985), BSSA 75(4), eq. 25: strike-slip
+        ux_ss = xiq_rre + theta + i1 * sd
+        uy_ss = yb * q / rr_eta + q * cd / r_eta + i2 * sd
+        uz_ss = db * q / rr_eta + q * sd / r_eta + i4 * sd
+    if kinds[1] or kinds[2]:
+        rr_xi = r * _plus(r, xi, eta2 + q2)
+    if kinds[1]:
+        # Okada (1985), BSSA 75(4), eq. 26: dip-slip
+        ux_ds = q / r - i3 * sd * cd
+        uy_ds = yb * q / rr_xi + cd * theta - i1 * sd * cd
+        uz_ds = db * q / rr_xi + sd * theta - i5 * sd * cd
+    if kinds[2]:
+        # Okada (1985), BSSA 75(4), eq. 27: tensile
+        ux_tf = q2 / rr_eta - i3 * sd * sd
+        uy_tf = -db * q / rr_xi - sd * (xiq_rre - theta) - i1 * sd * sd
+        uz_tf = yb * q / rr_xi + cd * (xiq_rre - theta) - i5 * sd * sd
     return (ux_ss, uy_ss, uz_ss, ux_ds, uy_ds, uz_ds, ux_tf, uy_tf, uz_tf)
 
 
@@ -159,21 +183,27 @@ def okada_surface(
     p = ys * cd + d * sd
     q = ys * sd - d * cd
     m = 1.0 - 2.0 * poisson
+    # a slip kind given as a plain zero is skipped (its terms would be multiplied by zero)
+    slips = (strike_slip_m, dip_slip_m, opening_m)
+    kinds = tuple(not (isinstance(u, (int, float)) and u == 0) for u in slips)
+    if not any(kinds):
+        kinds = (True, False, False)
     # Okada (1985), BSSA 75(4), eq. 24: Chinnery f(x,p) - f(x,p-W) - f(x-L,p) + f(x-L,p-W)
-    total = list(_corner_terms(xs, p, q, sd, cd, m))
+    total = list(_corner_terms(xs, p, q, sd, cd, m, kinds))
     for sign, xi, eta in (
         (-1.0, xs, p - width),
         (-1.0, xs - length, p),
         (1.0, xs - length, p - width),
     ):
-        terms = _corner_terms(xi, eta, q, sd, cd, m)
-        total = [a + sign * t for a, t in zip(total, terms, strict=True)]
+        terms = _corner_terms(xi, eta, q, sd, cd, m, kinds)
+        total = [None if a is None else a + sign * t for a, t in zip(total, terms, strict=True)]
     k = 1.0 / (2.0 * math.pi)
-    u1, u2, u3 = as_t(strike_slip_m), as_t(dip_slip_m), as_t(opening_m)
     # Okada (1985), BSSA 75(4), eq. 25-27: prefactors -U1/2pi, -U2/2pi, +U3/2pi
-    ux = k * (-u1 * total[0] - u2 * total[3] + u3 * total[6])
-    uy = k * (-u1 * total[1] - u2 * total[4] + u3 * total[7])
-    uz = k * (-u1 * total[2] - u2 * total[5] + u3 * total[8])
+    factors = (-as_t(slips[0]), -as_t(slips[1]), as_t(slips[2]))
+    ux, uy, uz = (
+        k * _weighted(factors, [total[axis + 3 * kind] for kind in range(3)], kinds)
+        for axis in range(3)
+    )
     east = ux * ss - uy * cs
     north = ux * cs + uy * ss
     return east, north, uz
