@@ -148,20 +148,28 @@ def levels(diff: np.ndarray, half: float) -> np.ndarray:
     level = np.full(n + 1, np.iinfo(np.int32).min, np.int64)
     unset = level[0]
     level[int(np.argmax(sizes))] = 0
+    # a plateau's vote changes only when a neighbour's level does: the others are not recounted
+    stale = np.ones(n + 1, bool)
     changed = True
     while changed:  # each pass levels every plateau whose levelled neighbours' edges agree
         changed = False
         todo = np.flatnonzero((level == unset) & (sizes > 0))
         for p in todo[np.argsort(-sizes[todo], kind="stable")]:
+            if not stale[p]:
+                continue
+            stale[p] = False
             own = edges[starts[p] : starts[p + 1]]
             nb = level[own[:, 1]]
             known = nb != unset
             if not known.any():
                 continue
-            votes, counts = np.unique(nb[known] + own[known, 2], return_counts=True)
+            votes = nb[known] + own[known, 2]
+            low = int(votes.min())
+            counts = np.bincount(votes - low)  # the smallest of the most common, as np.unique
             best = int(np.argmax(counts))
             if counts[best] >= EDGE_SHARE * known.sum():
-                level[p] = votes[best]
+                level[p] = best + low
+                stale[own[:, 1]] = True
                 changed = True
     across_holes(diff, half, labels, sizes, level, unset)
     level[level == unset] = 0
