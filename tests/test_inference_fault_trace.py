@@ -167,10 +167,40 @@ def creep_scene():
     return simulate(spec, "in", 192)
 
 
-def test_run_recovers_creep_that_the_gate_alone_returned_as_zero(creep_scene, monkeypatch):
-    batch, ds = creep_scene
-    _band_only(monkeypatch)
-    out = denoise_dataset(ds, load_model("default"), progress=False)
+def _band_only(monkeypatch) -> None:
+    """The band restoration alone, as on scenes the creep model skips or rejects."""
+    monkeypatch.setattr(stack_path, "creep_series", lambda *args: (None, "off"))
+
+
+def _run_band_only(ds) -> tuple:
+    """``run``'s product of ``ds`` read in 64 px chunks, the band restoration alone, and its
+    out-of-distribution warnings."""
+    import warnings
+
+    from insar_denoise.errors import OutOfDistributionWarning
+    from insar_denoise.options import RunOptions
+    from insar_denoise.product import denoise
+
+    lazy = ds.chunk({"time": -1, "y": 64, "x": 64})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = denoise(lazy, load_model("default"), RunOptions(progress=False, chunk=64))
+        out = out.compute()
+    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
+    return out, texts
+
+
+@pytest.fixture(scope="module")
+def band_only_run(creep_scene):
+    """The creep scene's product in memory (far under ``IN_MEMORY_MAX_BYTES``), band only."""
+    with pytest.MonkeyPatch.context() as patch:
+        _band_only(patch)
+        return _run_band_only(creep_scene[1])
+
+
+def test_run_recovers_creep_that_the_gate_alone_returned_as_zero(creep_scene, band_only_run):
+    batch, _ = creep_scene
+    out, _ = band_only_run
     cum = out["cumulative_deformation"].values
     ok = batch.valid[0].numpy() & np.isfinite(cum)
     o, t = cum[ok] - np.median(cum[ok]), batch.cumulative[0].numpy()[ok]
@@ -178,11 +208,6 @@ def test_run_recovers_creep_that_the_gate_alone_returned_as_zero(creep_scene, mo
     assert np.corrcoef(o, t)[0, 1] > 0.85
     assert 0.8 < o @ t / (t @ t) < 1.25
     assert json.loads(out.attrs[fault_trace.TRACE_ATTR])["z"] > fault_trace.THRESHOLD
-
-
-def _band_only(monkeypatch) -> None:
-    """The band restoration alone, as on scenes the creep model skips or rejects."""
-    monkeypatch.setattr(stack_path, "creep_series", lambda *args: (None, "off"))
 
 
 def test_weak_creep_is_restored_at_its_own_amplitude(monkeypatch):
@@ -204,15 +229,11 @@ def test_weak_creep_is_restored_at_its_own_amplitude(monkeypatch):
     assert np.sqrt(np.mean((o - t) ** 2)) < 0.4 * np.sqrt(np.mean(t**2))
 
 
-def test_streamed_trace_equals_in_memory(creep_scene, monkeypatch):
-    _, ds = creep_scene
+def test_streamed_trace_equals_in_memory(creep_scene, band_only_run, monkeypatch):
+    ref, _ = band_only_run
     _band_only(monkeypatch)
-    model, lazy = load_model("default"), ds.chunk({"time": -1, "y": 64, "x": 64})
-    outs = []
-    for limit in (10**12, 0):
-        monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", limit)
-        outs.append(denoise_dataset(lazy, model, chunk=64, progress=False).compute())
-    ref, got = outs
+    monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 0)
+    got, _ = _run_band_only(creep_scene[1])
     assert got.attrs[fault_trace.TRACE_ATTR] == ref.attrs[fault_trace.TRACE_ATTR] != "none"
     for name in ("deformation", "cumulative_deformation"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, err_msg=name)
@@ -239,19 +260,8 @@ def test_finding_gives_the_trace_in_map_coordinates_and_its_strike(normal, strik
     assert fault_trace_findings(result) == []
 
 
-def test_run_warns_that_a_trace_was_restored(creep_scene, monkeypatch):
-    import warnings
-
-    from insar_denoise.errors import OutOfDistributionWarning
-    from insar_denoise.options import RunOptions
-    from insar_denoise.product import denoise
-
-    _, ds = creep_scene
-    _band_only(monkeypatch)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        denoise(ds, load_model("default"), RunOptions(progress=False))
-    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
+def test_run_warns_that_a_trace_was_restored(band_only_run):
+    _, texts = band_only_run
     assert any(t.startswith("[fault_trace] a straight step was found") for t in texts)
 
 

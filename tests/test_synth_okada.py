@@ -162,3 +162,29 @@ def test_a_slip_given_as_plain_zero_is_skipped_with_the_same_result(dip: float) 
         finite = torch.isfinite(full)
         assert finite.float().mean() > 0.9
         assert torch.equal(skipped[finite], full[finite])
+
+
+def test_unit_slips_are_each_slip_alone() -> None:
+    from insar_denoise.synth.okada import okada_unit_slips
+
+    x = torch.linspace(-8e3, 8e3, 49, dtype=torch.float64)
+    xx, yy = torch.meshgrid(x, x, indexing="xy")
+    kw = dict(
+        x0_m=-300.0,
+        y0_m=400.0,
+        depth_m=500.0,
+        strike_deg=70.0,
+        dip_deg=35.0,
+        length_m=5e3,
+        width_m=2e3,
+    )
+    slips = okada_unit_slips(xx, yy, **kw, kinds=(True, True, True))
+    names = ("strike_slip_m", "dip_slip_m", "opening_m")
+    assert len(slips) == 3
+    for name, got in zip(names, slips, strict=True):
+        alone = okada_surface(xx, yy, **kw, **{name: 1.0})
+        for a, b in zip(got, alone, strict=True):
+            assert torch.equal(a, b)
+    assert not torch.allclose(slips[0][2], slips[1][2])
+    (dip_only,) = okada_unit_slips(xx, yy, **kw, kinds=(False, True, False))
+    assert all(torch.equal(a, b) for a, b in zip(dip_only, slips[1], strict=True))

@@ -36,7 +36,7 @@ from insar_denoise.inference.creep_model import (
     plane_offsets,
     prepared,
 )
-from insar_denoise.synth.okada import okada_surface
+from insar_denoise.synth.okada import okada_unit_slips
 
 #: the fit runs on block means of at most this many px a side
 FIT_MAX_PX = 64
@@ -66,23 +66,19 @@ def okada_units(shape: tuple[int, int], step: float, q: np.ndarray) -> np.ndarra
     log2 length, log2 width, top depth; px of the full grid)."""
     r0, c0, strike, dip, log_length, log_width, top = (float(v) for v in q)
     rows, cols = _grid(shape, step)
-    out = []
-    for ss, ds in ((1.0, 0.0), (0.0, 1.0)):
-        east, north, up = okada_surface(
-            cols - c0 + 0.0 * rows,
-            -(rows - r0) + 0.0 * cols,
-            x0_m=0.0,
-            y0_m=0.0,
-            depth_m=max(top, 0.0),
-            strike_deg=strike,
-            dip_deg=float(np.clip(dip, 5.0, 89.9)),
-            length_m=2.0 ** np.clip(log_length, -2.0, 12.0),
-            width_m=2.0 ** np.clip(log_width, -2.0, 12.0),
-            strike_slip_m=ss,
-            dip_slip_m=ds,
-        )
-        out += [np.nan_to_num(v.numpy()) for v in (east, north, up)]
-    return np.stack(out)
+    slips = okada_unit_slips(  # strike slip, then dip slip
+        cols - c0 + 0.0 * rows,
+        -(rows - r0) + 0.0 * cols,
+        x0_m=0.0,
+        y0_m=0.0,
+        depth_m=max(top, 0.0),
+        strike_deg=strike,
+        dip_deg=float(np.clip(dip, 5.0, 89.9)),
+        length_m=2.0 ** np.clip(log_length, -2.0, 12.0),
+        width_m=2.0 ** np.clip(log_width, -2.0, 12.0),
+        kinds=(True, True, False),
+    )
+    return np.stack([np.nan_to_num(v.numpy()) for slip in slips for v in slip])
 
 
 def mogi_units(shape: tuple[int, int], step: float, q: np.ndarray) -> np.ndarray:

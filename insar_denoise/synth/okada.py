@@ -166,8 +166,45 @@ def okada_surface(
         Displacement components, same unit as the slip. Points exactly on the surface trace
         of a fault that reaches the surface (``depth_m = 0``) are singular and give NaN.
     """
-    ref = x_m
-    as_t = lambda v: torch.as_tensor(v, dtype=ref.dtype, device=ref.device)  # noqa: E731
+    slips = (strike_slip_m, dip_slip_m, opening_m)
+    # a slip kind given as a plain zero is skipped (its terms would be multiplied by zero)
+    kinds = tuple(not (isinstance(u, (int, float)) and u == 0) for u in slips)
+    if not any(kinds):
+        kinds = (True, False, False)
+    as_t = lambda v: torch.as_tensor(v, dtype=x_m.dtype, device=x_m.device)  # noqa: E731
+    total, ss, cs = _chinnery(
+        x_m, y_m, x0_m, y0_m, depth_m, strike_deg, dip_deg, length_m, width_m, kinds, poisson
+    )
+    # Okada (1985), BSSA 75(4), eq. 25-27: prefactors -U1/2pi, -U2/2pi, +U3/2pi
+    factors = (-as_t(slips[0]), -as_t(slips[1]), as_t(slips[2]))
+    ux, uy, uz = (
+        _K * _weighted(factors, [total[axis + 3 * kind] for kind in range(3)], kinds)
+        for axis in range(3)
+    )
+    east = ux * ss - uy * cs
+    north = ux * cs + uy * ss
+    return east, north, uz
+
+
+_K = 1.0 / (2.0 * math.pi)
+
+
+def _chinnery(
+    x_m: torch.Tensor,
+    y_m: torch.Tensor,
+    x0_m,
+    y0_m,
+    depth_m,
+    strike_deg,
+    dip_deg,
+    length_m,
+    width_m,
+    kinds: tuple[bool, bool, bool],
+    poisson: float,
+) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """The nine Okada functions summed over the four corners (``None`` for the slip kinds
+    ``kinds`` leaves out) and the sine and cosine of the strike (:func:`okada_surface`)."""
+    as_t = lambda v: torch.as_tensor(v, dtype=x_m.dtype, device=x_m.device)  # noqa: E731
     strike = torch.deg2rad(as_t(strike_deg))
     dip = torch.deg2rad(as_t(dip_deg))
     length, width = as_t(length_m), as_t(width_m)
@@ -183,11 +220,6 @@ def okada_surface(
     p = ys * cd + d * sd
     q = ys * sd - d * cd
     m = 1.0 - 2.0 * poisson
-    # a slip kind given as a plain zero is skipped (its terms would be multiplied by zero)
-    slips = (strike_slip_m, dip_slip_m, opening_m)
-    kinds = tuple(not (isinstance(u, (int, float)) and u == 0) for u in slips)
-    if not any(kinds):
-        kinds = (True, False, False)
     # Okada (1985), BSSA 75(4), eq. 24: Chinnery f(x,p) - f(x,p-W) - f(x-L,p) + f(x-L,p-W)
     total = list(_corner_terms(xs, p, q, sd, cd, m, kinds))
     for sign, xi, eta in (
@@ -197,13 +229,33 @@ def okada_surface(
     ):
         terms = _corner_terms(xi, eta, q, sd, cd, m, kinds)
         total = [None if a is None else a + sign * t for a, t in zip(total, terms, strict=True)]
-    k = 1.0 / (2.0 * math.pi)
-    # Okada (1985), BSSA 75(4), eq. 25-27: prefactors -U1/2pi, -U2/2pi, +U3/2pi
-    factors = (-as_t(slips[0]), -as_t(slips[1]), as_t(slips[2]))
-    ux, uy, uz = (
-        k * _weighted(factors, [total[axis + 3 * kind] for kind in range(3)], kinds)
-        for axis in range(3)
+    return total, ss, cs
+
+
+def okada_unit_slips(
+    x_m: torch.Tensor,
+    y_m: torch.Tensor,
+    *,
+    x0_m: torch.Tensor | float,
+    y0_m: torch.Tensor | float,
+    depth_m: torch.Tensor | float,
+    strike_deg: torch.Tensor | float,
+    dip_deg: torch.Tensor | float,
+    length_m: torch.Tensor | float,
+    width_m: torch.Tensor | float,
+    kinds: tuple[bool, bool, bool] = (True, True, False),
+    poisson: float = 0.25,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(east, north, up)`` of a unit slip of each kind ``kinds`` selects (strike, dip,
+    tensile), the corners' shared terms computed once: each the same as
+    :func:`okada_surface` with that slip alone set to 1."""
+    total, ss, cs = _chinnery(
+        x_m, y_m, x0_m, y0_m, depth_m, strike_deg, dip_deg, length_m, width_m, kinds, poisson
     )
-    east = ux * ss - uy * cs
-    north = ux * cs + uy * ss
-    return east, north, uz
+    one = torch.as_tensor(1.0, dtype=x_m.dtype, device=x_m.device)
+    out = []
+    for kind, factor in enumerate((-one, -one, one)):  # Okada (1985), eq. 25-27 prefactors
+        if kinds[kind]:
+            ux, uy, uz = (_K * (factor * total[axis + 3 * kind]) for axis in range(3))
+            out.append((ux * ss - uy * cs, ux * cs + uy * ss, uz))
+    return out
