@@ -283,3 +283,31 @@ def test_stratified_delay_along_a_straight_ridge_is_not_a_trace():
     assert fault_trace.search(whole_scene, ok)[0] > fault_trace.THRESHOLD
     assert fault_trace.search(fault_trace.without_relief(p - np.median(p), ok, dem), ok)[0] < 5.0
     assert fault_trace.find_trace(p, dem) is None
+
+
+def test_the_search_reuses_rotated_masks_and_running_sums_without_changing_them():
+    rng = np.random.default_rng(2)
+    ok = np.ones((40, 50), bool)
+    ok[5:12, 20:31] = False
+    masks = fault_trace.rotated_masks(ok)
+    angles = np.arange(0.0, 180.0, fault_trace.ANGLE_STEP_DEG)
+    assert len(masks) == len(angles)
+    for angle in (0.0, 30.0, 90.0):
+        i = int(np.flatnonzero(angles == angle)[0])
+        direct = fault_trace._rotate(ok.astype(np.float64), angle) > 0.999
+        np.testing.assert_array_equal(masks[i], direct)
+    assert fault_trace.rotated_masks(ok.copy()) is masks  # the same valid pixels: kept
+    assert not masks[0].flags.writeable
+    other = ok.copy()
+    other[30, 40] = False
+    assert fault_trace.rotated_masks(other) is not masks
+    f = fault_trace._rotate(rng.standard_normal(ok.shape), 30.0)
+    k = masks[int(np.flatnonzero(angles == 30.0)[0])]
+    sums = fault_trace.side_sums(f, k)
+    for w in fault_trace.WIDTHS:
+        for a, b in zip(
+            fault_trace.side_differences(f, k, w, sums),
+            fault_trace.side_differences(f, k, w),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)

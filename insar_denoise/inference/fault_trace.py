@@ -34,6 +34,7 @@ observer does:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -48,6 +49,8 @@ from insar_denoise.inference.significance import valid_extent
 
 #: rotation step of the line search (degrees over 0-180)
 ANGLE_STEP_DEG = 2.0
+#: scenes up to this many pixels keep their rotated masks for the next search
+MASK_CACHE_MAX_PX = 512 * 512
 #: half-widths (px) of the two sides compared across a line
 WIDTHS: tuple[int, ...] = (2, 4, 8)
 #: shortest line tested (px); scenes narrower than it test lines of :data:`MIN_LENGTH_SHARE`
@@ -138,12 +141,46 @@ def _rotate(image: np.ndarray, angle: float) -> np.ndarray:
     return ndimage.rotate(image, angle, reshape=True, order=1, mode="constant", cval=0.0)
 
 
-def side_differences(f: np.ndarray, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of a rotated map ``f`` (valid where ``k``): the mean over rows of (mean of
-    the ``w`` pixels right of the column) − (mean of the ``w`` pixels left of it and the
-    column itself), over rows where both sides are valid, and the number of such rows."""
+def _rotated_mask(ok: np.ndarray, angle: float) -> np.ndarray:
+    """Where the map rotated by ``angle`` is valid: ``ok`` rotated, above 0.999."""
+    return _rotate(ok.astype(np.float64), angle) > 0.999
+
+
+@functools.lru_cache(maxsize=2)
+def _rotated_masks_of(packed: bytes, shape: tuple[int, int], step: float) -> tuple:
+    ok = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1])
+    ok = ok.reshape(shape).astype(bool)
+    masks = tuple(_rotated_mask(ok, a) for a in np.arange(0.0, 180.0, step))
+    for mask in masks:  # shared by the searches that follow
+        mask.flags.writeable = False
+    return masks
+
+
+def rotated_masks(ok: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_rotated_mask` of ``ok`` at each angle of the search, remembered for the last
+    two masks of scenes up to :data:`MASK_CACHE_MAX_PX` pixels (one run searches several
+    maps of the same valid pixels)."""
+    if ok.size > MASK_CACHE_MAX_PX or ok.dtype != bool:
+        return tuple(_rotated_mask(ok, a) for a in np.arange(0.0, 180.0, ANGLE_STEP_DEG))
+    return _rotated_masks_of(np.packbits(ok).tobytes(), ok.shape, ANGLE_STEP_DEG)
+
+
+def side_sums(f: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running sums along rows of ``f`` where ``k`` and of ``k`` (:func:`side_differences`),
+    once for every half-width."""
     c = np.cumsum(np.pad(f * k, ((0, 0), (1, 0))), axis=1)
     n = np.cumsum(np.pad(k.astype(np.float64), ((0, 0), (1, 0))), axis=1)
+    return c, n
+
+
+def side_differences(
+    f: np.ndarray, k: np.ndarray, w: int, sums: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a rotated map ``f`` (valid where ``k``): the mean over rows of (mean of
+    the ``w`` pixels right of the column) − (mean of the ``w`` pixels left of it and the
+    column itself), over rows where both sides are valid, and the number of such rows.
+    ``sums``: :func:`side_sums` of ``f`` and ``k`` when already formed."""
+    c, n = side_sums(f, k) if sums is None else sums
     width = f.shape[1]
     mean, rows = np.zeros(width), np.zeros(width, dtype=int)
     if width <= 2 * w:
@@ -170,11 +207,12 @@ def line_statistics(p: np.ndarray, ok: np.ndarray, shortest: int) -> dict[int, l
     """Per half-width ``w`` of :data:`WIDTHS`, per angle: ``(angle, columns, statistic,
     rows)`` of the lines of ``p`` (``ok`` its valid pixels) at least ``shortest`` rows long."""
     stats: dict[int, list] = {w: [] for w in WIDTHS}
-    for angle in np.arange(0.0, 180.0, ANGLE_STEP_DEG):
+    masks = rotated_masks(ok)
+    for angle, k in zip(np.arange(0.0, 180.0, ANGLE_STEP_DEG), masks, strict=True):
         f = _rotate(p, angle)
-        k = _rotate(ok.astype(np.float64), angle) > 0.999
+        sums = side_sums(f, k)
         for w in WIDTHS:
-            mean, rows = side_differences(f, k, w)
+            mean, rows = side_differences(f, k, w, sums)
             cols = np.nonzero(rows >= shortest)[0]
             stats[w].append((angle, cols, mean[cols] * np.sqrt(rows[cols]), rows[cols]))
     return stats
