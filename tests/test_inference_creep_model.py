@@ -14,6 +14,7 @@ from random_fields import power_law
 from insar_denoise.inference import creep_model, fault_trace, significance
 from insar_denoise.synth.los import los_unit_vector
 from insar_denoise.synth.okada import okada_surface
+from tests.product_runs import run_in_chunks
 
 SIZE = 192
 PIXEL_M = 90.0
@@ -187,29 +188,10 @@ def creep_scene():
     return simulate(spec, "in", 192)
 
 
-def _run_creep_scene(ds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
-    """``run``'s product of the scene, read in 64 px chunks, and its out-of-distribution
-    warnings."""
-    import warnings
-
-    from insar_denoise.errors import OutOfDistributionWarning
-    from insar_denoise.models import load_model
-    from insar_denoise.options import RunOptions
-    from insar_denoise.product import denoise
-
-    lazy = ds.chunk({"time": -1, "y": 64, "x": 64})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = denoise(lazy, load_model("default"), RunOptions(progress=False, chunk=64))
-        out = out.compute()
-    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
-    return out, texts
-
-
 @pytest.fixture(scope="module")
 def creep_run(creep_scene):
     """The scene's product in memory (its series are far under ``IN_MEMORY_MAX_BYTES``)."""
-    return _run_creep_scene(creep_scene[1])
+    return run_in_chunks(creep_scene[1])
 
 
 def test_run_models_the_creeping_fault_whole_and_says_so(creep_scene, creep_run):
@@ -270,7 +252,7 @@ def test_streamed_result_equals_in_memory_with_the_creep_model(creep_scene, cree
 
     ref, _ = creep_run
     monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 0)  # the creep model runs before
-    got, _ = _run_creep_scene(creep_scene[1])
+    got, _ = run_in_chunks(creep_scene[1])
     assert got.attrs[creep_model.CREEP_ATTR] == ref.attrs[creep_model.CREEP_ATTR] != "none"
     for name in ("deformation", "cumulative_deformation"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, err_msg=name)

@@ -11,6 +11,7 @@ from scipy import ndimage
 from insar_denoise.evaluation.referee_scenes import design, simulate
 from insar_denoise.inference import denoise_dataset, fault_trace, stack_path
 from insar_denoise.models import load_model
+from tests.product_runs import run_in_chunks
 
 
 def _atmosphere(shape=(192, 192), seed=0, mm=3.0) -> np.ndarray:
@@ -172,30 +173,12 @@ def _band_only(monkeypatch) -> None:
     monkeypatch.setattr(stack_path, "creep_series", lambda *args: (None, "off"))
 
 
-def _run_band_only(ds) -> tuple:
-    """``run``'s product of ``ds`` read in 64 px chunks, the band restoration alone, and its
-    out-of-distribution warnings."""
-    import warnings
-
-    from insar_denoise.errors import OutOfDistributionWarning
-    from insar_denoise.options import RunOptions
-    from insar_denoise.product import denoise
-
-    lazy = ds.chunk({"time": -1, "y": 64, "x": 64})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = denoise(lazy, load_model("default"), RunOptions(progress=False, chunk=64))
-        out = out.compute()
-    texts = [str(w.message) for w in caught if issubclass(w.category, OutOfDistributionWarning)]
-    return out, texts
-
-
 @pytest.fixture(scope="module")
 def band_only_run(creep_scene):
     """The creep scene's product in memory (far under ``IN_MEMORY_MAX_BYTES``), band only."""
     with pytest.MonkeyPatch.context() as patch:
         _band_only(patch)
-        return _run_band_only(creep_scene[1])
+        return run_in_chunks(creep_scene[1])
 
 
 def test_run_recovers_creep_that_the_gate_alone_returned_as_zero(creep_scene, band_only_run):
@@ -233,7 +216,7 @@ def test_streamed_trace_equals_in_memory(creep_scene, band_only_run, monkeypatch
     ref, _ = band_only_run
     _band_only(monkeypatch)
     monkeypatch.setattr(stack_path, "IN_MEMORY_MAX_BYTES", 0)
-    got, _ = _run_band_only(creep_scene[1])
+    got, _ = run_in_chunks(creep_scene[1])
     assert got.attrs[fault_trace.TRACE_ATTR] == ref.attrs[fault_trace.TRACE_ATTR] != "none"
     for name in ("deformation", "cumulative_deformation"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=2e-4, err_msg=name)

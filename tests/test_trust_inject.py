@@ -130,7 +130,7 @@ def test_inject_threshold_within_one_step_of_evaluate_for_the_same_noise(monkeyp
 
     amps = (5.0, 10.0, 20.0, 40.0)
     monkeypatch.setattr(scn, "AMPLITUDES_MM", (0.0, *amps))
-    evaluated = run_benchmark(None, n_per_amplitude=24, size=64, seed=3)
+    evaluated = run_benchmark(None, n_per_amplitude=24, size=64, seed=3, n_tune=1)  # no sigma
     expected = evaluated.metrics["detection_threshold_mm"]["low"]["stack"]
     ds = scene_dataset(bm.noise_mosaic("low", 4, seed=11, size=64, n_dates=9))
     res = run_injection(ds, method="stack", amplitudes=amps, n=16, seed=0, crop_px=64)
