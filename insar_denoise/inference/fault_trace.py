@@ -146,11 +146,14 @@ def _rotated_mask(ok: np.ndarray, angle: float) -> np.ndarray:
     return _rotate(ok.astype(np.float64), angle) > 0.999
 
 
+def _all_rotated_masks(ok: np.ndarray, step: float) -> tuple[np.ndarray, ...]:
+    return tuple(_rotated_mask(ok, a) for a in np.arange(0.0, 180.0, step))
+
+
 @functools.lru_cache(maxsize=2)
 def _rotated_masks_of(packed: bytes, shape: tuple[int, int], step: float) -> tuple:
     ok = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1])
-    ok = ok.reshape(shape).astype(bool)
-    masks = tuple(_rotated_mask(ok, a) for a in np.arange(0.0, 180.0, step))
+    masks = _all_rotated_masks(ok.reshape(shape).astype(bool), step)
     for mask in masks:  # shared by the searches that follow
         mask.flags.writeable = False
     return masks
@@ -161,7 +164,7 @@ def rotated_masks(ok: np.ndarray) -> tuple[np.ndarray, ...]:
     two masks of scenes up to :data:`MASK_CACHE_MAX_PX` pixels (one run searches several
     maps of the same valid pixels)."""
     if ok.size > MASK_CACHE_MAX_PX or ok.dtype != bool:
-        return tuple(_rotated_mask(ok, a) for a in np.arange(0.0, 180.0, ANGLE_STEP_DEG))
+        return _all_rotated_masks(ok, ANGLE_STEP_DEG)
     return _rotated_masks_of(np.packbits(ok).tobytes(), ok.shape, ANGLE_STEP_DEG)
 
 
@@ -274,7 +277,7 @@ def quarter_shares(p: np.ndarray, ok: np.ndarray, angle: float, column: int, w: 
     """Shares of the line's summed step (the row differences of :func:`side_differences`)
     carried by each quarter of its rows, in order along the line."""
     f = _rotate(p, angle)
-    k = _rotate(ok.astype(np.float64), angle) > 0.999
+    k = _rotated_mask(ok, angle)
     x = column
     if x - w + 1 < 0 or x + w + 1 > f.shape[1]:
         return np.ones(4) / 4.0
@@ -290,7 +293,7 @@ def line_of(ok: np.ndarray, angle: float, column: int) -> tuple[tuple, tuple]:
     """The line (a point and its unit normal, in (row, column) px of the scene) that the
     column ``column`` of the map rotated by ``angle`` traces."""
     rows, cols = np.mgrid[: ok.shape[0], : ok.shape[1]].astype(np.float64)
-    k = _rotate(ok.astype(np.float64), angle) > 0.999
+    k = _rotated_mask(ok, angle)
     on = k[:, column]
     y, x = _rotate(rows, angle)[on, column], _rotate(cols, angle)[on, column]
     cy, cx = float(y.mean()), float(x.mean())
