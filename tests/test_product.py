@@ -30,7 +30,8 @@ def write_tif(path: Path, data: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory) -> tuple[list[str], Path, Path]:
-    """14 dates, 12 days apart (mm), a DEM, and a small untrained window model file."""
+    """14 dates, 12 days apart (mm), a DEM, and a small untrained window model file (with a
+    small default overlap)."""
     root = tmp_path_factory.mktemp("frame")
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
@@ -42,7 +43,10 @@ def frame(tmp_path_factory) -> tuple[list[str], Path, Path]:
         disp = 0.8 * i * bowl + 0.004 * (dem - dem.mean()) * rng.normal() + rng.normal(0, 1, SHAPE)
         write_tif(root / f"S1_{str(day).replace('-', '')}.tif", disp)
     module = build_untrained(window=5, channels=(4, 8, 8, 8), seed=2)
-    model = export_model(module, module.insar_metadata, root / "tiny.pt")
+    # 8 px of overlap, not the receptive field's 88: 56 px tiles, not 216 (these tests compare
+    # two paths of one run, and each of its 16 test-time copies runs the model)
+    meta = {**module.insar_metadata, "default_overlap": 8}
+    model = export_model(module, meta, root / "tiny.pt")
     return sorted(str(p) for p in root.glob("S1_*.tif")), root / "dem.tif", model
 
 
