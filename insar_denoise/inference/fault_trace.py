@@ -170,9 +170,10 @@ def rotated_masks(ok: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def side_sums(f: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Running sums along rows of ``f`` where ``k`` and of ``k`` (:func:`side_differences`),
-    once for every half-width."""
-    c = np.cumsum(np.pad(f * k, ((0, 0), (1, 0))), axis=1)
-    n = np.cumsum(np.pad(k.astype(np.float64), ((0, 0), (1, 0))), axis=1)
+    once for every half-width; stored transposed, ``(columns + 1, rows)``, so that each
+    column's sums lie together in memory."""
+    c = np.cumsum(np.pad(np.ascontiguousarray((f * k).T), ((1, 0), (0, 0))), axis=0)
+    n = np.cumsum(np.pad(np.ascontiguousarray(k.T, np.float64), ((1, 0), (0, 0))), axis=0)
     return c, n
 
 
@@ -189,11 +190,12 @@ def side_differences(
     if width <= 2 * w:
         return mean, rows
     x = np.arange(w, width - w)
-    good = (n[:, x + w + 1] - n[:, x + 1] == w) & (n[:, x + 1] - n[:, x + 1 - w] == w)
-    diff = (c[:, x + w + 1] - c[:, x + 1]) - (c[:, x + 1] - c[:, x + 1 - w])
-    count = good.sum(axis=0)
+    right, mid, left = (slice(a, a + x.size) for a in (2 * w + 1, w + 1, 1))  # x + w + 1, ...
+    good = (n[right] - n[mid] == w) & (n[mid] - n[left] == w)  # (columns, rows)
+    diff = (c[right] - c[mid]) - (c[mid] - c[left])
+    count = good.sum(axis=1)
     mean[x] = np.where(
-        count > 0, np.where(good, diff / w, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0
+        count > 0, np.where(good, diff / w, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0
     )
     rows[x] = count
     return mean, rows
