@@ -39,6 +39,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,41 @@ def seed_positions(rate: np.ndarray, ok: np.ndarray) -> list[tuple[float, float]
     ]
 
 
+def family_histories(times: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Candidate histories ``(T,)`` (0 at the first date, 1 at the last) of the simulator's
+    families on ``times``: a step at each date, linear, and transients over a grid of
+    centres and durations."""
+    tn = (times - times[0]) / (times[-1] - times[0])
+    out = {"linear": [tn], "step": [np.where(tn >= c, 1.0, 0.0) for c in tn[1:]]}
+    transients = []
+    # synth/histories.py: 0.5 (1 + tanh((t - c) / tau)) renormalised, tau = duration / 2.2
+    for centre in np.linspace(0.0, 1.0, 41):
+        for duration in np.linspace(0.05, 0.5, 10):
+            s = np.tanh((tn - centre) / (duration / 2.2))
+            if s[-1] - s[0] > 1e-6:
+                transients.append((s - s[0]) / (s[-1] - s[0]))
+    out["transient"] = transients
+    return out
+
+
+#: free parameters of each history family besides the amplitude (the BIC's count)
+HISTORY_PARAMETERS = {"linear": 0, "step": 1, "transient": 2}
+
+
+def choose_history(obj: SeriesObjective, s: np.ndarray, ks: np.ndarray) -> tuple[str, np.ndarray]:
+    """The family and member (``(T', 1)`` on the kept dates after the first) of
+    :func:`family_histories` that best fits the shape ``s`` (``ks = K⁻¹ s``): each family's
+    best member by the fall of the weighted residual, the family by BIC."""
+    best: tuple = (-np.inf, "", None)
+    for name, candidates in family_histories(obj.times).items():
+        q, h = max(((obj.fit(s, ks, h[1:, None])[0], h) for h in candidates), key=lambda r: r[0])
+        # Schwarz (1978): the fall of the residual less log(n) per parameter
+        bic = q - HISTORY_PARAMETERS[name] * np.log(obj.d.size)
+        if bic > best[0]:
+            best = (bic, name, h[1:, None])
+    return best[1], best[2]
+
+
 def search(obj: SeriesObjective, family: str, b: np.ndarray, positions: list) -> tuple:
     """Nelder-Mead on ``-Q`` from the best :data:`.elastic_sources.N_STARTS` starts."""
     objective = family_objective(obj, family, b)
@@ -216,8 +252,31 @@ def full_map(
     )
 
 
-def fit_scene(item: str) -> dict[str, Any]:
-    """The true-shape readings and each family's series fit of one scene, scored."""
+def refit_with_family_history(
+    obj: SeriesObjective, family: str, q: np.ndarray, weights: np.ndarray, vector: np.ndarray
+) -> tuple[str, np.ndarray, tuple]:
+    """From the geometry ``q`` found with piecewise-linear histories: the history family
+    chosen at it (:func:`choose_history`), then the geometry searched again under that
+    history from ``q``: ``(history family, geometry, objective's value there)``."""
+    units, n_slip = es.FAMILIES[family]
+    comps = units(obj.ok.shape, BLOCK, q[:-1] if n_slip == 2 else q)
+    mix = np.concatenate([w * vector for w in weights])
+    unit = np.tensordot(mix, comps, axes=1)
+    name, h = choose_history(obj, unit[obj.ok], obj.solve(unit[None])[0])
+    objective = family_objective(obj, family, h)
+    found = optimize.minimize(
+        lambda v: -objective(v)[0],
+        q,
+        method="Nelder-Mead",
+        options={"maxfev": es.MAX_EVALS, "xatol": 0.05, "fatol": 1e-2},
+    )
+    return name, found.x, objective(found.x)
+
+
+def fit_scene(item: str, histories: str = "segments") -> dict[str, Any]:
+    """The true-shape readings and each family's series fit of one scene, scored
+    (``histories``: ``segments``, :data:`SEGMENTS` piecewise-linear, or ``families``: then
+    the history family chosen at the geometry found and the geometry searched again)."""
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).parent))
     import fresh_draws as fd
@@ -255,21 +314,39 @@ def fit_scene(item: str) -> dict[str, Any]:
             "q": fitted_q,
         },
         "noise_beta": float(obj.params.turb_beta[0]),
+        "histories": histories,
     }
+    if histories == "families":
+        name, h = choose_history(obj, s, ks)
+        row["true_shape"]["family_history"] = name
+        row["true_shape"]["scale_family_history"] = float(obj.fit(s, ks, h)[1][0])
     ok = np.isfinite(stack).all(axis=0) & valid
     positions = seed_positions(np.asarray(linear_rate_stack(stack, days), np.float64), ok)
     fits = {}
     for family in es.FAMILIES:
         q, (q_val, beta, weights, vector) = search(obj, family, b, positions)
-        cumulative = float((b @ beta)[-1]) * full_map(family, q, weights, vector, truth.shape)
+        extra: dict[str, Any] = {}
+        if histories == "families":
+            name, q, (q_val, beta, weights, vector) = refit_with_family_history(
+                obj, family, q, weights, vector
+            )
+            extra = {"history_family": name, "n_parameters": HISTORY_PARAMETERS[name] + 1}
+        cumulative = float(beta[0] if extra else (b @ beta)[-1]) * full_map(
+            family, q, weights, vector, truth.shape
+        )
         fits[family] = {
             **scored(np.where(valid, cumulative, np.nan)),
             "q": q_val,
             "geometry": q.tolist(),
+            **extra,
         }
     row["fits"] = fits
     row["best_family"] = max(  # BIC (Schwarz 1978): Q less each parameter's log(n)
-        fits, key=lambda f: fits[f]["q"] - len(fits[f]["geometry"]) * np.log(obj.d.size)
+        fits,
+        key=lambda f: (
+            fits[f]["q"]
+            - (len(fits[f]["geometry"]) + fits[f].get("n_parameters", 0)) * np.log(obj.d.size)
+        ),
     )
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     return row
@@ -282,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--only", nargs="*", help="split:index to run")
     p.add_argument("--draws", type=int, nargs="*", default=[0], help="noise draws (0: design)")
+    p.add_argument(
+        "--histories",
+        choices=("segments", "families"),
+        default="segments",
+        help="piecewise-linear histories, or the simulator's families chosen by BIC",
+    )
     args = p.parse_args(argv)
     scenes = [
         s for s in json.loads(args.reach.read_text())["scenes"] if s["source_type"] != "creep"
@@ -293,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         items = [f"{s['split']}:{s['index']}:{d}" for s, d in jobs_in]
-        for (scene, draw), row in zip(jobs_in, pool.map(fit_scene, items), strict=True):
+        fitted = pool.map(partial(fit_scene, histories=args.histories), items)
+        for (scene, draw), row in zip(jobs_in, fitted, strict=True):
             row["source_type"] = scene["source_type"]
             row["true_family"] = family.get(scene["source_type"], "okada")
             row["reach"] = scene["crlb"]["inside"]
@@ -330,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             max(r["true_shape"]["scale_true_history"] for r in rows),
         ],
     }
+    summary["histories"] = args.histories
     report = {"kind": "series_source_fit", "summary": summary, "runs": rows}
     args.output.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
     print(json.dumps(json_ready(summary), indent=1))

@@ -38,3 +38,34 @@ def test_the_rank_one_design_fit_is_the_ideal_observers_least_squares():
     reference = np.linalg.solve(normal, right)
     np.testing.assert_allclose(beta, reference, rtol=1e-4, atol=1e-6)
     assert abs(q - right @ reference) < 1e-4 * abs(q)
+
+
+def test_the_history_family_chosen_is_the_one_drawn():
+    """A step, a linear and a transient history of a known shape under white noise: the BIC
+    choice among the simulator's families names each, and its scale is the true history's."""
+    mod = _script()
+    rng = np.random.default_rng(1)
+    n_dates, side = 18, 48
+    times = np.arange(n_dates) * 12.0
+    yy, xx = np.mgrid[:side, :side]
+    bump = 6.0 * np.exp(-((yy - 20.0) ** 2 + (xx - 26.0) ** 2) / (2 * 8.0**2))
+    tn = times / times[-1]
+    transient = np.tanh((tn - 0.4) / (0.2 / 2.2))  # a member of the families' grid
+    histories = {
+        "step": (tn >= tn[11]).astype(float),
+        "linear": tn,
+        "transient": (transient - transient[0]) / (transient[-1] - transient[0]),
+    }
+    for name, h in histories.items():
+        stack = h[:, None, None] * bump + rng.normal(0.0, 2.0, (n_dates, side, side))
+        dem = 500.0 + rng.normal(0.0, 1.0, (side, side))
+        obj = mod.SeriesObjective(stack, dem, np.ones((side, side), bool), times, 90.0)
+        shape = mod.block_means(bump, mod.BLOCK)
+        s, ks = shape[obj.ok], obj.solve(shape[None])[0]
+        chosen, member = mod.choose_history(obj, s, ks)
+        assert chosen == name
+        q, (true_scale,) = obj.fit(s, ks, h[1:, None])
+        std = (q / true_scale**2) ** -0.5  # the scale's own: Q = F beta^2
+        assert abs(obj.fit(s, ks, member)[1][0] - true_scale) < 3.0 * std
+        ends = [(c[0], c[-1]) for c in mod.family_histories(times)[name]]
+        assert all(a == 0.0 and b == 1.0 for a, b in ends)
