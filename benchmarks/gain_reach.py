@@ -19,7 +19,9 @@ r >= 0.9; ``--draws`` geometry draws). The shipped model's scores on the design 
 
 ``--noise-draw k`` computes the bound under fresh draw ``k``'s noise instead (its holes,
 DEM and atmosphere, as ``fresh_draws.py`` scores it): pass that draw's file alone as
-``--fresh`` (``gain_reach_draw1.json``, ``gain_reach_draw2.json``).
+``--fresh`` (``gain_reach_draw1.json``, ``gain_reach_draw2.json``). ``--history-unknown``
+estimates a transient's centre and duration with the geometry (the history is given
+otherwise; ``gain_reach_history.json``).
 """
 
 from __future__ import annotations
@@ -37,10 +39,18 @@ import numpy as np
 from insar_denoise.evaluation.report_common import json_ready
 
 
-def bound_scene(split: str, index: int, size: int, draws: int, noise_draw: int = 0) -> dict:
+def bound_scene(
+    split: str,
+    index: int,
+    size: int,
+    draws: int,
+    noise_draw: int = 0,
+    history_unknown: bool = False,
+) -> dict:
     """The bound's numbers for one Benchmark v2 scene, under its design's noise or (with
     ``noise_draw`` > 0) under that fresh draw's (``referee_scenes.with_fresh_noise``: its
-    atmosphere's parameters, holes, gaps and DEM), as ``fresh_draws.py`` scores it."""
+    atmosphere's parameters, holes, gaps and DEM), as ``fresh_draws.py`` scores it; with
+    ``history_unknown`` a transient's centre and duration are estimated too."""
     import torch
 
     torch.set_num_threads(1)
@@ -59,9 +69,14 @@ def bound_scene(split: str, index: int, size: int, draws: int, noise_draw: int =
         scene.dem = fresh.dem[0].double().numpy()
         noise = fresh.noise
     names, derivatives = gb.jacobian(scene)
-    fisher = gb.fisher_information(scene, noise, derivatives)
+    h_names, h_derivatives = gb.history_derivatives(scene) if history_unknown else ((), None)
+    fisher = gb.fisher_information(scene, noise, derivatives, history=h_derivatives)
+    # the cumulative map does not move with the history's parameters
+    derivatives = np.concatenate([derivatives, np.zeros((len(h_names), *derivatives.shape[1:]))])
+    names = (*names, *h_names)
     prior = gb.prior_precision(names, config)
-    amp_only = 1.0 / np.sqrt(fisher[-1, -1]) / scene.scale_mm
+    amp = names.index("scale_mm")
+    amp_only = 1.0 / np.sqrt(fisher[amp, amp]) / scene.scale_mm
     out: dict[str, Any] = {
         "split": split,
         "index": index,
@@ -71,12 +86,14 @@ def bound_scene(split: str, index: int, size: int, draws: int, noise_draw: int =
         "amplitude_mm": spec.amplitude_mm,
         "turbulence_mm": spec.turbulence_mm,
         "noise_draw": noise_draw,
-        "snr": float(np.sqrt(fisher[-1, -1]) * scene.scale_mm),
+        "snr": float(np.sqrt(fisher[amp, amp]) * scene.scale_mm),
+        "history": scene.history_name,
+        "history_parameters": list(h_names),
         "gain_std_amplitude_only": float(amp_only),
         "geometry": {k: scene.params[k] for k in names if k in scene.params},
     }
     for label, precision in (("crlb", fisher), ("bayes", fisher + prior)):
-        cov = np.linalg.pinv(precision)
+        cov = gb.parameter_covariance(precision)
         out[label] = {
             "gain_std": gb.gain_std(scene, names, derivatives, cov),
             "param_std": dict(
@@ -108,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=192)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--noise-draw", type=int, default=0, help="0: the design's noise; k: fresh")
+    p.add_argument(
+        "--history-unknown",
+        action="store_true",
+        help="a transient's centre and duration estimated too (gain_bound.history_derivatives)",
+    )
     args = p.parse_args(argv)
 
     def scenes(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -123,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [
-            pool.submit(bound_scene, s, i, args.size, args.draws, args.noise_draw) for s, i in jobs
+            pool.submit(
+                bound_scene, s, i, args.size, args.draws, args.noise_draw, args.history_unknown
+            )
+            for s, i in jobs
         ]
         rows = []
         for (s, i), fut in zip(jobs, futures, strict=True):
@@ -156,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "gain_reach",
         "min_snr": args.min_snr,
         "draws": args.draws,
+        "history_unknown": args.history_unknown,
         "summary": summary,
         "scenes": rows,
     }

@@ -82,7 +82,13 @@ class SeriesObjective:
     times (the first excluded)."""
 
     def __init__(
-        self, stack: np.ndarray, dem: np.ndarray, valid: np.ndarray, days, spacing_m: float
+        self,
+        stack: np.ndarray,
+        dem: np.ndarray,
+        valid: np.ndarray,
+        days,
+        spacing_m: float,
+        date_variances: str = "gram",
     ):
         stack = np.asarray(stack, np.float64)
         finite = np.isfinite(stack[1:]) & valid[None]
@@ -93,7 +99,9 @@ class SeriesObjective:
         coarse = np.stack([block_means(np.where(valid, stack[t], np.nan), BLOCK) for t in keep])
         self.ok = np.isfinite(coarse).all(axis=0)
         self.dem = block_means(np.asarray(dem, np.float64), BLOCK)
-        params = estimate_noise_params(coarse, self.ok, spacing_m * BLOCK, self.dem)
+        params = estimate_noise_params(
+            coarse, self.ok, spacing_m * BLOCK, self.dem, date_variances=date_variances
+        )
         params.date_cov_mm2 = None  # the shared-reference covariance (module docstring)
         self.params = params
         self.cov = NoiseCovariance(self.ok, self.dem, params)
@@ -273,10 +281,18 @@ def refit_with_family_history(
     return name, found.x, objective(found.x)
 
 
-def fit_scene(item: str, histories: str = "segments") -> dict[str, Any]:
+def fit_scene(
+    item: str,
+    histories: str = "segments",
+    date_variances: str = "gram",
+    fix_unwrapping: bool = False,
+) -> dict[str, Any]:
     """The true-shape readings and each family's series fit of one scene, scored
     (``histories``: ``segments``, :data:`SEGMENTS` piecewise-linear, or ``families``: then
-    the history family chosen at the geometry found and the geometry searched again)."""
+    the history family chosen at the geometry found and the geometry searched again;
+    ``date_variances``: how the noise model reads each date's variance,
+    ``estimate_noise_params``' option; ``fix_unwrapping``: the engine's single-date
+    unwrapping errors removed first, as ``denoise_dataset`` removes them)."""
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).parent))
     import fresh_draws as fd
@@ -288,8 +304,16 @@ def fit_scene(item: str, histories: str = "segments") -> dict[str, Any]:
     spec, batch, ds, truth, valid = fd.scene_draw(item)
     stack = ds["displacement"].values
     days = (ds["time"].values - ds["time"].values[0]) / np.timedelta64(1, "D")
+    unwrap_note = "not searched"
+    if fix_unwrapping:
+        from insar_denoise.inference.unwrapping import unwrapping_fix
+
+        removed, unwrap_note = unwrapping_fix(stack, ds["dem"].values)
+        if removed is not None:
+            stack = stack - removed
     valid = np.asarray(valid, bool)
-    obj = SeriesObjective(stack, ds["dem"].values, valid, days, float(batch.noise.pixel_spacing_m))
+    spacing = float(batch.noise.pixel_spacing_m)
+    obj = SeriesObjective(stack, ds["dem"].values, valid, days, spacing, date_variances)
 
     def scored(values: np.ndarray) -> dict[str, Any]:
         s = offset_free_scores(values, truth, valid & np.isfinite(values))
@@ -315,6 +339,8 @@ def fit_scene(item: str, histories: str = "segments") -> dict[str, Any]:
         },
         "noise_beta": float(obj.params.turb_beta[0]),
         "histories": histories,
+        "date_variances": date_variances,
+        "unwrapping": unwrap_note,
     }
     if histories == "families":
         name, h = choose_history(obj, s, ks)
@@ -365,6 +391,15 @@ def main(argv: list[str] | None = None) -> int:
         default="segments",
         help="piecewise-linear histories, or the simulator's families chosen by BIC",
     )
+    p.add_argument(
+        "--date-variances",
+        choices=("gram", "lags"),
+        default="gram",
+        help="each date's noise variance from the residual Gram or nearby dates' differences",
+    )
+    p.add_argument(
+        "--fix-unwrapping", action="store_true", help="remove the engine's unwrapping errors first"
+    )
     args = p.parse_args(argv)
     scenes = [
         s for s in json.loads(args.reach.read_text())["scenes"] if s["source_type"] != "creep"
@@ -376,7 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         items = [f"{s['split']}:{s['index']}:{d}" for s, d in jobs_in]
-        fitted = pool.map(partial(fit_scene, histories=args.histories), items)
+        fit = partial(
+            fit_scene,
+            histories=args.histories,
+            date_variances=args.date_variances,
+            fix_unwrapping=args.fix_unwrapping,
+        )
+        fitted = pool.map(fit, items)
         for (scene, draw), row in zip(jobs_in, fitted, strict=True):
             row["source_type"] = scene["source_type"]
             row["true_family"] = family.get(scene["source_type"], "okada")
@@ -415,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     summary["histories"] = args.histories
+    summary["date_variances"] = args.date_variances
+    summary["fix_unwrapping"] = args.fix_unwrapping
     report = {"kind": "series_source_fit", "summary": summary, "runs": rows}
     args.output.write_text(json.dumps(json_ready(report), indent=1, allow_nan=False))
     print(json.dumps(json_ready(summary), indent=1))

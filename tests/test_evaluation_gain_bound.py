@@ -17,7 +17,8 @@ SIZE = 48
 
 
 def _scene(source: str, seed: int, **overrides):
-    cfg = SimConfig(size=SIZE, n_dates=6, amplitude_mm=(8.0, 8.0), **overrides).with_source(source)
+    overrides = {"n_dates": 6, **overrides}
+    cfg = SimConfig(size=SIZE, amplitude_mm=(8.0, 8.0), **overrides).with_source(source)
     batch = simulate_batch(cfg, 1, generator=torch.Generator().manual_seed(seed))
     return cfg, batch
 
@@ -138,3 +139,57 @@ def test_a_scene_cut_from_the_grid_renders_the_cut() -> None:
     np.testing.assert_allclose(rendered, cut.truth, atol=2e-3 * np.abs(whole.truth).max())
     names, d = gb.jacobian(cut)
     assert d.shape == (len(names), SIZE, 30)
+
+
+def test_a_transient_history_is_read_back_and_its_derivatives_are_the_closed_form() -> None:
+    """The simulator's transient, refitted from the scene's noise-free history, renders that
+    history; the centre's derivative equals the renormalised tanh's closed form."""
+    cfg, batch = _scene("mogi", 5, n_dates=12, history_probs={"transient": 1.0})
+    scene = gb.source_scene(batch, cfg)
+    assert scene.history_name == "transient"
+    centre, tau = gb.transient_parameters(scene)
+    np.testing.assert_allclose(
+        gb.transient_history(scene.times_days, centre, tau), scene.history, atol=2e-5
+    )
+    names, dh = gb.history_derivatives(scene)
+    assert names == gb.HISTORY_PARAMETERS and dh.shape == (2, 12)
+    t = scene.times_days
+    tn = (t - t[0]) / (t[-1] - t[0])
+    s = np.tanh((tn - centre) / tau)
+    ds = -(1.0 - s**2) / tau  # d tanh((t - c) / tau) / dc
+    h = (s - s[0]) / (s[-1] - s[0])
+    expected = (ds - ds[0] - h * (ds[-1] - ds[0])) / (s[-1] - s[0])
+    np.testing.assert_allclose(dh[0], expected, rtol=1e-5, atol=1e-6)
+    # a step has no continuous history parameter
+    cfg, batch = _scene("mogi", 5, n_dates=12, history_probs={"step": 1.0})
+    assert gb.history_derivatives(gb.source_scene(batch, cfg))[0] == ()
+
+
+def test_an_unknown_transient_only_loosens_the_amplitude() -> None:
+    """Estimating the transient's centre and duration too can only raise the amplitude's
+    Cramér-Rao variance, and the history's own terms are its series' inner products."""
+    cfg, batch = _scene("mogi", 6, n_dates=12, history_probs={"transient": 1.0})
+    scene = gb.source_scene(batch, cfg)
+    names, d = gb.jacobian(scene)
+    _, dh = gb.history_derivatives(scene)
+    given = gb.fisher_information(scene, batch.noise, d)
+    free = gb.fisher_information(scene, batch.noise, d, history=dh)
+    p = len(names)
+    np.testing.assert_allclose(free[:p, :p], given, rtol=1e-9)
+    amp = names.index("scale_mm")
+    assert np.linalg.inv(free)[amp, amp] >= np.linalg.inv(given)[amp, amp] * (1.0 - 1e-9)
+    assert free[p, p] > 0.0 and free[p + 1, p + 1] > 0.0
+
+
+def test_the_covariance_of_parameters_in_mixed_units_is_their_inverse() -> None:
+    """A well-posed Fisher matrix whose parameters span 1e-4 to 1e4 in units: the scaled
+    inverse is the inverse (the plain pseudo-inverse's cut-off drops a direction)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 5))
+    base = a @ a.T + 5.0 * np.eye(5)
+    units = np.array([1e-4, 1e-2, 1.0, 1e2, 1e4])
+    fisher = base / np.outer(units, units)  # the same information in other units
+    cov = gb.parameter_covariance(fisher)
+    expected = np.linalg.inv(base) * np.outer(units, units)
+    np.testing.assert_allclose(cov, expected, rtol=1e-8)
+    assert not np.allclose(np.linalg.pinv(fisher), expected, rtol=1e-3)

@@ -114,3 +114,30 @@ def test_date_covariance_follows_example_and_device():
     assert torch.equal(est.to("cpu").date_cov_mm2, cov)
     with pytest.raises(ValueError, match="date_cov_mm2 of shape"):
         NoiseCovariance(np.ones((32, 32), bool), None, replace(est, date_cov_mm2=cov[:, :2, :2]))
+
+
+def test_date_stds_from_lags_are_not_inflated_by_a_shared_deformation():
+    """Independent dates of known std, relative to the first, plus a deformation growing
+    over the dates: the nearby dates' differences return each date's std; the Gram's
+    off-diagonal reading does not."""
+    from insar_denoise.scoring.noise_estimate import date_stds, date_stds_from_lags
+
+    rng = np.random.default_rng(4)
+    n_dates, n_px = 24, 20000
+    std = rng.uniform(1.0, 4.0, n_dates)
+    atmosphere = std[:, None] * rng.standard_normal((n_dates, n_px))
+    pattern = 8.0 * np.sin(np.linspace(0.0, 6.0, n_px))  # 5.7 mm rms
+    history = np.linspace(0.0, 1.0, n_dates)
+    rel = atmosphere[1:] - atmosphere[:1] + history[1:, None] * pattern[None]
+    gram = rel @ rel.T / n_px
+    lags = date_stds_from_lags(gram)
+    assert lags.shape == (n_dates,)
+    np.testing.assert_allclose(lags, std, rtol=0.08)
+    # the Gram reading: the deformation's shared part goes to the first date, its growth to
+    # the late dates, and the early ones are floored
+    assert np.max(np.abs(np.log(date_stds(gram) / std))) > 0.5
+    # without deformation both readings agree with the truth
+    quiet = atmosphere[1:] - atmosphere[:1]
+    np.testing.assert_allclose(date_stds_from_lags(quiet @ quiet.T / n_px), std, rtol=0.08)
+    with pytest.raises(ValueError, match="date_variances"):
+        estimate_noise_params(np.zeros((3, 16, 16)), None, 90.0, None, date_variances="x")

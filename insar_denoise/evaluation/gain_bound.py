@@ -12,6 +12,12 @@ does better than ``cov(θ̂) = J⁻¹``; with the simulator's priors as Gaussian
 maps of estimates drawn from those covariances, scored as Benchmark v2 scores an output
 (gain and r up to an offset), give the chance that such an estimator lands inside the target
 (gain 0.9-1.1 and r >= 0.9): an optimistic reach, since the family and history are given.
+A transient's history has two parameters of its own (its centre and duration, drawn as
+``synth/histories.py`` draws them): :func:`history_derivatives` gives their series terms
+``∂h/∂φ ⊗ c`` so that the bound can estimate them too (the cumulative map does not move
+with them: the history is 0 at the first date and 1 at the last whatever they are). A
+step's onset is a date, not a continuous parameter; at SNR >= 20 it is found, so it is
+given.
 """
 
 # Kay (1993), Fundamentals of Statistical Signal Processing vol. I, eq. 3.31 (Fisher
@@ -52,6 +58,10 @@ STEPS: dict[str, float] = {
     "mogi_depth_m": 1.0,
     "bowl_fwhm_m": 1.0,
 }
+#: a transient's history parameters (normalised time: centre in 0-1, the tanh's time scale
+#: tau = duration / 2.2) and their central-difference steps
+HISTORY_PARAMETERS: tuple[str, ...] = ("transient_centre", "transient_tau")
+HISTORY_STEP = 1e-4
 #: the gain target (issue "Model v2"): gain in this range and r at least R_TARGET
 GAIN_TARGET, R_TARGET = (0.9, 1.1), 0.9
 
@@ -84,6 +94,8 @@ class SourceScene:
     size: int  # the simulator's square grid; truth, valid and dem are its top-left corner
     pixel_spacing_m: float
     poisson: float
+    times_days: np.ndarray | None = None  # (T,) the dates
+    history_name: str = ""  # the simulator's history code name (``step``, ``transient``, ...)
 
 
 def source_scene(batch: SimBatch, config: SimConfig, index: int = 0) -> SourceScene:
@@ -111,6 +123,8 @@ def source_scene(batch: SimBatch, config: SimConfig, index: int = 0) -> SourceSc
         size=int(config.size),
         pixel_spacing_m=float(config.pixel_spacing_m),
         poisson=float(config.poisson),
+        times_days=np.asarray(config.times_days(), dtype=np.float64),
+        history_name=batch.history_names[int(batch.history[index])],
     )
     return fit_scale(scene)
 
@@ -183,14 +197,76 @@ def jacobian(scene: SourceScene) -> tuple[tuple[str, ...], np.ndarray]:
     return (*names, "scale_mm"), np.stack(rows)
 
 
+def transient_history(times_days: np.ndarray, centre: float, tau: float) -> np.ndarray:
+    """The simulator's transient history ``(T,)`` on ``times_days``: 0 at the first date, 1 at
+    the last."""
+    # synth/histories.py: 0.5 (1 + tanh((t - c) / tau)) on normalised time, renormalised
+    tn = (times_days - times_days[0]) / (times_days[-1] - times_days[0])
+    s = np.tanh((tn - centre) / tau)
+    return (s - s[0]) / max(s[-1] - s[0], 1e-6)
+
+
+def transient_parameters(scene: SourceScene) -> tuple[float, float] | None:
+    """``(centre, tau)`` of the scene's transient history (least squares on its noise-free
+    history), or None when the history is not a transient."""
+    from scipy import optimize
+
+    if scene.history_name != "transient" or scene.times_days is None:
+        return None
+    t, h = scene.times_days, scene.history
+
+    def misfit(v: np.ndarray) -> float:
+        return float(np.sum((transient_history(t, v[0], math.exp(v[1])) - h) ** 2))
+
+    starts = [(c, math.log(d / 2.2)) for c in np.linspace(0.0, 1.0, 21) for d in (0.1, 0.3, 0.6)]
+    first = min(starts, key=lambda v: misfit(np.asarray(v)))
+    found = optimize.minimize(
+        misfit,
+        np.asarray(first),
+        method="Nelder-Mead",
+        options={"xatol": 1e-8, "fatol": 1e-14, "maxfev": 4000},
+    )
+    return float(found.x[0]), float(math.exp(found.x[1]))
+
+
+def history_derivatives(scene: SourceScene) -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and ``(k, T)`` derivatives of the scene's history with respect to its own
+    parameters (:data:`HISTORY_PARAMETERS` for a transient; none otherwise), by central
+    differences."""
+    fitted = transient_parameters(scene)
+    if fitted is None:
+        return (), np.zeros((0, len(scene.history)))
+    t, (centre, tau) = scene.times_days, fitted
+    e = HISTORY_STEP
+    d_centre = (transient_history(t, centre + e, tau) - transient_history(t, centre - e, tau)) / (
+        2 * e
+    )
+    d_tau = (transient_history(t, centre, tau + e) - transient_history(t, centre, tau - e)) / (
+        2 * e
+    )
+    return HISTORY_PARAMETERS, np.stack([d_centre, d_tau])
+
+
 def fisher_information(
-    scene: SourceScene, noise: NoiseParams, derivatives: np.ndarray, *, index: int = 0
+    scene: SourceScene,
+    noise: NoiseParams,
+    derivatives: np.ndarray,
+    *,
+    index: int = 0,
+    history: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``J (p, p)``: ``(h ⊗ D_i)ᵀ C⁻¹ (h ⊗ D_j)`` under the scene's noise covariance."""
+    """``J (p, p)``: ``(h ⊗ D_i)ᵀ C⁻¹ (h ⊗ D_j)`` under the scene's noise covariance; with
+    ``history`` (``(k, T)``, :func:`history_derivatives`) ``k`` more parameters whose
+    series are ``∂h/∂φ ⊗ c`` (``c`` the cumulative map: ``D``'s last row, the unit map, times
+    the scale), ordered after ``D``'s."""
     cov = NoiseCovariance(scene.valid, scene.dem, noise, index=index)
     h = torch.as_tensor(scene.history[1:] - scene.history[0], dtype=torch.float64)
     d = torch.as_tensor(derivatives, dtype=torch.float64)
     series = [h[:, None, None] * d[i] for i in range(d.shape[0])]
+    if history is not None and len(history):
+        cum = scene.scale_mm * d[-1]
+        dh = torch.as_tensor(history[:, 1:] - history[:, :1], dtype=torch.float64)
+        series += [row[:, None, None] * cum for row in dh]
     solved = [cov.apply_inverse(s) for s in series]
     p = len(series)
     j = np.zeros((p, p))
@@ -198,6 +274,16 @@ def fisher_information(
         for b in range(a, p):
             j[a, b] = j[b, a] = float((series[a] * solved[b]).sum())
     return j
+
+
+def parameter_covariance(precision: np.ndarray) -> np.ndarray:
+    """``precision⁻¹`` (pseudo-inverse) of a Fisher matrix whose parameters have different
+    units: inverted with each parameter scaled to unit information first (Jacobi), so that
+    the pseudo-inverse's cut-off drops only directions the data do not hold, not those of
+    parameters with small units (a transient's normalised time beside metres: condition
+    numbers of 1e19 unscaled, 1e2 scaled)."""
+    scale = np.sqrt(np.clip(np.diag(precision), 1e-300, None))
+    return np.linalg.pinv(precision / np.outer(scale, scale)) / np.outer(scale, scale)
 
 
 def prior_precision(names: tuple[str, ...], config: SimConfig) -> np.ndarray:
@@ -215,6 +301,8 @@ def prior_precision(names: tuple[str, ...], config: SimConfig) -> np.ndarray:
         "top_m": (tuple(1e3 * v for v in config.fault_top_depth_km), False),
         "mogi_depth_m": (tuple(1e3 * v for v in config.mogi_depth_km), False),
         "bowl_fwhm_m": (tuple(1e3 * v for v in config.bowl_width_km), False),
+        "transient_centre": ((0.0, 1.0), False),
+        "transient_tau": (tuple(v / 2.2 for v in config.transient_duration_frac), False),
     }
     prec = []
     for k in names:

@@ -49,6 +49,8 @@ LAGS_PX = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48])
 MODEL_GRID_MAX = 512
 #: spectral exponents tried (a grid, then a parabola through the best three)
 BETAS = np.arange(0.5, 5.0001, 0.1)
+#: dates at most this far apart give ``date_stds_from_lags`` its differences
+LAG_DATES = 2
 #: smallest eigenvalue of the date covariance, as a share of its largest (positive definite)
 EIGEN_FLOOR = 1e-3
 
@@ -155,6 +157,28 @@ def date_stds(gram: np.ndarray) -> np.ndarray:
     return np.sqrt(np.concatenate([[var0], var_t]))
 
 
+def date_stds_from_lags(gram: np.ndarray, max_lag: int = LAG_DATES) -> np.ndarray:
+    """Turbulence std (mm) of the first date, then of each later date, from the differences
+    of dates at most ``max_lag`` apart: ``E|d_t - d_u|² = var_t + var_u`` (the first date a
+    date of zero displacement), solved by least squares and floored at 2 % of the median
+    variance. A deformation common to many dates adds to every off-diagonal of the Gram
+    matrix and so to :func:`date_stds`' first-date variance, which then floors the others;
+    here it enters only through its change over ``max_lag`` dates."""
+    n = gram.shape[0] + 1
+    g = np.zeros((n, n))
+    g[1:, 1:] = gram
+    rows, obs = [], []
+    for t in range(n):
+        for u in range(t + 1, min(n, t + max_lag + 1)):
+            row = np.zeros(n)
+            row[[t, u]] = 1.0
+            rows.append(row)
+            obs.append(g[t, t] + g[u, u] - 2.0 * g[t, u])
+    var = np.linalg.lstsq(np.asarray(rows), np.asarray(obs), rcond=None)[0]
+    floor = 0.02 * max(float(np.median(var)), 1e-12)
+    return np.sqrt(np.maximum(var, floor))
+
+
 def shared_reference_covariance(std: np.ndarray) -> np.ndarray:
     """``(T-1, T-1)`` covariance (mm²) of dates 1..T-1 relative to date 0 when every date is an
     independent draw of std ``std[t]`` (mm) sharing date 0's: ``diag(std_t²) + std_0²``."""
@@ -180,6 +204,7 @@ def estimate_noise_params(
     dem: np.ndarray | None,
     *,
     pad: float = 2.0,
+    date_variances: str = "gram",
 ) -> NoiseParams:
     """Noise model of a stack for the ideal observer (B = 1).
 
@@ -190,7 +215,13 @@ def estimate_noise_params(
     pixel_spacing_m : pixel spacing (m).
     dem : (H, W) elevation (m), or None (no stratification term).
     pad : padding factor of the periodic grid (as the simulator's ``turbulence_pad``).
+    date_variances : ``"gram"`` (:func:`date_stds`: the first date's variance from the
+        residual Gram matrix's off-diagonal) or ``"lags"`` (:func:`date_stds_from_lags`:
+        from differences of nearby dates, which a deformation shared by the dates does not
+        inflate; session 49).
     """
+    if date_variances not in ("gram", "lags"):
+        raise ValueError(f"date_variances={date_variances!r}: 'gram' or 'lags'")
     d, ok = _increments(displacement, valid, dem)
     # a unit-std model on this grid gives the nuisance basis and the turbulence's share
     ramp, strat = (0.0, 1.0), (-1.0, 1.0)
@@ -219,7 +250,7 @@ def estimate_noise_params(
     probe.turb_beta, probe.turb_k0_per_m = torch.tensor([beta]), torch.tensor([k0])
     cov = NoiseCovariance(ok, dem, probe)
     gram = res_obs @ res_obs.T / res_obs.shape[1] / _turbulence_share(cov)
-    std = date_stds(gram)
+    std = date_stds_from_lags(gram) if date_variances == "lags" else date_stds(gram)
     names = cov.basis_names
     ramp_span = np.hypot(coef[names.index("ramp_x")], coef[names.index("ramp_y")])
     strat_a = np.abs(coef[names.index("z")]).max() if "z" in names else 0.0
