@@ -164,6 +164,8 @@ def date_stds_from_lags(gram: np.ndarray, max_lag: int = LAG_DATES) -> np.ndarra
     variance. A deformation common to many dates adds to every off-diagonal of the Gram
     matrix and so to :func:`date_stds`' first-date variance, which then floors the others;
     here it enters only through its change over ``max_lag`` dates."""
+    # per-acquisition variances from the variances of date pairs by least squares, cf. Agram &
+    # Simons (2015), J. Geophys. Res. Solid Earth 120, 2752 (a noise model of InSAR series)
     n = gram.shape[0] + 1
     g = np.zeros((n, n))
     g[1:, 1:] = gram
