@@ -232,18 +232,23 @@ def choose_history(obj: SeriesObjective, s: np.ndarray, ks: np.ndarray) -> tuple
     return best[1], best[2]
 
 
+def _nelder_mead(objective, q: np.ndarray) -> optimize.OptimizeResult:
+    """Nelder-Mead (Nelder & Mead 1965) on ``-Q`` of ``objective`` from ``q``."""
+    return optimize.minimize(
+        lambda v: -objective(v)[0],
+        q,
+        method="Nelder-Mead",
+        options={"maxfev": es.MAX_EVALS, "xatol": 0.05, "fatol": 1e-2},
+    )
+
+
 def search(obj: SeriesObjective, family: str, b: np.ndarray, positions: list) -> tuple:
     """Nelder-Mead on ``-Q`` from the best :data:`.elastic_sources.N_STARTS` starts."""
     objective = family_objective(obj, family, b)
     ranked = sorted(starts(family, positions), key=lambda q: -objective(q)[0])[:N_STARTS]
     best = (np.inf, ranked[0])
     for q in ranked:
-        found = optimize.minimize(
-            lambda v: -objective(v)[0],
-            q,
-            method="Nelder-Mead",
-            options={"maxfev": es.MAX_EVALS, "xatol": 0.05, "fatol": 1e-2},
-        )
+        found = _nelder_mead(objective, q)
         if found.fun < best[0]:
             best = (float(found.fun), found.x)
     return best[1], objective(best[1])
@@ -272,12 +277,7 @@ def refit_with_family_history(
     unit = np.tensordot(mix, comps, axes=1)
     name, h = choose_history(obj, unit[obj.ok], obj.solve(unit[None])[0])
     objective = family_objective(obj, family, h)
-    found = optimize.minimize(
-        lambda v: -objective(v)[0],
-        q,
-        method="Nelder-Mead",
-        options={"maxfev": es.MAX_EVALS, "xatol": 0.05, "fatol": 1e-2},
-    )
+    found = _nelder_mead(objective, q)
     return name, found.x, objective(found.x)
 
 

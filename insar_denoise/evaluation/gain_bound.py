@@ -236,15 +236,12 @@ def history_derivatives(scene: SourceScene) -> tuple[tuple[str, ...], np.ndarray
     fitted = transient_parameters(scene)
     if fitted is None:
         return (), np.zeros((0, len(scene.history)))
-    t, (centre, tau) = scene.times_days, fitted
-    e = HISTORY_STEP
-    d_centre = (transient_history(t, centre + e, tau) - transient_history(t, centre - e, tau)) / (
-        2 * e
-    )
-    d_tau = (transient_history(t, centre, tau + e) - transient_history(t, centre, tau - e)) / (
-        2 * e
-    )
-    return HISTORY_PARAMETERS, np.stack([d_centre, d_tau])
+    t, p, e = scene.times_days, np.asarray(fitted), HISTORY_STEP
+    rows = [
+        (transient_history(t, *(p + e * unit)) - transient_history(t, *(p - e * unit))) / (2 * e)
+        for unit in np.eye(2)
+    ]
+    return HISTORY_PARAMETERS, np.stack(rows)
 
 
 def fisher_information(
